@@ -1,0 +1,123 @@
+# crid build.  `make` builds build/bin/{crid,crid-conmon,crid-pause};
+# `make run` and `make test` are the two set-up commands of the README.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= gcc
+BUILD := build
+GEN := $(BUILD)/gen
+OBJ := $(BUILD)/obj
+BIN := $(BUILD)/bin
+
+CRID_VERSION := 0.1.0
+CRID_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+# GNU mode predefines the macro `linux`, which collides with the CRI
+# proto's fields of that name: -Ulinux for everything.
+WARNINGS := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+CPPFLAGS_ALL := -D_GNU_SOURCE -Ulinux -I. -I$(GEN) \
+	-DCRID_VERSION='"$(CRID_VERSION)"' -DCRID_COMMIT='"$(CRID_COMMIT)"'
+CFLAGS ?= -O2 -g
+CFLAGS_ALL := -std=gnu11 $(WARNINGS) $(CFLAGS) -fno-strict-aliasing
+
+PKGS := grpc libprotobuf-c yajl libcurl libarchive libcrypto libzstd zlib
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+COMMON_SRC := $(wildcard common/*.c)
+DAEMON_SRC := $(wildcard crid/*.c pod/*.c image/*.c netcni/*.c)
+CONMON_SRC := $(wildcard conmon/*.c)
+PAUSE_SRC := pod/pause/pause.c
+DAEMON_SRC := $(filter-out $(PAUSE_SRC),$(DAEMON_SRC))
+
+PROTO_C := $(GEN)/api.pb-c.c
+PROTO_H := $(GEN)/api.pb-c.h
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/api.pb-c.o
+CONMON_OBJ := $(CONMON_SRC:%.c=$(OBJ)/%.o)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Everything of the daemon except main() goes into the unit tests' link.
+LIB_OBJ := $(filter-out $(OBJ)/crid/main.o,$(DAEMON_OBJ)) $(COMMON_OBJ)
+
+.PHONY: all deps host-setup run test unit integration bench install format format-check clean
+all: $(BIN)/crid $(BIN)/crid-conmon $(BIN)/crid-pause
+
+deps:
+	@scripts/deps.sh
+
+host-setup:
+	@scripts/host-setup.sh
+
+$(PROTO_C) $(PROTO_H): cri-api/api.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=cri-api --c_out=$(GEN) api.proto
+
+$(OBJ)/gen/api.pb-c.o: $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -std=gnu11 -O2 -g -c $< -o $@
+
+$(OBJ)/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BIN)/crid: $(DAEMON_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(BIN)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(BIN)/crid-conmon: $(CONMON_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS_ALL) -o $@ $^
+
+# The infra process of every pod: static, so it runs from a root
+# filesystem that holds nothing but itself.
+$(BIN)/crid-pause: $(PAUSE_SRC)
+	@mkdir -p $(BIN)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -Os -static -s -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) -lcmocka -lpthread
+
+run: deps all host-setup
+	$(BIN)/crid --log-level info
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: all
+	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/integration
+
+test: deps
+	$(MAKE) all
+	$(MAKE) format-check
+	$(MAKE) unit
+	scripts/host-setup.sh
+	$(MAKE) integration
+
+bench: deps all host-setup
+	/usr/bin/python3 tests/bench/run.py
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@out=$$(clang-format --dry-run $(FORMAT_FILES) 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out" | head -40; echo "run 'make format'"; exit 1; fi
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)/etc/crid $(DESTDIR)/etc/crid/crid.conf.d $(DESTDIR)/etc/cni/net.d
+	install -m 0755 $(BIN)/crid $(BIN)/crid-conmon $(BIN)/crid-pause $(DESTDIR)$(PREFIX)/bin/
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/crid.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/crid.service
+	install -m 0644 contrib/crid.conf $(DESTDIR)/etc/crid/crid.conf
+	install -m 0644 contrib/crictl.yaml $(DESTDIR)/etc/crictl.yaml
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

@@ -1,0 +1,210 @@
+#include "common/process.h"
+#include "common/cleanup.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct output_buffer
+{
+  char *data;
+  size_t len, cap, max;
+};
+
+static void
+buffer_append(struct output_buffer *buffer, const char *data, size_t len)
+{
+  if (buffer->len + len > buffer->max)
+    len = buffer->max - buffer->len;
+  if (len == 0)
+    return;
+  if (buffer->len + len + 1 > buffer->cap)
+    {
+      buffer->cap = (buffer->len + len + 1) * 2;
+      buffer->data = xrealloc(buffer->data, buffer->cap);
+    }
+  memcpy(buffer->data + buffer->len, data, len);
+  buffer->len += len;
+  buffer->data[buffer->len] = '\0';
+}
+
+static void
+close_pipe(int fds[2])
+{
+  for (int i = 0; i < 2; i++)
+    if (fds[i] >= 0)
+      {
+        close(fds[i]);
+        fds[i] = -1;
+      }
+}
+
+static int
+spawn(const struct process_spec *spec, int in[2], int out[2], int errp[2], pid_t *pid,
+      struct error *err)
+{
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  sigset_t none;
+  int rc;
+
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  sigemptyset(&none);
+  /* crid blocks its signals in every thread; the child must not inherit
+   * that mask. */
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  {
+    sigset_t all;
+    sigfillset(&all);
+    posix_spawnattr_setsigdefault(&attr, &all);
+  }
+  if (in[0] >= 0)
+    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+  else
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, errp[1], STDERR_FILENO);
+  rc = posix_spawn(pid, spec->path, &actions, &attr, spec->argv, spec->envp ? spec->envp : environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0)
+    return error_set_errno(err, rc, "run %s", spec->path);
+  return 0;
+}
+
+static int
+remaining_ms(int64_t deadline_ns)
+{
+  int64_t left;
+  if (deadline_ns == 0)
+    return -1;
+  left = (deadline_ns - time_monotonic_ns()) / 1000000;
+  return left < 0 ? 0 : (int)left;
+}
+
+/* Feeds stdin and drains stdout/stderr until both close or time runs out. */
+static bool
+pump(const struct process_spec *spec, int in_fd, int out_fd, int err_fd, struct output_buffer *out,
+     struct output_buffer *errb)
+{
+  int64_t deadline = spec->timeout_ms > 0 ? time_monotonic_ns() + spec->timeout_ms * 1000000LL : 0;
+  size_t written = 0;
+  char chunk[16384];
+
+  while (out_fd >= 0 || err_fd >= 0)
+    {
+      struct pollfd fds[3]
+          = { { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 }, { in_fd, POLLOUT, 0 } };
+      int n = poll(fds, 3, remaining_ms(deadline));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n == 0)
+        {
+          for (int i = 0; i < 3; i++)
+            if (fds[i].fd >= 0)
+              close(fds[i].fd);
+          return false;
+        }
+      for (int i = 0; i < 2; i++)
+        if (fds[i].fd >= 0 && fds[i].revents)
+          {
+            ssize_t got = read(fds[i].fd, chunk, sizeof chunk);
+            if (got > 0)
+              buffer_append(i == 0 ? out : errb, chunk, got);
+            else if (got == 0 || errno != EINTR)
+              {
+                close(fds[i].fd);
+                if (i == 0)
+                  out_fd = -1;
+                else
+                  err_fd = -1;
+              }
+          }
+      if (in_fd >= 0 && fds[2].revents)
+        {
+          ssize_t w = write(in_fd, spec->input + written, spec->input_len - written);
+          if (w > 0)
+            written += w;
+          if ((w < 0 && errno != EINTR && errno != EAGAIN) || written == spec->input_len)
+            {
+              close(in_fd);
+              in_fd = -1;
+            }
+        }
+    }
+  if (in_fd >= 0)
+    close(in_fd);
+  return true;
+}
+
+int
+process_run(const struct process_spec *spec, struct process_result *result, struct error *err)
+{
+  int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 };
+  struct output_buffer out_buffer = { .max = spec->max_output };
+  struct output_buffer err_buffer = { .max = spec->max_output };
+  pid_t pid;
+  int status;
+
+  memset(result, 0, sizeof *result);
+  if ((spec->input && pipe2(in, O_CLOEXEC) < 0) || pipe2(out, O_CLOEXEC) < 0
+      || pipe2(errp, O_CLOEXEC) < 0)
+    {
+      int saved = errno;
+      close_pipe(in);
+      close_pipe(out);
+      close_pipe(errp);
+      return error_set_errno(err, saved, "pipe");
+    }
+  if (spawn(spec, in, out, errp, &pid, err) < 0)
+    {
+      close_pipe(in);
+      close_pipe(out);
+      close_pipe(errp);
+      return -1;
+    }
+  close(out[1]);
+  close(errp[1]);
+  if (in[0] >= 0)
+    {
+      close(in[0]);
+      fcntl(in[1], F_SETFL, O_NONBLOCK);
+    }
+  if (!pump(spec, in[1], out[0], errp[0], &out_buffer, &err_buffer))
+    {
+      result->timed_out = 1;
+      kill(pid, SIGKILL);
+    }
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      {
+        free(out_buffer.data);
+        free(err_buffer.data);
+        return error_set_errno(err, errno, "wait for %s", spec->path);
+      }
+  result->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result->stdout_text = out_buffer.data ? out_buffer.data : xstrdup("");
+  result->stdout_len = out_buffer.len;
+  result->stderr_text = err_buffer.data ? err_buffer.data : xstrdup("");
+  result->stderr_len = err_buffer.len;
+  return 0;
+}
+
+void
+process_result_free(struct process_result *result)
+{
+  free(result->stdout_text);
+  free(result->stderr_text);
+  result->stdout_text = result->stderr_text = NULL;
+}

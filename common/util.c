@@ -1,0 +1,218 @@
+#include "common/util.h"
+#include "common/cleanup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void *
+check_allocation(void *p)
+{
+  if (p == NULL)
+    abort();
+  return p;
+}
+
+void *
+xmalloc(size_t size)
+{
+  return check_allocation(malloc(size ? size : 1));
+}
+
+void *
+xcalloc(size_t count, size_t size)
+{
+  return check_allocation(calloc(count ? count : 1, size ? size : 1));
+}
+
+void *
+xrealloc(void *p, size_t size)
+{
+  return check_allocation(realloc(p, size ? size : 1));
+}
+
+char *
+xstrdup(const char *s)
+{
+  return check_allocation(strdup(s ? s : ""));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+  return check_allocation(strndup(s, n));
+}
+
+char *
+xvasprintf(const char *fmt, va_list ap)
+{
+  char *out;
+  if (vasprintf(&out, fmt, ap) < 0)
+    abort();
+  return out;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+  va_list ap;
+  char *out;
+  va_start(ap, fmt);
+  out = xvasprintf(fmt, ap);
+  va_end(ap);
+  return out;
+}
+
+bool
+str_has_prefix(const char *s, const char *prefix)
+{
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool
+str_has_suffix(const char *s, const char *suffix)
+{
+  size_t s_len = strlen(s), suffix_len = strlen(suffix);
+  return s_len >= suffix_len && memcmp(s + s_len - suffix_len, suffix, suffix_len) == 0;
+}
+
+size_t
+strv_length(char *const *strv)
+{
+  size_t n = 0;
+  while (strv && strv[n])
+    n++;
+  return n;
+}
+
+void
+strv_free(char **strv)
+{
+  cleanup_strv_function(&strv);
+}
+
+static int64_t
+clock_ns(clockid_t clock)
+{
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+time_monotonic_ns(void)
+{
+  return clock_ns(CLOCK_MONOTONIC);
+}
+
+int64_t
+time_realtime_ns(void)
+{
+  return clock_ns(CLOCK_REALTIME);
+}
+
+int
+mkdir_p(const char *path, mode_t mode, struct error *err)
+{
+  cleanup_free char *copy = xstrdup(path);
+  for (char *p = copy + 1; *p; p++)
+    {
+      if (*p != '/')
+        continue;
+      *p = '\0';
+      if (mkdir(copy, mode) < 0 && errno != EEXIST)
+        return error_set_errno(err, errno, "mkdir %s", copy);
+      *p = '/';
+    }
+  if (mkdir(copy, mode) < 0 && errno != EEXIST)
+    return error_set_errno(err, errno, "mkdir %s", copy);
+  return 0;
+}
+
+int
+read_file(const char *path, size_t max_size, char **out, size_t *out_len, struct error *err)
+{
+  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+  cleanup_free char *buffer = NULL;
+  size_t used = 0, allocated = 0;
+
+  if (fd < 0)
+    return error_set_errno(err, errno, "open %s", path);
+  for (;;)
+    {
+      ssize_t n;
+      if (allocated - used < 4096)
+        {
+          allocated = allocated ? allocated * 2 : 8192;
+          buffer = xrealloc(buffer, allocated + 1);
+        }
+      n = read(fd, buffer + used, allocated - used);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return error_set_errno(err, errno, "read %s", path);
+      if (n == 0)
+        break;
+      used += n;
+      if (used > max_size)
+        return error_set(err, EFBIG, "read %s: larger than %zu bytes", path, max_size);
+    }
+  buffer[used] = '\0';
+  *out = steal_pointer(&buffer);
+  if (out_len)
+    *out_len = used;
+  return 0;
+}
+
+bool
+id_is_valid(const char *id)
+{
+  size_t i;
+  for (i = 0; id[i]; i++)
+    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+      return false;
+  return i == 64;
+}
+
+bool
+path_component_is_valid(const char *name)
+{
+  size_t len = strlen(name);
+  if (len == 0 || len > 253 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if (name[i] == '/' || (unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+      return false;
+  return true;
+}
+
+int
+id_generate(char out[65], struct error *err)
+{
+  unsigned char bytes[32];
+  static const char hex[] = "0123456789abcdef";
+  size_t got = 0;
+
+  while (got < sizeof bytes)
+    {
+      ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return error_set_errno(err, errno, "getrandom");
+      got += n;
+    }
+  for (size_t i = 0; i < sizeof bytes; i++)
+    {
+      out[2 * i] = hex[bytes[i] >> 4];
+      out[2 * i + 1] = hex[bytes[i] & 0xf];
+    }
+  out[64] = '\0';
+  return 0;
+}

@@ -1,0 +1,93 @@
+/* crid/config: crid's configuration, from embedded defaults, the TOML main
+ * file, drop-ins and command-line flags, in that order of precedence
+ * (later wins).  Owns the schema (every key, its type and default), the
+ * error messages that name file:line and key, and the commented TOML that
+ * `crid config` prints and crid reads back unchanged. */
+#ifndef CRID_CONFIG_H
+#define CRID_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "image/registry.h"
+
+struct json_writer;
+
+#define CONFIG_DEFAULT_FILE "/etc/crid/crid.conf"
+#define CONFIG_DEFAULT_DIR "/etc/crid/crid.conf.d"
+
+/* [crid.runtime.runtimes.NAME]: one runtime handler. */
+struct runtime_handler_config
+{
+  char *name;
+  char *runtime_path;         /* the OCI runtime binary */
+  char *runtime_root;         /* its --root; "" = <state_dir>/runtimes/<name> */
+  char **allowed_annotations; /* NULL-terminated */
+};
+
+struct crid_config
+{
+  /* [crid] */
+  char *root;
+  char *state_dir;
+  char *log_level;
+  /* [crid.api] */
+  char *listen;
+  char *stream_address;
+  int64_t stream_port;
+  /* [crid.runtime] */
+  char *default_runtime;
+  char *cgroup_manager; /* "cgroupfs" or "systemd" */
+  char *conmon;         /* "" = crid-conmon beside the crid binary */
+  int64_t shm_size;     /* bytes of each pod's /dev/shm */
+  struct runtime_handler_config *runtimes;
+  size_t n_runtimes;
+  /* [crid.image] */
+  char *pause_image; /* "" = the built-in pause root filesystem */
+  int64_t max_concurrent_downloads;
+  int64_t pull_progress_timeout; /* seconds without progress; 0 = none */
+  struct registry_config *registries;
+  size_t n_registries;
+  /* [crid.network] */
+  char *network_dir;
+  char **plugin_dirs; /* NULL-terminated */
+  /* [crid.metrics] */
+  bool enable_metrics;
+  char *metrics_host;
+  int64_t metrics_port;
+};
+
+/* Fills c with the embedded defaults. */
+void config_init(struct crid_config *c);
+void config_free(struct crid_config *c);
+
+/* Merges one TOML file into c.  Unknown key, wrong type, bad value or
+ * syntax error: -1 with "FILE:LINE: ..." naming the key. */
+int config_merge_file(struct crid_config *c, const char *path, struct error *err);
+/* Same, from text in memory; name is used in messages in place of a path. */
+int config_merge_text(struct crid_config *c, const char *name, const char *text, size_t len,
+                      struct error *err);
+
+/* Loads main_file (a missing file is fine unless must_exist) and then
+ * every *.conf of dir in lexical order (a missing dir is fine). */
+int config_load(struct crid_config *c, const char *main_file, bool must_exist, const char *dir,
+                struct error *err);
+
+/* Checks cross-key rules (the default runtime exists, cgroup manager is
+ * known, ...) and resolves the "" defaults that depend on other keys. */
+int config_finalize(struct crid_config *c, struct error *err);
+
+const struct runtime_handler_config *config_find_runtime(const struct crid_config *c,
+                                                         const char *name);
+const struct registry_config *config_find_registry(const struct crid_config *c, const char *prefix);
+
+/* The effective configuration as commented TOML that config_merge_* reads
+ * back to an equal configuration.  Caller frees. */
+char *config_to_toml(const struct crid_config *c);
+
+/* The effective configuration as one JSON object (Status verbose info). */
+void config_write_json(const struct crid_config *c, struct json_writer *writer);
+
+#endif

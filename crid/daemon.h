@@ -1,0 +1,47 @@
+/* crid/daemon: the one daemon-wide context every RPC handler reaches
+ * through its call: effective configuration, readiness, and the little
+ * node state the runtime-info RPCs keep (pod CIDR). */
+#ifndef CRID_DAEMON_H
+#define CRID_DAEMON_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "crid/config.h"
+
+/* Values given on the command line; they win over every config file and
+ * are re-applied on reload. NULL = not given. */
+struct config_overrides
+{
+  const char *listen;
+  const char *root;
+  const char *state_dir;
+  const char *log_level;
+};
+
+struct daemon
+{
+  struct crid_config config;
+  const char *config_file;
+  bool config_file_given;
+  const char *config_dir;
+  struct config_overrides overrides;
+
+  /* Until recovery of on-disk state has finished, calls that touch that
+   * state answer UNAVAILABLE. */
+  atomic_bool ready;
+
+  pthread_mutex_t lock; /* guards pod_cidr and config reloads */
+  char *pod_cidr;
+  int lock_fd;
+};
+
+/* Loads files and applies overrides into c (freshly initialised). */
+int daemon_load_config(const struct daemon *daemon, struct crid_config *c, struct error *err);
+
+/* SIGHUP: re-reads the configuration and applies what can change while
+ * running (the log level); other changed keys are reported and ignored. */
+void daemon_reload_config(struct daemon *daemon);
+
+#endif

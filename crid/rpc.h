@@ -1,0 +1,64 @@
+/* crid/rpc: what an RPC handler sees of its call, and the table that maps
+ * every CRI method to its handler.  Handlers allocate their response in the
+ * call's arena; the server packs it, sends it and releases the arena. */
+#ifndef CRID_RPC_H
+#define CRID_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "common/error.h"
+#include "api.pb-c.h"
+
+struct daemon;
+
+struct rpc_call
+{
+  struct daemon *daemon;
+  const char *method; /* short name, "Version" */
+  char request_id[9];
+  struct arena arena;
+  int64_t deadline_ns;   /* CLOCK_REALTIME of the client's deadline; 0 = none */
+  atomic_bool cancelled; /* the client went away or its deadline passed */
+};
+
+typedef int (*rpc_handler)(struct rpc_call *call, const ProtobufCMessage *request,
+                           ProtobufCMessage **response, struct error *err);
+
+struct rpc_method
+{
+  char *path;       /* "/runtime.v1.RuntimeService/Version" */
+  const char *name; /* "Version" */
+  const ProtobufCMethodDescriptor *descriptor;
+  rpc_handler handler; /* NULL: answers UNIMPLEMENTED */
+  bool needs_ready;    /* answers UNAVAILABLE until recovery has finished */
+  bool quiet;          /* polled all the time: logged at debug level */
+};
+
+/* Builds the table from the generated service descriptors, so every method
+ * of the proto is routed; called once at start. */
+void rpc_table_init(void);
+const struct rpc_method *rpc_table_lookup(const char *path);
+size_t rpc_table_size(void);
+const struct rpc_method *rpc_table_at(size_t index);
+
+/* True once the client cancelled or its deadline has passed. */
+bool rpc_call_cancelled(struct rpc_call *call);
+
+/* The gRPC status code for an error's errno-style code. */
+int rpc_status_from_error_code(int code);
+
+/* Handlers, one file per RPC family. */
+int rpc_version(struct rpc_call *call, const ProtobufCMessage *request, ProtobufCMessage **response,
+                struct error *err);
+int rpc_status(struct rpc_call *call, const ProtobufCMessage *request, ProtobufCMessage **response,
+               struct error *err);
+int rpc_runtime_config(struct rpc_call *call, const ProtobufCMessage *request,
+                       ProtobufCMessage **response, struct error *err);
+int rpc_update_runtime_config(struct rpc_call *call, const ProtobufCMessage *request,
+                              ProtobufCMessage **response, struct error *err);
+
+#endif

@@ -1,0 +1,93 @@
+#include "crid/rpc.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct handler_entry
+{
+  const char *name;
+  rpc_handler handler;
+  bool needs_ready;
+};
+
+/* The implemented methods; every other method of the proto is routed too
+ * and answers UNIMPLEMENTED naming itself. */
+static const struct handler_entry handlers[] = {
+  { "Version", rpc_version, false },
+  { "Status", rpc_status, false },
+  { "RuntimeConfig", rpc_runtime_config, false },
+  { "UpdateRuntimeConfig", rpc_update_runtime_config, false },
+};
+
+static struct rpc_method *methods;
+static size_t n_methods;
+
+static const struct handler_entry *
+find_handler(const char *name)
+{
+  for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+    if (strcmp(handlers[i].name, name) == 0)
+      return &handlers[i];
+  return NULL;
+}
+
+/* Kubelet polls these every few seconds; at info level they would drown
+ * the calls that change something. */
+static bool
+is_polled(const char *name)
+{
+  return strcmp(name, "Version") == 0 || strcmp(name, "Status") == 0
+         || strcmp(name, "RuntimeConfig") == 0 || strcmp(name, "ImageFsInfo") == 0
+         || str_has_prefix(name, "List") || str_has_suffix(name, "Status")
+         || str_has_suffix(name, "Stats");
+}
+
+static void
+add_service(const ProtobufCServiceDescriptor *service)
+{
+  methods = xrealloc(methods, (n_methods + service->n_methods) * sizeof *methods);
+  for (unsigned i = 0; i < service->n_methods; i++)
+    {
+      const ProtobufCMethodDescriptor *descriptor = &service->methods[i];
+      const struct handler_entry *entry = find_handler(descriptor->name);
+      struct rpc_method *method = &methods[n_methods++];
+
+      method->path = xasprintf("/%s/%s", service->name, descriptor->name);
+      method->name = descriptor->name;
+      method->descriptor = descriptor;
+      method->handler = entry ? entry->handler : NULL;
+      method->needs_ready = entry ? entry->needs_ready : false;
+      method->quiet = is_polled(descriptor->name);
+    }
+}
+
+void
+rpc_table_init(void)
+{
+  if (methods)
+    return;
+  add_service(&runtime__v1__runtime_service__descriptor);
+  add_service(&runtime__v1__image_service__descriptor);
+}
+
+const struct rpc_method *
+rpc_table_lookup(const char *path)
+{
+  for (size_t i = 0; i < n_methods; i++)
+    if (strcmp(methods[i].path, path) == 0)
+      return &methods[i];
+  return NULL;
+}
+
+size_t
+rpc_table_size(void)
+{
+  return n_methods;
+}
+
+const struct rpc_method *
+rpc_table_at(size_t index)
+{
+  return index < n_methods ? &methods[index] : NULL;
+}

@@ -1,0 +1,568 @@
+#include "crid/server.h"
+#include "crid/daemon.h"
+#include "crid/rpc.h"
+#include "crid/worker_pool.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_MESSAGE_SIZE (16 * 1024 * 1024)
+#define MAX_WORKERS 256
+
+enum tag_kind
+{
+  TAG_NEW_CALL,
+  TAG_RECEIVED,
+  TAG_SENT,
+  TAG_CLOSED,
+  TAG_SHUTDOWN,
+};
+
+struct server_call;
+
+struct call_tag
+{
+  enum tag_kind kind;
+  struct server_call *call;
+};
+
+struct server_call
+{
+  struct server *server;
+  grpc_call *grpc;
+  grpc_call_details details;
+  grpc_metadata_array request_metadata;
+  grpc_byte_buffer *request_payload;
+  grpc_byte_buffer *response_payload;
+  grpc_slice status_details;
+  int cancelled_by_client;
+  atomic_int references;
+  struct call_tag tag_new, tag_received, tag_sent, tag_closed;
+  const struct rpc_method *method;
+  int64_t started_ns;
+  struct rpc_call rpc;
+};
+
+struct server
+{
+  struct daemon *daemon;
+  grpc_server *grpc;
+  grpc_completion_queue *queue;
+  struct worker_pool *workers;
+  char *socket_path;
+  atomic_bool shutting_down;
+  atomic_uint request_counter;
+  struct call_tag tag_shutdown;
+
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  bool shutdown_complete;
+  size_t live_calls;
+};
+
+static void request_new_call(struct server *server);
+
+static void
+call_unref(struct server_call *call)
+{
+  struct server *server = call->server;
+
+  if (atomic_fetch_sub(&call->references, 1) != 1)
+    return;
+  if (call->grpc)
+    grpc_call_unref(call->grpc);
+  grpc_call_details_destroy(&call->details);
+  grpc_metadata_array_destroy(&call->request_metadata);
+  if (call->request_payload)
+    grpc_byte_buffer_destroy(call->request_payload);
+  if (call->response_payload)
+    grpc_byte_buffer_destroy(call->response_payload);
+  grpc_slice_unref(call->status_details);
+  arena_release(&call->rpc.arena);
+  free(call);
+
+  pthread_mutex_lock(&server->lock);
+  server->live_calls--;
+  pthread_cond_broadcast(&server->changed);
+  pthread_mutex_unlock(&server->lock);
+}
+
+static char *
+slice_to_string(grpc_slice slice)
+{
+  return xstrndup((const char *)GRPC_SLICE_START_PTR(slice), GRPC_SLICE_LENGTH(slice));
+}
+
+/* Flattens the request into one slice; the caller unrefs it. */
+static grpc_slice
+request_bytes(struct server_call *call)
+{
+  grpc_byte_buffer_reader reader;
+  grpc_slice flat;
+
+  if (call->request_payload == NULL
+      || !grpc_byte_buffer_reader_init(&reader, call->request_payload))
+    return grpc_empty_slice();
+  flat = grpc_byte_buffer_reader_readall(&reader);
+  grpc_byte_buffer_reader_destroy(&reader);
+  return flat;
+}
+
+static grpc_byte_buffer *
+pack_response(const ProtobufCMessage *message)
+{
+  size_t size = protobuf_c_message_get_packed_size(message);
+  grpc_slice slice = grpc_slice_malloc(size);
+  grpc_byte_buffer *buffer;
+
+  protobuf_c_message_pack(message, GRPC_SLICE_START_PTR(slice));
+  buffer = grpc_raw_byte_buffer_create(&slice, 1);
+  grpc_slice_unref(slice);
+  return buffer;
+}
+
+static int
+dispatch(struct server_call *call, ProtobufCMessage **response, struct error *err)
+{
+  const struct rpc_method *method = call->method;
+  ProtobufCMessage *request;
+  grpc_slice bytes;
+  int ret;
+
+  if (method->handler == NULL)
+    return error_set(err, ENOSYS, "%s is not implemented by crid", method->name);
+  if (method->needs_ready && !atomic_load(&call->server->daemon->ready))
+    return error_set(err, EAGAIN, "crid is recovering its state; retry shortly");
+  if (call->request_payload == NULL)
+    return error_set(err, EINVAL, "%s: no request message", method->name);
+  bytes = request_bytes(call);
+  request = protobuf_c_message_unpack(method->descriptor->input, NULL, GRPC_SLICE_LENGTH(bytes),
+                                      GRPC_SLICE_START_PTR(bytes));
+  grpc_slice_unref(bytes);
+  if (request == NULL)
+    return error_set(err, EINVAL, "%s: request does not decode as %s", method->name,
+                     method->descriptor->input->name);
+  ret = method->handler(&call->rpc, request, response, err);
+  protobuf_c_message_free_unpacked(request, NULL);
+  if (ret == 0 && (*response == NULL || (*response)->descriptor != method->descriptor->output))
+    abort();
+  return ret;
+}
+
+static void
+send_reply(struct server_call *call, int status)
+{
+  grpc_op ops[3];
+  size_t n = 0;
+  grpc_call_error rc;
+
+  memset(ops, 0, sizeof ops);
+  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+  n++;
+  if (call->response_payload)
+    {
+      ops[n].op = GRPC_OP_SEND_MESSAGE;
+      ops[n].data.send_message.send_message = call->response_payload;
+      n++;
+    }
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = status;
+  ops[n].data.send_status_from_server.status_details = &call->status_details;
+  n++;
+  rc = grpc_call_start_batch(call->grpc, ops, n, &call->tag_sent, NULL);
+  if (rc != GRPC_CALL_OK)
+    {
+      log_error("%s: cannot send the reply (grpc error %d)", call->method->name, rc);
+      call_unref(call);
+    }
+}
+
+static const char *
+status_name(int status)
+{
+  static const char *const names[] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+  };
+  return status >= 0 && (size_t)status < sizeof names / sizeof names[0] ? names[status] : "?";
+}
+
+/* The wrapper every method runs through, on a worker thread. */
+static void
+handle_call(void *arg)
+{
+  struct server_call *call = arg;
+  struct error err = ERROR_INIT;
+  ProtobufCMessage *response = NULL;
+  int status = GRPC_STATUS_OK;
+  int64_t elapsed_us;
+
+  log_context_set(call->method->name, call->rpc.request_id);
+  log_debug("call");
+  if (dispatch(call, &response, &err) < 0)
+    {
+      status = rpc_status_from_error_code(err.code);
+      call->status_details = grpc_slice_from_copied_string(error_message(&err));
+    }
+  else
+    call->response_payload = pack_response(response);
+  elapsed_us = (time_monotonic_ns() - call->started_ns) / 1000;
+  if (status == GRPC_STATUS_OK)
+    log_write(call->method->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "done in %ld.%03ld ms: OK",
+              (long)(elapsed_us / 1000), (long)(elapsed_us % 1000));
+  else
+    log_write(status == GRPC_STATUS_NOT_FOUND || status == GRPC_STATUS_UNIMPLEMENTED
+                  ? LOG_LEVEL_INFO
+                  : LOG_LEVEL_WARN,
+              "done in %ld.%03ld ms: %s: %s", (long)(elapsed_us / 1000), (long)(elapsed_us % 1000),
+              status_name(status), error_message(&err));
+  error_clear(&err);
+  send_reply(call, status);
+  log_context_set(NULL, NULL);
+}
+
+static void
+reply_unknown_method(struct server_call *call)
+{
+  cleanup_free char *path = slice_to_string(call->details.method);
+  cleanup_free char *message = xasprintf("unknown method %s", path);
+  static const struct rpc_method unknown = { .name = "unknown" };
+
+  log_info("[%s] %s", call->rpc.request_id, message);
+  call->method = &unknown;
+  call->status_details = grpc_slice_from_copied_string(message);
+  send_reply(call, GRPC_STATUS_UNIMPLEMENTED);
+}
+
+static void
+start_receive(struct server_call *call)
+{
+  grpc_op close_op, receive_op;
+
+  memset(&close_op, 0, sizeof close_op);
+  close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  close_op.data.recv_close_on_server.cancelled = &call->cancelled_by_client;
+  if (grpc_call_start_batch(call->grpc, &close_op, 1, &call->tag_closed, NULL) != GRPC_CALL_OK)
+    call_unref(call);
+
+  memset(&receive_op, 0, sizeof receive_op);
+  receive_op.op = GRPC_OP_RECV_MESSAGE;
+  receive_op.data.recv_message.recv_message = &call->request_payload;
+  if (grpc_call_start_batch(call->grpc, &receive_op, 1, &call->tag_received, NULL) != GRPC_CALL_OK)
+    call_unref(call);
+}
+
+static void
+on_new_call(struct server_call *call, bool ok)
+{
+  struct server *server = call->server;
+  cleanup_free char *path = NULL;
+  gpr_timespec deadline;
+
+  if (!ok)
+    {
+      call_unref(call);
+      call_unref(call);
+      return;
+    }
+  if (!atomic_load(&server->shutting_down))
+    request_new_call(server);
+
+  call->started_ns = time_monotonic_ns();
+  snprintf(call->rpc.request_id, sizeof call->rpc.request_id, "%08x",
+           atomic_fetch_add(&server->request_counter, 0x9e3779b1u));
+  deadline = gpr_convert_clock_type(call->details.deadline, GPR_CLOCK_REALTIME);
+  if (deadline.tv_sec < INT64_MAX / 2000000000)
+    call->rpc.deadline_ns = deadline.tv_sec * 1000000000 + deadline.tv_nsec;
+  path = slice_to_string(call->details.method);
+  call->method = rpc_table_lookup(path);
+  if (call->method)
+    call->rpc.method = call->method->name;
+  start_receive(call);
+}
+
+static void
+request_new_call(struct server *server)
+{
+  struct server_call *call = xcalloc(1, sizeof *call);
+
+  call->server = server;
+  call->rpc.daemon = server->daemon;
+  call->status_details = grpc_empty_slice();
+  /* One reference for the reply path, one for the close notification. */
+  atomic_init(&call->references, 2);
+  call->tag_new = (struct call_tag){ TAG_NEW_CALL, call };
+  call->tag_received = (struct call_tag){ TAG_RECEIVED, call };
+  call->tag_sent = (struct call_tag){ TAG_SENT, call };
+  call->tag_closed = (struct call_tag){ TAG_CLOSED, call };
+  grpc_call_details_init(&call->details);
+  grpc_metadata_array_init(&call->request_metadata);
+
+  pthread_mutex_lock(&server->lock);
+  server->live_calls++;
+  pthread_mutex_unlock(&server->lock);
+  if (grpc_server_request_call(server->grpc, &call->grpc, &call->details, &call->request_metadata,
+                               server->queue, server->queue, &call->tag_new)
+      != GRPC_CALL_OK)
+    {
+      log_error("cannot request a new call");
+      call_unref(call);
+      call_unref(call);
+    }
+}
+
+static void
+on_received(struct server_call *call)
+{
+  if (call->method == NULL)
+    reply_unknown_method(call);
+  else
+    worker_pool_submit(call->server->workers, handle_call, call);
+}
+
+static void
+handle_event(struct server *server, grpc_event event)
+{
+  struct call_tag *tag = event.tag;
+
+  switch (tag->kind)
+    {
+    case TAG_NEW_CALL:
+      on_new_call(tag->call, event.success);
+      break;
+    case TAG_RECEIVED:
+      on_received(tag->call);
+      break;
+    case TAG_SENT:
+      call_unref(tag->call);
+      break;
+    case TAG_CLOSED:
+      atomic_store(&tag->call->rpc.cancelled, tag->call->cancelled_by_client != 0);
+      call_unref(tag->call);
+      break;
+    case TAG_SHUTDOWN:
+      pthread_mutex_lock(&server->lock);
+      server->shutdown_complete = true;
+      pthread_cond_broadcast(&server->changed);
+      pthread_mutex_unlock(&server->lock);
+      break;
+    }
+}
+
+bool
+rpc_call_cancelled(struct rpc_call *call)
+{
+  if (atomic_load(&call->cancelled))
+    return true;
+  return call->deadline_ns > 0 && time_realtime_ns() >= call->deadline_ns;
+}
+
+static bool
+socket_is_served(const char *path)
+{
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  if (fd < 0 || strlen(path) >= sizeof address.sun_path)
+    return false;
+  strcpy(address.sun_path, path);
+  return connect(fd, (struct sockaddr *)&address, sizeof address) == 0;
+}
+
+static int
+prepare_socket_path(const char *path, struct error *err)
+{
+  cleanup_free char *copy = xstrdup(path);
+  struct stat st;
+
+  if (mkdir_p(dirname(copy), 0755, err) < 0)
+    return error_wrap(err, "create the socket directory");
+  if (lstat(path, &st) == 0)
+    {
+      /* We hold the state-dir lock, so a socket here is a stale one. */
+      if (!S_ISSOCK(st.st_mode))
+        return error_set(err, EEXIST, "%s exists and is not a socket", path);
+      if (socket_is_served(path))
+        return error_set(err, EADDRINUSE, "%s is in use by another server", path);
+      if (unlink(path) < 0)
+        return error_set_errno(err, errno, "remove stale socket %s", path);
+      log_info("replaced stale socket %s", path);
+    }
+  return 0;
+}
+
+static int
+bind_socket(struct server *server, struct error *err)
+{
+  cleanup_free char *address = xasprintf("unix:%s", server->socket_path);
+  grpc_server_credentials *credentials = grpc_insecure_server_credentials_create();
+  mode_t old_mask = umask(0117);
+  int port = grpc_server_add_http2_port(server->grpc, address, credentials);
+
+  umask(old_mask);
+  grpc_server_credentials_release(credentials);
+  if (port == 0)
+    return error_set(err, EADDRINUSE, "cannot listen on %s", server->socket_path);
+  return 0;
+}
+
+struct server *
+server_start(struct daemon *daemon, struct error *err)
+{
+  struct server *server = xcalloc(1, sizeof *server);
+  grpc_arg args[2];
+  grpc_channel_args channel_args = { 2, args };
+
+  rpc_table_init();
+  server->daemon = daemon;
+  server->socket_path = xstrdup(daemon->config.listen);
+  pthread_mutex_init(&server->lock, NULL);
+  pthread_cond_init(&server->changed, NULL);
+  server->tag_shutdown.kind = TAG_SHUTDOWN;
+  atomic_init(&server->request_counter, (unsigned)getpid() * 2654435761u);
+
+  if (prepare_socket_path(server->socket_path, err) < 0)
+    goto fail;
+  args[0] = (grpc_arg){ .type = GRPC_ARG_INTEGER,
+                        .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                        .value.integer = MAX_MESSAGE_SIZE };
+  args[1] = (grpc_arg){ .type = GRPC_ARG_INTEGER,
+                        .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+                        .value.integer = MAX_MESSAGE_SIZE };
+  server->grpc = grpc_server_create(&channel_args, NULL);
+  server->queue = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(server->grpc, server->queue, NULL);
+  if (bind_socket(server, err) < 0)
+    goto fail;
+  if (chmod(server->socket_path, 0660) < 0)
+    {
+      error_set_errno(err, errno, "chmod %s", server->socket_path);
+      goto fail;
+    }
+  server->workers = worker_pool_new(1, MAX_WORKERS);
+  grpc_server_start(server->grpc);
+  /* A few outstanding requests so a burst of connections is not serialised
+   * behind the completion-queue thread re-arming one request. */
+  for (int i = 0; i < 8; i++)
+    request_new_call(server);
+  log_info("listening on %s", server->socket_path);
+  return server;
+
+fail:
+  if (server->grpc)
+    {
+      grpc_server_shutdown_and_notify(server->grpc, server->queue, &server->tag_shutdown);
+      grpc_server_cancel_all_calls(server->grpc);
+      while (grpc_completion_queue_next(server->queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).tag
+             != &server->tag_shutdown)
+        ;
+      grpc_server_destroy(server->grpc);
+      grpc_completion_queue_shutdown(server->queue);
+      while (
+          grpc_completion_queue_next(server->queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type
+          != GRPC_QUEUE_SHUTDOWN)
+        ;
+      grpc_completion_queue_destroy(server->queue);
+    }
+  free(server->socket_path);
+  free(server);
+  return NULL;
+}
+
+void
+server_run(struct server *server)
+{
+  for (;;)
+    {
+      /* Once shutting down, wake up now and then: the last call may end on
+       * a worker thread without an event on the queue. */
+      gpr_timespec deadline = atomic_load(&server->shutting_down)
+                                  ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                                 gpr_time_from_millis(100, GPR_TIMESPAN))
+                                  : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+      grpc_event event = grpc_completion_queue_next(server->queue, deadline, NULL);
+      if (event.type == GRPC_QUEUE_SHUTDOWN)
+        break;
+      if (event.type == GRPC_OP_COMPLETE)
+        handle_event(server, event);
+      pthread_mutex_lock(&server->lock);
+      if (server->shutdown_complete && server->live_calls == 0)
+        {
+          pthread_mutex_unlock(&server->lock);
+          grpc_completion_queue_shutdown(server->queue);
+          continue;
+        }
+      pthread_mutex_unlock(&server->lock);
+    }
+}
+
+void
+server_shutdown(struct server *server, int grace_seconds)
+{
+  struct timespec until;
+  bool finished;
+
+  if (atomic_exchange(&server->shutting_down, true))
+    return;
+  log_info("shutting down: no new calls, waiting up to %d s for calls in flight", grace_seconds);
+  grpc_server_shutdown_and_notify(server->grpc, server->queue, &server->tag_shutdown);
+
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += grace_seconds;
+  pthread_mutex_lock(&server->lock);
+  while (server->live_calls > 0)
+    if (pthread_cond_timedwait(&server->changed, &server->lock, &until) == ETIMEDOUT)
+      break;
+  finished = server->live_calls == 0;
+  pthread_mutex_unlock(&server->lock);
+  if (!finished)
+    log_warn("calls still in flight after %d s; cancelling them", grace_seconds);
+  /* Cancels what is left and disconnects idle clients, which otherwise
+   * keep the shutdown waiting for them to hang up. */
+  grpc_server_cancel_all_calls(server->grpc);
+}
+
+void
+server_free(struct server *server)
+{
+  worker_pool_free(server->workers);
+  grpc_server_destroy(server->grpc);
+  grpc_completion_queue_destroy(server->queue);
+  if (unlink(server->socket_path) < 0 && errno != ENOENT)
+    log_warn("remove socket %s: %s", server->socket_path, strerror(errno));
+  pthread_mutex_destroy(&server->lock);
+  pthread_cond_destroy(&server->changed);
+  free(server->socket_path);
+  free(server);
+}

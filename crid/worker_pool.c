@@ -1,0 +1,162 @@
+#include "crid/worker_pool.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define WORKER_IDLE_EXIT_SECONDS 30
+#define WORKER_STACK_SIZE (1024 * 1024)
+
+struct job
+{
+  struct job *next;
+  worker_job fn;
+  void *arg;
+};
+
+struct worker_pool
+{
+  pthread_mutex_t lock;
+  pthread_cond_t work_ready;
+  pthread_cond_t changed;
+  struct job *head, *tail;
+  size_t threads, idle, running_jobs;
+  size_t min_threads, max_threads;
+  bool stopping;
+};
+
+static struct job *
+take_job(struct worker_pool *pool)
+{
+  struct job *job = pool->head;
+  pool->head = job->next;
+  if (pool->head == NULL)
+    pool->tail = NULL;
+  return job;
+}
+
+/* Waits for a job; false when this worker should exit. */
+static bool
+wait_for_job(struct worker_pool *pool)
+{
+  while (pool->head == NULL)
+    {
+      struct timespec until;
+      int rc;
+
+      if (pool->stopping)
+        return false;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += WORKER_IDLE_EXIT_SECONDS;
+      pool->idle++;
+      rc = pthread_cond_timedwait(&pool->work_ready, &pool->lock, &until);
+      pool->idle--;
+      if (rc == ETIMEDOUT && pool->head == NULL && pool->threads > pool->min_threads)
+        return false;
+    }
+  return true;
+}
+
+static void *
+worker_main(void *arg)
+{
+  struct worker_pool *pool = arg;
+
+  pthread_mutex_lock(&pool->lock);
+  while (wait_for_job(pool))
+    {
+      struct job *job = take_job(pool);
+      pool->running_jobs++;
+      pthread_mutex_unlock(&pool->lock);
+      job->fn(job->arg);
+      free(job);
+      pthread_mutex_lock(&pool->lock);
+      pool->running_jobs--;
+      pthread_cond_broadcast(&pool->changed);
+    }
+  pool->threads--;
+  pthread_cond_broadcast(&pool->changed);
+  pthread_mutex_unlock(&pool->lock);
+  return NULL;
+}
+
+static void
+spawn_worker_locked(struct worker_pool *pool)
+{
+  pthread_t thread;
+  pthread_attr_t attr;
+
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
+  if (pthread_create(&thread, &attr, worker_main, pool) == 0)
+    pool->threads++;
+  else
+    log_error("worker pool: cannot create a thread (%zu running)", pool->threads);
+  pthread_attr_destroy(&attr);
+}
+
+struct worker_pool *
+worker_pool_new(size_t min_threads, size_t max_threads)
+{
+  struct worker_pool *pool = xcalloc(1, sizeof *pool);
+  pthread_mutex_init(&pool->lock, NULL);
+  pthread_cond_init(&pool->work_ready, NULL);
+  pthread_cond_init(&pool->changed, NULL);
+  pool->min_threads = min_threads;
+  pool->max_threads = max_threads;
+  pthread_mutex_lock(&pool->lock);
+  for (size_t i = 0; i < min_threads; i++)
+    spawn_worker_locked(pool);
+  pthread_mutex_unlock(&pool->lock);
+  return pool;
+}
+
+void
+worker_pool_submit(struct worker_pool *pool, worker_job fn, void *arg)
+{
+  struct job *job = xmalloc(sizeof *job);
+  job->fn = fn;
+  job->arg = arg;
+  job->next = NULL;
+
+  pthread_mutex_lock(&pool->lock);
+  if (pool->tail)
+    pool->tail->next = job;
+  else
+    pool->head = job;
+  pool->tail = job;
+  if (pool->idle == 0 && pool->threads < pool->max_threads)
+    spawn_worker_locked(pool);
+  pthread_cond_signal(&pool->work_ready);
+  pthread_mutex_unlock(&pool->lock);
+}
+
+void
+worker_pool_wait_idle(struct worker_pool *pool)
+{
+  pthread_mutex_lock(&pool->lock);
+  while (pool->head || pool->running_jobs > 0)
+    pthread_cond_wait(&pool->changed, &pool->lock);
+  pthread_mutex_unlock(&pool->lock);
+}
+
+void
+worker_pool_free(struct worker_pool *pool)
+{
+  worker_pool_wait_idle(pool);
+  pthread_mutex_lock(&pool->lock);
+  pool->stopping = true;
+  pthread_cond_broadcast(&pool->work_ready);
+  while (pool->threads > 0)
+    pthread_cond_wait(&pool->changed, &pool->lock);
+  pthread_mutex_unlock(&pool->lock);
+  pthread_mutex_destroy(&pool->lock);
+  pthread_cond_destroy(&pool->work_ready);
+  pthread_cond_destroy(&pool->changed);
+  free(pool);
+}

@@ -1,0 +1,32 @@
+/* image/layer: unpacking one layer tar stream into its own directory.
+ *
+ * The directory is directly usable as an overlay lowerdir: whiteouts
+ * become 0/0 character devices, opaque directories get the
+ * trusted.overlay.opaque=y xattr.  Nothing is ever written outside the
+ * directory: `..` and absolute names, symlinks and hardlinks that lead out,
+ * and symlinks replaced by directories mid-archive are refused.  Ownership,
+ * modes (setuid too), xattrs (file capabilities), hardlinks, devices and
+ * fifos are kept.  The diff id (sha256 of the uncompressed tar) is computed
+ * on the way. */
+#ifndef CRID_IMAGE_LAYER_H
+#define CRID_IMAGE_LAYER_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+#include "image/manifest.h"
+
+#define LAYER_DEFAULT_MAX_SIZE (64ULL * 1024 * 1024 * 1024)
+
+/* Reads a layer from fd until EOF, decompressing it per compression, and
+ * extracts it into dir (exists, empty).  More than max_size uncompressed
+ * bytes: EFBIG.  On error dir may hold a partial tree: the caller removes
+ * it. */
+int layer_unpack_fd(int fd, const char *dir, enum layer_compression compression, uint64_t max_size,
+                    char diff_id[72], struct error *err);
+
+/* Removes a directory tree without following symlinks (for failed or
+ * removed layers and containers). */
+int remove_tree(const char *path, struct error *err);
+
+#endif

@@ -1,0 +1,572 @@
+"""Shared pieces of crid's benchmarks.
+
+Benchmarks compare crid with containerd's CRI plugin (Debian's containerd
+1.6) through the same Python gRPC client in the same run.  They print
+figures; they never assert timings.
+
+What lives here:
+  - CRI Python stubs generated from cri-api/api.proto into a temp dir
+    (cri_stubs()),
+  - crid and containerd started on private temp dirs and sockets, never
+    touching /etc/crid, /var/lib/{crid,containerd} or /run/{crid,containerd}
+    (Crid, Containerd, start_runtime()), stopped by pid,
+  - memory readings of a pid (memory()), latency percentiles
+    (percentile(), summarize_ns()), and a plain text table (Table).
+
+Every wait is bounded and all traffic goes to local unix sockets.
+BENCH_KEEP=1 keeps the daemons' temp dirs (config, log) for a look.
+"""
+
+import atexit
+import importlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROTO_DIR = os.path.join(REPO, "cri-api")
+CRID_BIN = os.environ.get("CRID_BIN", os.path.join(REPO, "build", "bin", "crid"))
+CONTAINERD_BIN = os.environ.get("CONTAINERD_BIN", "/usr/bin/containerd")
+PROTOC = "/usr/bin/protoc"
+GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin"
+CNI_BIN_DIR = "/usr/lib/cni"
+
+START_TIMEOUT = 30.0  # seconds for a daemon to answer Version
+STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
+RPC_TIMEOUT = 10.0  # seconds for any single benchmark RPC
+
+MB = 1024.0 * 1024.0
+
+
+class BenchError(Exception):
+    """A benchmark could not run (not a slow result: those are only printed)."""
+
+
+# ---------------------------------------------------------------- temp dirs
+
+_cleanups = []
+
+
+def _run_cleanups():
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - best effort at exit
+            print("bench: cleanup: %s" % e, file=sys.stderr)
+
+
+atexit.register(_run_cleanups)
+
+
+def _mounts_under(path):
+    """Mount points at or below path (they must never be rmtree'd)."""
+    path = os.path.realpath(path)
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 5:
+                    continue
+                point = fields[4].replace("\\040", " ")
+                if point == path or point.startswith(path + "/"):
+                    found.append(point)
+    except OSError:
+        pass
+    return found
+
+
+def remove_tree(path):
+    """rm -rf path, unless something is still mounted below it."""
+    if not path or not os.path.isdir(path):
+        return
+    mounts = _mounts_under(path)
+    if mounts:
+        print("bench: leaving %s in place: still mounted: %s" % (path, ", ".join(mounts[:5])),
+              file=sys.stderr)
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def keep_dirs():
+    return bool(os.environ.get("BENCH_KEEP"))
+
+
+def make_tmpdir(prefix, keepable=False):
+    """A fresh directory with a short path under /tmp (unix socket paths
+    are limited to 107 bytes), removed at exit unless something is mounted
+    in it (or, when keepable, BENCH_KEEP is set)."""
+    path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(path, 0o711)
+    if keepable and keep_dirs():
+        return path
+    _cleanups.append(lambda: remove_tree(path))
+    return path
+
+
+# ---------------------------------------------------------------- CRI stubs
+
+_stubs = None
+
+
+def cri_stubs():
+    """(api_pb2, api_pb2_grpc) generated from cri-api/api.proto into a temp
+    dir once per process."""
+    global _stubs
+    if _stubs is not None:
+        return _stubs
+    for tool in (PROTOC, GRPC_PYTHON_PLUGIN):
+        if not os.access(tool, os.X_OK):
+            raise BenchError("%s is missing (make deps installs it)" % tool)
+    out = make_tmpdir("crid-bench-pb.")
+    cmd = [PROTOC, "--proto_path=" + PROTO_DIR, "--python_out=" + out, "--grpc_out=" + out,
+           "--plugin=protoc-gen-grpc=" + GRPC_PYTHON_PLUGIN, "api.proto"]
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    if res.returncode != 0:
+        raise BenchError("protoc failed: %s" % res.stdout.decode(errors="replace"))
+    sys.path.insert(0, out)
+    api_pb2 = importlib.import_module("api_pb2")
+    api_pb2_grpc = importlib.import_module("api_pb2_grpc")
+    _stubs = (api_pb2, api_pb2_grpc)
+    return _stubs
+
+
+def grpc_module():
+    import grpc  # Debian's python3-grpcio
+
+    return grpc
+
+
+# ---------------------------------------------------------------- daemons
+
+
+class Daemon:
+    """One runtime daemon on private directories, stopped by pid.
+
+    Use as a context manager:
+        with Crid() as d:
+            stub = d.runtime_stub()
+            ...
+    """
+
+    name = "?"
+    binary = None
+
+    def __init__(self, log_level="info"):
+        self.log_level = log_level
+        self.dir = None
+        self.socket = None
+        self.proc = None
+        self.log_path = None
+        self._log = None
+        self._channel = None
+
+    # subclasses fill these in
+    def _prepare(self):
+        raise NotImplementedError
+
+    def _command(self):
+        raise NotImplementedError
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @property
+    def target(self):
+        return "unix:" + self.socket
+
+    def start(self, timeout=START_TIMEOUT):
+        if self.proc is not None:
+            return self  # already started (start_runtime() inside `with`)
+        if not self.binary or not os.access(self.binary, os.X_OK):
+            raise BenchError("%s: %s is not an executable" % (self.name, self.binary))
+        self.dir = make_tmpdir("cb-%s." % self.name[:4], keepable=True)
+        self._prepare()
+        self.log_path = os.path.join(self.dir, "daemon.log")
+        self._log = open(self.log_path, "wb")
+        # Own session: a Ctrl-C in the terminal reaches only us, and the
+        # daemon is stopped by pid in stop().
+        self.proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     cwd=self.dir, start_new_session=True, close_fds=True)
+        _cleanups.append(self.stop)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout):
+        api_pb2, api_pb2_grpc = cri_stubs()
+        grpc = grpc_module()
+        deadline = time.monotonic() + timeout
+        last = "socket %s never appeared" % self.socket
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("%s exited with status %s during start-up:\n%s"
+                                 % (self.name, self.proc.returncode, self.log_tail()))
+            if os.path.exists(self.socket):
+                try:
+                    with grpc.insecure_channel(self.target) as ch:
+                        api_pb2_grpc.RuntimeServiceStub(ch).Version(
+                            api_pb2.VersionRequest(version="v1"), timeout=2.0)
+                    return
+                except grpc.RpcError as e:
+                    last = "Version: %s %s" % (e.code(), e.details())
+            time.sleep(0.05)
+        raise BenchError("%s did not answer within %.0f s (%s):\n%s"
+                         % (self.name, timeout, last, self.log_tail()))
+
+    def channel(self):
+        """One shared gRPC channel to the daemon (closed in stop())."""
+        if self._channel is None:
+            grpc = grpc_module()
+            self._channel = grpc.insecure_channel(self.target, options=[
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ])
+        return self._channel
+
+    def runtime_stub(self):
+        _, api_pb2_grpc = cri_stubs()
+        return api_pb2_grpc.RuntimeServiceStub(self.channel())
+
+    def image_stub(self):
+        _, api_pb2_grpc = cri_stubs()
+        return api_pb2_grpc.ImageServiceStub(self.channel())
+
+    def version(self):
+        api_pb2, _ = cri_stubs()
+        return self.runtime_stub().Version(api_pb2.VersionRequest(version="v1"),
+                                           timeout=RPC_TIMEOUT)
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read()[-16384:].decode(errors="replace")
+        except (OSError, TypeError):
+            return "(no log)"
+        return "\n".join(data.splitlines()[-lines:]) or "(log is empty)"
+
+    def stop(self):
+        """SIGTERM by pid, a bounded wait, then SIGKILL.  Idempotent."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                print("bench: %s (pid %d) ignored SIGTERM for %.0f s; SIGKILL"
+                      % (self.name, self.proc.pid, STOP_TIMEOUT), file=sys.stderr)
+                self.proc.kill()
+                try:
+                    self.proc.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    print("bench: %s (pid %d) survived SIGKILL" % (self.name, self.proc.pid),
+                          file=sys.stderr)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.dir and (self.proc is None or self.proc.poll() is not None):
+            if keep_dirs():
+                print("bench: kept %s" % self.dir, file=sys.stderr)
+            else:
+                remove_tree(self.dir)
+            self.dir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class Crid(Daemon):
+    """build/bin/crid with its own root, state dir, socket and config file;
+    --config and --config-dir point into the temp dir so /etc/crid is never
+    read."""
+
+    name = "crid"
+    binary = CRID_BIN
+
+    def __init__(self, log_level="info", extra_config=""):
+        super().__init__(log_level)
+        self.extra_config = extra_config
+
+    def _prepare(self):
+        self.root = os.path.join(self.dir, "root")
+        self.state_dir = os.path.join(self.dir, "state")
+        self.socket = os.path.join(self.state_dir, "crid.sock")
+        self.cni_conf_dir = os.path.join(self.dir, "net.d")
+        self.config_dir = os.path.join(self.dir, "crid.conf.d")
+        for d in (self.root, self.cni_conf_dir, self.config_dir):
+            os.makedirs(d, mode=0o711)
+        self.config_file = os.path.join(self.dir, "crid.conf")
+        with open(self.config_file, "w") as f:
+            f.write(self.config_text())
+
+    def config_text(self):
+        return (
+            "# generated by tests/bench/benchlib.py\n"
+            "[crid]\n"
+            "root = %s\n"
+            "state_dir = %s\n"
+            "log_level = %s\n"
+            "\n"
+            "[crid.api]\n"
+            "listen = %s\n"
+            "stream_address = \"127.0.0.1\"\n"
+            "stream_port = 0\n"
+            "\n"
+            "[crid.network]\n"
+            "network_dir = %s\n"
+            "plugin_dirs = [%s]\n"
+            "\n"
+            "[crid.metrics]\n"
+            "enable_metrics = false\n"
+            "%s"
+        ) % (toml_str(self.root), toml_str(self.state_dir), toml_str(self.log_level),
+             toml_str(self.socket), toml_str(self.cni_conf_dir), toml_str(CNI_BIN_DIR),
+             self.extra_config)
+
+    def _command(self):
+        return [self.binary, "--config", self.config_file, "--config-dir", self.config_dir,
+                "--root", self.root, "--state-dir", self.state_dir, "--listen", self.socket,
+                "--log-level", self.log_level]
+
+
+class Containerd(Daemon):
+    """Debian's containerd 1.6 with the CRI plugin, on a generated
+    config.toml: own root, state, gRPC and ttrpc sockets, opt dir and CNI
+    conf dir; no debug or metrics listener, no TCP CRI service."""
+
+    name = "containerd"
+    binary = CONTAINERD_BIN
+
+    def __init__(self, log_level="info", extra_config=""):
+        super().__init__(log_level)
+        self.extra_config = extra_config
+
+    def _prepare(self):
+        self.root = os.path.join(self.dir, "root")
+        self.state_dir = os.path.join(self.dir, "state")
+        self.socket = os.path.join(self.dir, "containerd.sock")
+        self.ttrpc_socket = os.path.join(self.dir, "containerd.sock.ttrpc")
+        self.cni_conf_dir = os.path.join(self.dir, "net.d")
+        self.opt_dir = os.path.join(self.dir, "opt")
+        self.tmp = os.path.join(self.dir, "tmp")
+        for d in (self.root, self.state_dir, self.cni_conf_dir, self.opt_dir, self.tmp):
+            os.makedirs(d, mode=0o711)
+        self.config_file = os.path.join(self.dir, "config.toml")
+        with open(self.config_file, "w") as f:
+            f.write(self.config_text())
+
+    def config_text(self):
+        # Keys as printed by `containerd config default` of 1.6.20.
+        return (
+            "# generated by tests/bench/benchlib.py\n"
+            "version = 2\n"
+            "root = %(root)s\n"
+            "state = %(state)s\n"
+            "temp = %(tmp)s\n"
+            "imports = []\n"
+            "disabled_plugins = []\n"
+            "\n"
+            "[grpc]\n"
+            "  address = %(sock)s\n"
+            "  tcp_address = \"\"\n"
+            "\n"
+            "[ttrpc]\n"
+            "  address = %(ttrpc)s\n"
+            "\n"
+            "[debug]\n"
+            "  address = \"\"\n"
+            "  level = %(level)s\n"
+            "\n"
+            "[metrics]\n"
+            "  address = \"\"\n"
+            "\n"
+            "[plugins]\n"
+            "  [plugins.\"io.containerd.internal.v1.opt\"]\n"
+            "    path = %(opt)s\n"
+            "  [plugins.\"io.containerd.grpc.v1.cri\"]\n"
+            "    disable_tcp_service = true\n"
+            "    stream_server_address = \"127.0.0.1\"\n"
+            "    stream_server_port = \"0\"\n"
+            "    enable_selinux = false\n"
+            "    [plugins.\"io.containerd.grpc.v1.cri\".cni]\n"
+            "      bin_dir = %(cnibin)s\n"
+            "      conf_dir = %(cniconf)s\n"
+            "%(extra)s"
+        ) % {
+            "root": toml_str(self.root), "state": toml_str(self.state_dir),
+            "tmp": toml_str(self.tmp), "sock": toml_str(self.socket),
+            "ttrpc": toml_str(self.ttrpc_socket), "level": toml_str(self.log_level),
+            "opt": toml_str(self.opt_dir), "cnibin": toml_str(CNI_BIN_DIR),
+            "cniconf": toml_str(self.cni_conf_dir), "extra": self.extra_config,
+        }
+
+    def _command(self):
+        return [self.binary, "--config", self.config_file, "--log-level", self.log_level]
+
+
+RUNTIMES = {"crid": Crid, "containerd": Containerd}
+
+
+def runtime_names():
+    """Runtimes to compare, crid first.  BENCH_RUNTIMES=crid (comma list)
+    narrows it down."""
+    wanted = os.environ.get("BENCH_RUNTIMES")
+    if not wanted:
+        return list(RUNTIMES)
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    for n in names:
+        if n not in RUNTIMES:
+            raise BenchError("BENCH_RUNTIMES: unknown runtime %r (known: %s)"
+                             % (n, ", ".join(RUNTIMES)))
+    return names
+
+
+def start_runtime(name, **kwargs):
+    """A started daemon by name ("crid" or "containerd"), for `with`."""
+    return RUNTIMES[name](**kwargs).start()
+
+
+def toml_str(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def memory(pid):
+    """Memory of one process in bytes: rss, rss_anon (from
+    /proc/PID/status) and pss (from /proc/PID/smaps_rollup; None when the
+    kernel lacks it)."""
+    out = {"rss": None, "rss_anon": None, "rss_file": None, "pss": None, "threads": None}
+    keys = {"VmRSS:": "rss", "RssAnon:": "rss_anon", "RssFile:": "rss_file"}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            fields = line.split()
+            if not fields:
+                continue
+            if fields[0] in keys and len(fields) >= 2:
+                out[keys[fields[0]]] = int(fields[1]) * 1024
+            elif fields[0] == "Threads:" and len(fields) >= 2:
+                out["threads"] = int(fields[1])
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                fields = line.split()
+                if fields and fields[0] == "Pss:":
+                    out["pss"] = int(fields[1]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def percentile(sorted_values, p):
+    """The p-th percentile (0..100) of an already sorted list, linear
+    interpolation between closest ranks."""
+    if not sorted_values:
+        return None
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    k = (len(sorted_values) - 1) * (p / 100.0)
+    lo = int(k)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+def summarize_ns(samples_ns, percentiles=(50, 90, 99)):
+    """{'n', 'min', 'mean', 'max', 'p50', ...} in milliseconds from
+    nanosecond samples."""
+    s = sorted(samples_ns)
+    res = {"n": len(s)}
+    if not s:
+        return res
+    res["min"] = s[0] / 1e6
+    res["max"] = s[-1] / 1e6
+    res["mean"] = sum(s) / len(s) / 1e6
+    for p in percentiles:
+        res["p%g" % p] = percentile(s, p) / 1e6
+    return res
+
+
+def time_calls(fn, count):
+    """Calls fn() count times in sequence; returns each call's duration in
+    ns."""
+    samples = [0] * count
+    clock = time.perf_counter_ns
+    for i in range(count):
+        t0 = clock()
+        fn()
+        samples[i] = clock() - t0
+    return samples
+
+
+# ---------------------------------------------------------------- printing
+
+
+def fmt(value, digits=2):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "%.*f" % (digits, value)
+    return str(value)
+
+
+class Table:
+    """A titled text table, one row per runtime, plus note lines."""
+
+    def __init__(self, title, columns):
+        self.title = title
+        self.columns = list(columns)
+        self.rows = []
+        self.notes = []
+        self.failed = False
+
+    def add_row(self, *cells):
+        if len(cells) != len(self.columns):
+            raise ValueError("row has %d cells, table %d columns" % (len(cells), len(self.columns)))
+        self.rows.append([c if isinstance(c, str) else fmt(c) for c in cells])
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def fail(self, text):
+        """Records that a part of the benchmark could not run (run.py then
+        exits non-zero).  Slow figures are never failures."""
+        self.failed = True
+        self.notes.append("FAILED " + text)
+
+    def render(self):
+        widths = [len(c) for c in self.columns]
+        for row in self.rows:
+            for i, cell in enumerate(row):
+                widths[i] = max(widths[i], len(cell))
+
+        def line(cells):
+            parts = []
+            for i, cell in enumerate(cells):
+                # first column (runtime name) left, figures right
+                parts.append(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]))
+            return "| " + " | ".join(parts) + " |"
+
+        out = ["== " + self.title, line(self.columns),
+               "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+        out += [line(r) for r in self.rows]
+        out += ["  " + n for n in self.notes]
+        return "\n".join(out)
+
+    def __str__(self):
+        return self.render()

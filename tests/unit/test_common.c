@@ -1,0 +1,166 @@
+/* Unit tests of common/: errors, atomic writes, JSON, ids, arenas. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "common/arena.h"
+#include "common/atomic_file.h"
+#include "common/cleanup.h"
+#include "common/error.h"
+#include "common/json.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void
+test_error_wrap_adds_context(void **state)
+{
+  struct error err = ERROR_INIT;
+  assert_int_equal(error_set(&err, ENOENT, "blob %s", "sha256:ab"), -1);
+  assert_int_equal(error_wrap(&err, "pull %s", "busybox"), -1);
+  assert_int_equal(err.code, ENOENT);
+  assert_string_equal(err.message, "pull busybox: blob sha256:ab");
+  error_clear(&err);
+  assert_null(err.message);
+}
+
+static void
+test_error_set_errno_appends_strerror(void **state)
+{
+  struct error err = ERROR_INIT;
+  error_set_errno(&err, EACCES, "open %s", "/x");
+  assert_int_equal(err.code, EACCES);
+  assert_string_equal(err.message, "open /x: Permission denied");
+  error_clear(&err);
+}
+
+static char *
+make_temp_dir(void)
+{
+  char *dir = xstrdup("/tmp/crid-unit-XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  return dir;
+}
+
+static void
+test_atomic_write_replaces_whole_file(void **state)
+{
+  cleanup_free char *dir = make_temp_dir();
+  cleanup_free char *path = xasprintf("%s/state.json", dir);
+  cleanup_free char *text = NULL;
+  struct error err = ERROR_INIT;
+  struct stat st;
+  size_t len;
+
+  assert_int_equal(atomic_write_file(path, "first version", 13, 0600, &err), 0);
+  assert_int_equal(atomic_write_file(path, "v2", 2, 0600, &err), 0);
+  assert_int_equal(read_file(path, 1024, &text, &len, &err), 0);
+  assert_int_equal(len, 2);
+  assert_string_equal(text, "v2");
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  /* No temporary file is left beside it. */
+  cleanup_dir DIR *d = opendir(dir);
+  struct dirent *entry;
+  int files = 0;
+  while ((entry = readdir(d)))
+    if (entry->d_name[0] != '.')
+      files++;
+  assert_int_equal(files, 1);
+  unlink(path);
+  rmdir(dir);
+}
+
+static void
+test_atomic_write_into_missing_dir_fails_cleanly(void **state)
+{
+  struct error err = ERROR_INIT;
+  assert_int_equal(atomic_write_file("/nonexistent-crid-dir/x", "a", 1, 0600, &err), -1);
+  assert_int_equal(err.code, ENOENT);
+  assert_non_null(strstr(err.message, "/nonexistent-crid-dir/x"));
+  error_clear(&err);
+}
+
+static void
+test_json_round_trip(void **state)
+{
+  const char *text = "{\"a\":[1,\"two\",true,null,{\"b\":-3}],\"c\":\"\\u00e9\\n\"}";
+  struct error err = ERROR_INIT;
+  cleanup_json struct json_value *value = json_parse(text, strlen(text), &err);
+  struct json_writer *writer;
+  cleanup_free char *out = NULL;
+  int64_t n;
+
+  assert_non_null(value);
+  assert_true(json_is_array(json_object_get(value, "a")));
+  assert_int_equal(json_array_size(json_object_get(value, "a")), 5);
+  assert_true(json_integer(json_array_at(json_object_get(value, "a"), 0), &n));
+  assert_int_equal(n, 1);
+  assert_string_equal(json_object_get_string(value, "c"), "\xc3\xa9\n");
+  writer = json_writer_new(false);
+  json_write_value(writer, value);
+  out = json_writer_finish(writer, NULL);
+  assert_string_equal(out, "{\"a\":[1,\"two\",true,null,{\"b\":-3}],\"c\":\"\xc3\xa9\\n\"}");
+}
+
+static void
+test_json_parse_error_has_context(void **state)
+{
+  struct error err = ERROR_INIT;
+  assert_null(json_parse("{\"a\":", 5, &err));
+  assert_int_equal(err.code, EINVAL);
+  assert_true(str_has_prefix(err.message, "parse JSON"));
+  error_clear(&err);
+  assert_null(json_parse("{\"a\":1}\0x", 9, &err));
+  error_clear(&err);
+}
+
+static void
+test_ids_and_path_components(void **state)
+{
+  char id[65];
+  struct error err = ERROR_INIT;
+  assert_int_equal(id_generate(id, &err), 0);
+  assert_true(id_is_valid(id));
+  assert_false(id_is_valid("abc"));
+  assert_false(id_is_valid("../../../../../../../../../../../../../../../../../../../../etc"));
+  assert_true(path_component_is_valid("crun"));
+  assert_false(path_component_is_valid(".."));
+  assert_false(path_component_is_valid("a/b"));
+  assert_false(path_component_is_valid(""));
+}
+
+static void
+test_arena_releases_everything(void **state)
+{
+  struct arena arena = ARENA_INIT;
+  for (int i = 0; i < 100; i++)
+    {
+      char *s = arena_printf(&arena, "item %d", i);
+      assert_string_equal(arena_strdup(&arena, s), s);
+      assert_int_equal(*(int *)arena_alloc(&arena, sizeof(int)), 0);
+    }
+  arena_release(&arena);
+  assert_null(arena.blocks);
+}
+
+int
+main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_error_wrap_adds_context),
+    cmocka_unit_test(test_error_set_errno_appends_strerror),
+    cmocka_unit_test(test_atomic_write_replaces_whole_file),
+    cmocka_unit_test(test_atomic_write_into_missing_dir_fails_cleanly),
+    cmocka_unit_test(test_json_round_trip),
+    cmocka_unit_test(test_json_parse_error_has_context),
+    cmocka_unit_test(test_ids_and_path_components),
+    cmocka_unit_test(test_arena_releases_everything),
+  };
+  return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}
