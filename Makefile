@@ -68,9 +68,11 @@ $(BIN)/crid: $(DAEMON_OBJ) $(COMMON_OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
+# One monitor per container: static, so an idle one maps no shared
+# libraries (small RSS/PSS) and it keeps working across libc upgrades.
 $(BIN)/crid-conmon: $(CONMON_OBJ)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS_ALL) -o $@ $^
+	$(CC) $(CFLAGS_ALL) -static -o $@ $^
 
 # The infra process of every pod: static, so it runs from a root
 # filesystem that holds nothing but itself.
@@ -116,6 +118,8 @@ install: all
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/crid.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/crid.service
 	install -m 0644 contrib/crid.conf $(DESTDIR)/etc/crid/crid.conf
 	install -m 0644 contrib/crictl.yaml $(DESTDIR)/etc/crictl.yaml
+	install -m 0644 contrib/10-crid-bridge.conflist $(DESTDIR)/etc/cni/net.d/
+
 
 clean:
 	rm -rf $(BUILD)

@@ -1,4 +1,6 @@
 #include "common/process.h"
+#include "common/children.h"
+
 #include "common/cleanup.h"
 #include "common/util.h"
 
@@ -75,7 +77,11 @@ spawn(const struct process_spec *spec, int in[2], int out[2], int errp[2], pid_t
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, errp[1], STDERR_FILENO);
+  children_lock();
   rc = posix_spawn(pid, spec->path, &actions, &attr, spec->argv, spec->envp ? spec->envp : environ);
+  if (rc == 0)
+    children_claim(*pid);
+  children_unlock();
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0)
@@ -189,10 +195,12 @@ process_run(const struct process_spec *spec, struct process_result *result, stru
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR)
       {
+        children_release(pid);
         free(out_buffer.data);
         free(err_buffer.data);
         return error_set_errno(err, errno, "wait for %s", spec->path);
       }
+  children_release(pid);
   result->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   result->stdout_text = out_buffer.data ? out_buffer.data : xstrdup("");
   result->stdout_len = out_buffer.len;

@@ -53,16 +53,13 @@ validate_plugins(const struct json_value *plugins, struct error *err)
   return 0;
 }
 
-int
-cni_network_list_load(const char *path, struct cni_network_list **out, struct error *err)
+static int
+parse_network_list(const char *path, const char *text, size_t len, bool single_plugin,
+                   struct cni_network_list **out, struct error *err)
 {
-  cleanup_free char *text = NULL;
-  size_t len;
   struct cni_network_list *list;
   const struct json_value *plugins;
 
-  if (read_file(path, CNI_CONFIG_MAX_SIZE, &text, &len, err) < 0)
-    return -1;
   list = xcalloc(1, sizeof *list);
   list->file = xstrdup(path);
   list->document = json_parse(text, len, err);
@@ -72,7 +69,7 @@ cni_network_list_load(const char *path, struct cni_network_list **out, struct er
         error_set(err, EINVAL, "not a JSON object");
       goto fail;
     }
-  if (str_has_suffix(path, ".conf"))
+  if (single_plugin)
     {
       /* A single plugin: wrap it so everything downstream sees a list. */
       struct json_writer *writer = json_writer_new(false);
@@ -108,6 +105,52 @@ cni_network_list_load(const char *path, struct cni_network_list **out, struct er
 fail:
   cni_network_list_free(list);
   return error_wrap(err, "CNI config %s", path);
+}
+
+int
+cni_network_list_load(const char *path, struct cni_network_list **out, struct error *err)
+{
+  cleanup_free char *text = NULL;
+  size_t len;
+
+  if (read_file(path, CNI_CONFIG_MAX_SIZE, &text, &len, err) < 0)
+    return -1;
+  return parse_network_list(path, text, len, str_has_suffix(path, ".conf"), out, err);
+}
+
+int
+cni_network_list_parse(const char *name, const char *text, size_t len,
+                       struct cni_network_list **out, struct error *err)
+{
+  return parse_network_list(name, text, len, false, out, err);
+}
+
+char *
+cni_network_list_to_text(const struct cni_network_list *list)
+{
+  struct json_writer *writer = json_writer_new(false);
+
+  json_begin_object(writer);
+  if (list->wrapped == NULL)
+    for (size_t i = 0; i < json_object_size(list->document); i++)
+      {
+        const char *key = json_object_key_at(list->document, i);
+        if (strcmp(key, "plugins") == 0)
+          continue;
+        json_write_key(writer, key);
+        json_write_value(writer, json_object_value_at(list->document, i));
+      }
+  else
+    {
+      json_write_key(writer, "cniVersion");
+      json_write_string(writer, list->cni_version);
+      json_write_key(writer, "name");
+      json_write_string(writer, list->name);
+    }
+  json_write_key(writer, "plugins");
+  json_write_value(writer, list->plugins);
+  json_end_object(writer);
+  return json_writer_finish(writer, NULL);
 }
 
 static int

@@ -5,6 +5,8 @@
 #ifndef CRID_NETCNI_CNI_CONFIG_H
 #define CRID_NETCNI_CNI_CONFIG_H
 
+#include <stddef.h>
+
 #include "common/error.h"
 
 struct json_value;
@@ -25,6 +27,13 @@ int cni_network_list_load(const char *path, struct cni_network_list **out, struc
 /* *out = the default network of dir, or NULL when dir has no valid one
  * (each invalid file is logged once at debug level). */
 int cni_config_load_default(const char *dir, struct cni_network_list **out, struct error *err);
+
+/* The list as one conflist JSON text (a .conf comes back as a list of one),
+ * kept with a sandbox so that DEL runs the configuration ADD ran. */
+char *cni_network_list_to_text(const struct cni_network_list *list);
+/* Parses conflist text as cni_network_list_to_text wrote it. */
+int cni_network_list_parse(const char *name, const char *text, size_t len,
+                           struct cni_network_list **out, struct error *err);
 
 void cni_network_list_free(struct cni_network_list *list);
 

@@ -1,4 +1,6 @@
 #include "pod/namespace.h"
+#include "common/children.h"
+
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -215,7 +217,12 @@ run_child(struct child_plan *plan, pid_t *out, struct error *err)
   if (pipe2(fds, O_CLOEXEC) < 0)
     return error_set_errno(err, errno, "pipe");
   plan->report_fd = fds[1];
+  children_lock();
   pid = fork();
+  if (pid > 0)
+    children_claim(pid);
+  if (pid != 0)
+    children_unlock();
   if (pid < 0)
     {
       close(fds[0]);
@@ -237,6 +244,7 @@ run_child(struct child_plan *plan, pid_t *out, struct error *err)
     return 0;
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
+  children_release(pid);
   if (n == (ssize_t)sizeof codes)
     return explain_child_failure(plan, codes, err);
   return error_set(err, EIO, "namespace helper exited early");
@@ -275,6 +283,7 @@ pod_namespaces_create(const struct pod_namespaces_request *request, struct error
     {
       kill(pid, SIGKILL);
       waitpid(pid, NULL, 0);
+      children_release(pid);
     }
   free_sysctl_paths(plan.sysctl_paths, plan.n_sysctls);
   if (ret < 0)

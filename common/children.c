@@ -1,0 +1,110 @@
+#include "common/children.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t *claimed;
+static size_t n_claimed, allocated;
+
+void
+children_lock(void)
+{
+  pthread_mutex_lock(&lock);
+}
+
+void
+children_unlock(void)
+{
+  pthread_mutex_unlock(&lock);
+}
+
+void
+children_claim(pid_t pid)
+{
+  if (n_claimed == allocated)
+    {
+      allocated = allocated ? allocated * 2 : 16;
+      claimed = xrealloc(claimed, allocated * sizeof *claimed);
+    }
+  claimed[n_claimed++] = pid;
+}
+
+void
+children_release(pid_t pid)
+{
+  pthread_mutex_lock(&lock);
+  for (size_t i = 0; i < n_claimed; i++)
+    if (claimed[i] == pid)
+      {
+        claimed[i] = claimed[--n_claimed];
+        break;
+      }
+  pthread_mutex_unlock(&lock);
+}
+
+static bool
+is_claimed(pid_t pid)
+{
+  for (size_t i = 0; i < n_claimed; i++)
+    if (claimed[i] == pid)
+      return true;
+  return false;
+}
+
+/* A zombie whose parent is us, from /proc/<pid>/stat. */
+static bool
+is_our_zombie(const char *pid_text, pid_t self)
+{
+  char path[64], buffer[512];
+  cleanup_close int fd = -1;
+  ssize_t n;
+  char *end, state;
+  int ppid;
+
+  snprintf(path, sizeof path, "/proc/%s/stat", pid_text);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  n = read(fd, buffer, sizeof buffer - 1);
+  if (n <= 0)
+    return false;
+  buffer[n] = '\0';
+  /* The command name may hold spaces and parentheses: parse after the
+   * last ')'. */
+  end = strrchr(buffer, ')');
+  if (end == NULL || sscanf(end + 1, " %c %d", &state, &ppid) != 2)
+    return false;
+  return state == 'Z' && ppid == self;
+}
+
+void
+children_reap_orphans(void)
+{
+  cleanup_dir DIR *proc = opendir("/proc");
+  struct dirent *entry;
+  pid_t self = getpid();
+
+  if (proc == NULL)
+    return;
+  pthread_mutex_lock(&lock);
+  while ((entry = readdir(proc)))
+    {
+      pid_t pid = (pid_t)atoi(entry->d_name);
+      if (pid <= 0 || is_claimed(pid) || !is_our_zombie(entry->d_name, self))
+        continue;
+      if (waitpid(pid, NULL, WNOHANG) == pid)
+        log_debug("reaped orphaned process %d", (int)pid);
+    }
+  pthread_mutex_unlock(&lock);
+}

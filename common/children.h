@@ -1,0 +1,22 @@
+/* common/children: reaping in a process that is a child subreaper.
+ *
+ * crid is a subreaper, so processes orphaned below it (a monitor whose
+ * first fork exited, a runtime's helper) become its children and must be
+ * reaped by it.  Code that waits for a child itself owns it: it spawns and
+ * claims the pid under children_lock(), and releases it after its waitpid.
+ * children_reap_orphans() reaps every exited child nobody owns. */
+#ifndef CRID_COMMON_CHILDREN_H
+#define CRID_COMMON_CHILDREN_H
+
+#include <sys/types.h>
+
+void children_lock(void);
+void children_unlock(void);
+/* With the lock held, right after the spawn. */
+void children_claim(pid_t pid);
+void children_release(pid_t pid);
+
+/* On SIGCHLD: reaps exited children that no one claimed. */
+void children_reap_orphans(void);
+
+#endif
