@@ -82,7 +82,8 @@ $(BIN)/crid-pause: $(PAUSE_SRC)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) -lcmocka -lpthread
+	@echo "  LD      $@"
+	@$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) -lcmocka -lpthread
 
 run: deps all host-setup
 	$(BIN)/crid --log-level info

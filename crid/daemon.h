@@ -10,6 +10,11 @@
 
 #include "crid/config.h"
 
+struct pod_manager;
+struct image_store;
+struct image_puller;
+struct registry_client;
+
 /* Values given on the command line; they win over every config file and
  * are re-applied on reload. NULL = not given. */
 struct config_overrides
@@ -35,6 +40,11 @@ struct daemon
   pthread_mutex_t lock; /* guards pod_cidr and config reloads */
   char *pod_cidr;
   int lock_fd;
+
+  struct pod_manager *pods; /* sandboxes and containers */
+  struct image_store *images;
+  struct registry_client *registry;
+  struct image_puller *puller;
 };
 
 /* Loads files and applies overrides into c (freshly initialised). */

@@ -1,6 +1,11 @@
 /* crid: the daemon's entry point and its few subcommands. */
 #include "crid/daemon.h"
 #include "crid/server.h"
+#include "common/children.h"
+#include "pod/pod_manager.h"
+#include "image/pull.h"
+#include "image/registry.h"
+#include "image/store.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -22,6 +27,7 @@
 #define SHUTDOWN_GRACE_SECONDS 10
 
 const char *crid_runtime_version(void);
+int image_cli_main(struct daemon *daemon, int argc, char **argv);
 
 static void
 usage(FILE *out)
@@ -32,6 +38,9 @@ usage(FILE *out)
                "\n"
                "commands:\n"
                "  config            print the effective configuration as TOML\n"
+               "  image import FILE import an OCI layout or docker archive tarball\n"
+               "                    (refused while crid runs: the image store is locked)\n"
+               "  image list        print the images of the store\n"
                "  version           print the version\n"
                "\n"
                "options:\n"
@@ -97,7 +106,7 @@ parse_arguments(int argc, char **argv, struct daemon *daemon, const char **comma
         return -1;
       }
   *command = optind < argc ? argv[optind] : "run";
-  if (optind + 1 < argc)
+  if (optind + 1 < argc && strcmp(*command, "image") != 0)
     {
       fprintf(stderr, "crid: unexpected argument '%s'\n", argv[optind + 1]);
       return -1;
@@ -147,6 +156,11 @@ signal_thread(void *arg)
       int signo;
       if (sigwait(&args->signals, &signo) != 0)
         continue;
+      if (signo == SIGCHLD)
+        {
+          children_reap_orphans();
+          continue;
+        }
       if (signo == SIGHUP)
         {
           log_info("SIGHUP: reloading the configuration");
@@ -159,6 +173,51 @@ signal_thread(void *arg)
     }
 }
 
+/* The directory of the running crid binary, where its helpers live. */
+static char *
+own_directory(void)
+{
+  char path[4096];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  char *slash;
+
+  if (n <= 0)
+    return xstrdup("/usr/local/bin");
+  path[n] = '\0';
+  slash = strrchr(path, '/');
+  return xstrndup(path, slash && slash != path ? (size_t)(slash - path) : 1);
+}
+
+static struct pod_manager *
+pods_open(struct daemon *daemon, struct error *err)
+{
+  const struct crid_config *c = &daemon->config;
+  cleanup_free char *bin_dir = own_directory();
+  struct pod_manager_options options = { 0 };
+
+  options.root = xstrdup(c->root);
+  options.state_dir = xstrdup(c->state_dir);
+  options.conmon_path = xstrdup(c->conmon);
+  options.pause_path = xasprintf("%s/crid-pause", bin_dir);
+  options.systemd_cgroup = strcmp(c->cgroup_manager, "systemd") == 0;
+  options.shm_size = c->shm_size;
+  options.default_handler = xstrdup(c->default_runtime);
+  options.handlers = xcalloc(c->n_runtimes + 1, sizeof *options.handlers);
+  options.n_handlers = c->n_runtimes;
+  for (size_t i = 0; i < c->n_runtimes; i++)
+    {
+      options.handlers[i].name = xstrdup(c->runtimes[i].name);
+      options.handlers[i].path = xstrdup(c->runtimes[i].runtime_path);
+      options.handlers[i].root = xstrdup(c->runtimes[i].runtime_root);
+    }
+  options.cni_config_dir = xstrdup(c->network_dir);
+  options.cni_plugin_dirs = xcalloc(strv_length(c->plugin_dirs) + 1, sizeof(char *));
+  for (size_t i = 0; c->plugin_dirs && c->plugin_dirs[i]; i++)
+    options.cni_plugin_dirs[i] = xstrdup(c->plugin_dirs[i]);
+  options.cni_timeout_seconds = 60;
+  return pod_manager_new(&options, err);
+}
+
 static int
 prepare_directories(struct daemon *daemon, struct error *err)
 {
@@ -168,17 +227,50 @@ prepare_directories(struct daemon *daemon, struct error *err)
 }
 
 static int
+images_open(struct daemon *daemon, struct error *err)
+{
+  const struct crid_config *c = &daemon->config;
+  struct image_puller_options options = { 0 };
+
+  daemon->images = image_store_open(c->root, 0, err);
+  if (daemon->images == NULL)
+    return -1;
+  daemon->registry = registry_client_new(c->registries, c->n_registries);
+  options.store = daemon->images;
+  options.registry = daemon->registry;
+  options.max_concurrent_downloads = (int)c->max_concurrent_downloads;
+  options.progress_timeout_seconds = c->pull_progress_timeout;
+  daemon->puller = image_puller_new(&options);
+  return 0;
+}
+
+/* After the server stopped: no pull is running any more. */
+static void
+images_close(struct daemon *daemon)
+{
+  image_puller_free(daemon->puller);
+  registry_client_free(daemon->registry);
+  image_store_free(daemon->images);
+  daemon->puller = NULL;
+  daemon->registry = NULL;
+  daemon->images = NULL;
+}
+
+static int
 run_daemon(struct daemon *daemon)
 {
   struct error err = ERROR_INIT;
   struct signal_thread_args args = { .daemon = daemon };
   struct server *server;
   pthread_t signals;
+  int exit_code = 0;
 
   sigemptyset(&args.signals);
+
   sigaddset(&args.signals, SIGTERM);
   sigaddset(&args.signals, SIGINT);
   sigaddset(&args.signals, SIGHUP);
+  sigaddset(&args.signals, SIGCHLD);
   /* Blocked before any thread exists, so every thread inherits the mask. */
   pthread_sigmask(SIG_BLOCK, &args.signals, NULL);
   signal(SIGPIPE, SIG_IGN);
@@ -194,6 +286,10 @@ run_daemon(struct daemon *daemon)
   if (prepare_directories(daemon, &err) < 0)
     goto fail;
   grpc_init();
+  /* Image store recovery (leftovers of interrupted pulls) happens before
+   * the socket exists; a locked store (an import running) stops us here. */
+  if (images_open(daemon, &err) < 0)
+    goto fail;
   server = server_start(daemon, &err);
   if (server == NULL)
     {
@@ -202,13 +298,25 @@ run_daemon(struct daemon *daemon)
     }
   args.server = server;
   pthread_create(&signals, NULL, signal_thread, &args);
-  atomic_store(&daemon->ready, true);
+  /* Serving already, answering UNAVAILABLE until recovery is done. */
+  daemon->pods = pods_open(daemon, &err);
+  if (daemon->pods == NULL)
+    {
+      log_error("%s", error_message(&err));
+      error_clear(&err);
+      exit_code = 1;
+      kill(getpid(), SIGTERM);
+    }
+  else
+    atomic_store(&daemon->ready, true);
   server_run(server);
   pthread_join(signals, NULL);
   server_free(server);
+  pod_manager_free(daemon->pods);
+  images_close(daemon);
   grpc_shutdown();
   log_info("crid stopped");
-  return 0;
+  return exit_code;
 
 fail:
   log_error("%s", error_message(&err));
@@ -244,6 +352,8 @@ main(int argc, char **argv)
       fputs(text, stdout);
       return 0;
     }
+  if (strcmp(command, "image") == 0)
+    return image_cli_main(&daemon, argc - optind, argv + optind);
   if (strcmp(command, "run") != 0)
     {
       fprintf(stderr, "crid: unknown command '%s'\n", command);

@@ -61,4 +61,21 @@ int rpc_runtime_config(struct rpc_call *call, const ProtobufCMessage *request,
 int rpc_update_runtime_config(struct rpc_call *call, const ProtobufCMessage *request,
                               ProtobufCMessage **response, struct error *err);
 
+/* Declares a handler with the rpc_handler signature. */
+#define RPC_HANDLER(name)                                                                          \
+  int name(struct rpc_call *call, const ProtobufCMessage *request, ProtobufCMessage **response,    \
+           struct error *err)
+
+RPC_HANDLER(rpc_run_pod_sandbox);
+RPC_HANDLER(rpc_stop_pod_sandbox);
+RPC_HANDLER(rpc_remove_pod_sandbox);
+RPC_HANDLER(rpc_pod_sandbox_status);
+RPC_HANDLER(rpc_list_pod_sandbox);
+
+RPC_HANDLER(rpc_list_images);
+RPC_HANDLER(rpc_image_status);
+RPC_HANDLER(rpc_pull_image);
+RPC_HANDLER(rpc_remove_image);
+RPC_HANDLER(rpc_image_fs_info);
+
 #endif

@@ -18,6 +18,17 @@ static const struct handler_entry handlers[] = {
   { "Status", rpc_status, false },
   { "RuntimeConfig", rpc_runtime_config, false },
   { "UpdateRuntimeConfig", rpc_update_runtime_config, false },
+  { "RunPodSandbox", rpc_run_pod_sandbox, true },
+  { "StopPodSandbox", rpc_stop_pod_sandbox, true },
+  { "RemovePodSandbox", rpc_remove_pod_sandbox, true },
+  { "PodSandboxStatus", rpc_pod_sandbox_status, true },
+  { "ListPodSandbox", rpc_list_pod_sandbox, true },
+  { "ListImages", rpc_list_images, true },
+  { "ImageStatus", rpc_image_status, true },
+  { "PullImage", rpc_pull_image, true },
+  { "RemoveImage", rpc_remove_image, true },
+  { "ImageFsInfo", rpc_image_fs_info, true },
+
 };
 
 static struct rpc_method *methods;

@@ -7,7 +7,9 @@ Everything a test needs to drive a real crid over its real gRPC API:
 - ``Crid`` starts one crid in its own short temp dir under /tmp, with its
   own root, state dir, socket, CNI config dir and generated config file
   (``--config FILE --config-dir DIR``, so /etc/crid is never read), and
-  exposes ``.runtime`` / ``.image`` stubs over ``unix://<sock>``.
+  exposes ``.runtime`` / ``.image`` stubs over ``unix://<sock>``;
+  ``Crid(netns=/run/netns/<name>)`` runs it inside a network namespace
+  (``netns.py`` creates those, for the pod sandbox tests).
 - ``raw_call`` sends arbitrary bytes to any method path.
 - ``run_crid`` runs crid's CLI (``crid config`` etc.) to completion.
 
@@ -269,6 +271,10 @@ class Crid:
     ``dropins`` is {file name: TOML text} written into crid.conf.d.
     ``state_dir`` / ``root`` / ``sock`` override the private defaults
     (to share them with another instance).  ``args`` are extra flags.
+    ``netns`` (a network namespace file, e.g. /run/netns/<name>) runs the
+    daemon inside that network namespace through ``nsenter --net`` (only
+    the network namespace changes; the pid stays crid's own), so the CNI
+    plugins it runs, their bridge, veths and iptables rules live there.
     """
 
     def __init__(
@@ -282,8 +288,10 @@ class Crid:
         root=None,
         sock=None,
         log_level="debug",
+        netns=None,
     ):
         self.api = api
+        self.netns = str(netns) if netns else None
         self.dir = Path(tempfile.mkdtemp(prefix="crid-", dir="/tmp"))
         self.config_file = self.dir / "crid.conf"
         self.config_dir = self.dir / "crid.conf.d"
@@ -362,6 +370,12 @@ class Crid:
             *extra,
         ]
 
+    def launch_command(self):
+        """What start() runs: command(), inside ``netns`` when one is set."""
+        if self.netns:
+            return ["nsenter", f"--net={self.netns}", "--", *self.command()]
+        return self.command()
+
     def cli(self, *args, timeout=20.0):
         """Runs a crid subcommand (e.g. "config") with this instance's config."""
         return run_crid(self.command(*args)[1:], timeout=timeout)
@@ -384,10 +398,12 @@ class Crid:
         self.close_channel()
         self.returncode = None
         self._log_file = open(self.log_path, "ab")
-        self._log_file.write(f"=== harness: starting {' '.join(self.command())}\n".encode())
+        self._log_file.write(
+            f"=== harness: starting {' '.join(self.launch_command())}\n".encode()
+        )
         self._log_file.flush()
         self.proc = subprocess.Popen(
-            self.command(),
+            self.launch_command(),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

@@ -341,8 +341,12 @@ def host_pid_namespace(config):
 
 # The init of a pid namespace cannot SIGKILL itself: the signal case runs
 # in the host pid namespace.
-@pytest.mark.parametrize("script,status,edit", [("exit 0", "0", None), ("exit 1", "1", None),
-                                                ("kill -9 $$", "137", host_pid_namespace)])
+# Each script waits a little first, so the sockets can be seen before the
+# container ends and the monitor removes them (else a race under load).
+@pytest.mark.parametrize("script,status,edit", [("sleep 0.5; exit 0", "0", None),
+                                                ("sleep 0.5; exit 1", "1", None),
+                                                ("sleep 0.5; kill -9 $$", "137",
+                                                 host_pid_namespace)])
 def test_sync_pid_and_exit_status(make_monitor, script, status, edit):
     m = make_monitor(["/bin/sh", "-c", script], config_edit=edit)
     msg = m.start()

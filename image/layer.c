@@ -1,0 +1,1339 @@
+/* image/layer: unpacking one layer tar stream into its own directory.
+ *
+ * The bytes flow fd -> decompressor (zlib or libzstd, straight, with large
+ * buffers) -> sha256 and size bound -> libarchive's tar reader (fed by a
+ * read callback, so file data mostly goes from the decompressor's buffer to
+ * write() without a copy) -> our own extraction.  Extraction does not use
+ * archive_write_disk: every node is created relative to a directory fd that
+ * was reached from the layer root one component at a time with
+ * O_NOFOLLOW|O_DIRECTORY, so no symlink is ever followed, whatever the
+ * archive planted earlier, and `..` is refused outright. */
+#include "image/layer.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "image/digest.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+/* Compressed input is read in chunks of this size (a pipe hands over at
+ * most its capacity per read anyway; a file gives it all). */
+#define INPUT_BUFFER_SIZE (256 * 1024)
+/* Uncompressed chunks handed to the tar reader: large, so that few calls
+ * cross the library boundary and file data is written in big blocks. */
+#define OUTPUT_BUFFER_SIZE (1024 * 1024)
+/* An entry name or link target must fit in a Linux path. */
+#define ENTRY_NAME_MAX (PATH_MAX - 1)
+/* The kernel's own limit on one xattr value. */
+#define XATTR_VALUE_MAX 65536
+/* zstd frames may ask for a window of at most 128 MiB (the zstd CLI's own
+ * default limit): this bounds the decoder's memory per pull. */
+#define ZSTD_WINDOW_LOG_MAX 27
+/* Directory times are set after the whole archive (creating entries inside
+ * a directory changes its mtime).  Beyond this many directories they are
+ * set at once instead, so a hostile archive cannot make the list grow
+ * without bound; the times may then be off, nothing worse. */
+#define DEFERRED_DIRS_MAX 1000000
+
+#define WHITEOUT_PREFIX ".wh."
+#define WHITEOUT_META_PREFIX ".wh..wh."
+#define WHITEOUT_OPAQUE ".wh..wh..opq"
+#define OVERLAY_OPAQUE_XATTR "trusted.overlay.opaque"
+
+/* ---- the uncompressed stream ------------------------------------------ */
+
+struct stream
+{
+  int fd;
+  enum layer_compression codec;
+  z_stream zlib;
+  bool zlib_ready;
+  ZSTD_DStream *zstd;
+  /* The last gzip member or zstd frame is complete: EOF here is a clean
+   * end, anywhere else the layer was truncated. */
+  bool frame_complete;
+  /* The decoder filled the output buffer and may hold more output. */
+  bool pending;
+  unsigned char *in;
+  size_t in_pos, in_len;
+  bool in_eof;
+  unsigned char *out;
+  uint64_t total, max_size;
+  struct digester *digest;
+  /* Set when producing data failed; it explains libarchive's failure. */
+  struct error err;
+};
+
+/* read(2) that waits on a non-blocking fd and retries on EINTR. */
+static ssize_t
+read_some(int fd, void *buffer, size_t size, struct error *err)
+{
+  for (;;)
+    {
+      ssize_t n = read(fd, buffer, size);
+      if (n >= 0)
+        return n;
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN)
+        {
+          struct pollfd p = { .fd = fd, .events = POLLIN };
+          if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            return error_set_errno(err, errno, "read layer: poll");
+          continue;
+        }
+      return error_set_errno(err, errno, "read layer");
+    }
+}
+
+/* Appends what the next read brings to the input buffer (after dropping
+ * consumed bytes when all of them are consumed). */
+static int
+stream_fill(struct stream *s)
+{
+  ssize_t n;
+
+  if (s->in_pos == s->in_len)
+    s->in_pos = s->in_len = 0;
+  n = read_some(s->fd, s->in + s->in_len, INPUT_BUFFER_SIZE - s->in_len, &s->err);
+  if (n < 0)
+    return -1;
+  if (n == 0)
+    s->in_eof = true;
+  s->in_len += n;
+  return 0;
+}
+
+/* Whether the decoder needs more input before it can make progress. */
+static bool
+stream_starved(const struct stream *s)
+{
+  return s->in_pos == s->in_len && !s->pending;
+}
+
+static ssize_t
+next_plain(struct stream *s, const void **buf)
+{
+  ssize_t n;
+
+  /* first the bytes read while sniffing the compression */
+  if (s->in_pos < s->in_len)
+    {
+      *buf = s->in + s->in_pos;
+      n = s->in_len - s->in_pos;
+      s->in_pos = s->in_len;
+      return n;
+    }
+  if (s->in_eof)
+    return 0;
+  n = read_some(s->fd, s->out, OUTPUT_BUFFER_SIZE, &s->err);
+  if (n == 0)
+    s->in_eof = true;
+  *buf = s->out;
+  return n;
+}
+
+static ssize_t
+next_gzip(struct stream *s, const void **buf)
+{
+  z_stream *z = &s->zlib;
+
+  z->next_out = s->out;
+  z->avail_out = OUTPUT_BUFFER_SIZE;
+  while (z->avail_out > 0)
+    {
+      int r;
+
+      if (stream_starved(s))
+        {
+          /* hand over what we have rather than wait for more input */
+          if (z->avail_out < OUTPUT_BUFFER_SIZE || s->in_eof)
+            break;
+          if (stream_fill(s) < 0)
+            return -1;
+          if (s->in_eof)
+            break;
+        }
+      if (s->frame_complete)
+        {
+          /* another member follows (pigz, concatenated files): gzip -d
+           * decompresses them all, and so does Go's reader */
+          if (inflateReset(z) != Z_OK)
+            return error_set(&s->err, EINVAL, "gzip: cannot reset the decoder");
+          s->frame_complete = false;
+        }
+      z->next_in = s->in + s->in_pos;
+      z->avail_in = s->in_len - s->in_pos;
+      r = inflate(z, Z_NO_FLUSH);
+      s->in_pos = s->in_len - z->avail_in;
+      s->pending = z->avail_out == 0;
+      if (r == Z_STREAM_END)
+        {
+          s->frame_complete = true;
+          s->pending = false;
+        }
+      else if (r != Z_OK && r != Z_BUF_ERROR)
+        return error_set(&s->err, EINVAL, "gzip: %s", z->msg ? z->msg : "corrupt data");
+    }
+  if (z->avail_out == OUTPUT_BUFFER_SIZE && s->in_eof && !s->frame_complete)
+    return error_set(&s->err, EINVAL, "gzip: unexpected end of data");
+  *buf = s->out;
+  return OUTPUT_BUFFER_SIZE - z->avail_out;
+}
+
+static ssize_t
+next_zstd(struct stream *s, const void **buf)
+{
+  ZSTD_outBuffer out = { s->out, OUTPUT_BUFFER_SIZE, 0 };
+
+  while (out.pos < out.size)
+    {
+      ZSTD_inBuffer in;
+      size_t r;
+
+      if (stream_starved(s))
+        {
+          if (out.pos > 0 || s->in_eof)
+            break;
+          if (stream_fill(s) < 0)
+            return -1;
+          if (s->in_eof)
+            break;
+        }
+      in = (ZSTD_inBuffer){ s->in, s->in_len, s->in_pos };
+      r = ZSTD_decompressStream(s->zstd, &out, &in);
+      if (ZSTD_isError(r))
+        return error_set(&s->err, EINVAL, "zstd: %s", ZSTD_getErrorName(r));
+      s->in_pos = in.pos;
+      /* zstd itself moves on to the frames that follow */
+      s->frame_complete = r == 0;
+      s->pending = r != 0 && out.pos == out.size;
+    }
+  if (out.pos == 0 && s->in_eof && !s->frame_complete)
+    return error_set(&s->err, EINVAL, "zstd: unexpected end of data");
+  *buf = s->out;
+  return out.pos;
+}
+
+/* The next chunk of the uncompressed tar; 0 at its end.  Every byte is
+ * hashed and counted here, once, whoever consumes it. */
+static ssize_t
+stream_next(struct stream *s, const void **buf)
+{
+  ssize_t n;
+
+  if (s->err.code != 0)
+    return -1;
+  switch (s->codec)
+    {
+    case LAYER_COMPRESSION_GZIP:
+      n = next_gzip(s, buf);
+      break;
+    case LAYER_COMPRESSION_ZSTD:
+      n = next_zstd(s, buf);
+      break;
+    default:
+      n = next_plain(s, buf);
+      break;
+    }
+  if (n <= 0)
+    return n;
+  s->total += n;
+  if (s->total > s->max_size)
+    return error_set(&s->err, EFBIG, "layer is larger than %llu bytes uncompressed",
+                     (unsigned long long)s->max_size);
+  digester_update(s->digest, *buf, n);
+  return n;
+}
+
+static const char *
+compression_name(enum layer_compression c)
+{
+  switch (c)
+    {
+    case LAYER_COMPRESSION_GZIP:
+      return "gzip";
+    case LAYER_COMPRESSION_ZSTD:
+      return "zstd";
+    default:
+      return "uncompressed";
+    }
+}
+
+/* The magic bytes decide when they name a compression: registries and
+ * old tools label compressed layers as plain tar (containerd and Docker
+ * sniff too).  A layer declared compressed that does not start like one is
+ * refused: its manifest is wrong. */
+static int
+stream_pick_codec(struct stream *s, enum layer_compression declared, struct error *err)
+{
+  static const unsigned char gzip_magic[] = { 0x1f, 0x8b };
+  static const unsigned char zstd_magic[] = { 0x28, 0xb5, 0x2f, 0xfd };
+
+  while (s->in_len < sizeof zstd_magic && !s->in_eof)
+    if (stream_fill(s) < 0)
+      {
+        error_move(err, &s->err);
+        return -1;
+      }
+  if (s->in_len >= sizeof gzip_magic && memcmp(s->in, gzip_magic, sizeof gzip_magic) == 0)
+    s->codec = LAYER_COMPRESSION_GZIP;
+  else if (s->in_len >= sizeof zstd_magic && memcmp(s->in, zstd_magic, sizeof zstd_magic) == 0)
+    s->codec = LAYER_COMPRESSION_ZSTD;
+  else if (declared != LAYER_COMPRESSION_NONE)
+    return error_set(err, EINVAL, "layer declared %s does not start with %s magic bytes",
+                     compression_name(declared), compression_name(declared));
+  else
+    s->codec = LAYER_COMPRESSION_NONE;
+  if (s->codec != declared)
+    log_debug("layer declared %s is %s", compression_name(declared), compression_name(s->codec));
+  return 0;
+}
+
+static int
+stream_init(struct stream *s, int fd, enum layer_compression declared, uint64_t max_size,
+            struct error *err)
+{
+  s->fd = fd;
+  s->max_size = max_size;
+  s->in = xmalloc(INPUT_BUFFER_SIZE);
+  s->out = xmalloc(OUTPUT_BUFFER_SIZE);
+  s->digest = digester_new();
+  if (stream_pick_codec(s, declared, err) < 0)
+    return -1;
+  if (s->codec == LAYER_COMPRESSION_GZIP)
+    {
+      /* 16 + 15: gzip wrapper only, largest window */
+      if (inflateInit2(&s->zlib, 16 + MAX_WBITS) != Z_OK)
+        return error_set(err, ENOMEM, "gzip: cannot initialise the decoder");
+      s->zlib_ready = true;
+    }
+  else if (s->codec == LAYER_COMPRESSION_ZSTD)
+    {
+      s->zstd = ZSTD_createDStream();
+      if (s->zstd == NULL)
+        return error_set(err, ENOMEM, "zstd: cannot create the decoder");
+      if (ZSTD_isError(ZSTD_DCtx_setParameter(s->zstd, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_MAX)))
+        return error_set(err, EINVAL, "zstd: cannot limit the window size");
+    }
+  return 0;
+}
+
+static void
+stream_free(struct stream *s)
+{
+  if (s->zlib_ready)
+    inflateEnd(&s->zlib);
+  ZSTD_freeDStream(s->zstd);
+  digester_free(s->digest);
+  free(s->in);
+  free(s->out);
+  error_clear(&s->err);
+}
+
+static la_ssize_t
+archive_read_cb(struct archive *a, void *data, const void **buf)
+{
+  struct stream *s = data;
+  ssize_t n = stream_next(s, buf);
+
+  if (n < 0)
+    {
+      archive_set_error(a, s->err.code, "%s", error_message(&s->err));
+      return -1;
+    }
+  return n;
+}
+
+/* ---- safe walking ------------------------------------------------------ */
+
+struct dir_time
+{
+  char *path;
+  struct timespec times[2];
+};
+
+struct extract
+{
+  int root_fd;
+  struct archive *ar;
+  struct stream *stream;
+  uint64_t max_size;
+  /* the parent directory of the previous entry: archives list the files
+   * of one directory together, so most entries reuse it */
+  char *cached_path;
+  int cached_fd;
+  struct dir_time *dirs;
+  size_t n_dirs, dirs_allocated;
+};
+
+/* Opens the directory name in dir_fd, never through a symlink.  With
+ * create, a missing directory is made (0755 root:root, as tar and Docker
+ * make the parents an archive does not list). */
+static int
+open_child_dir(int dir_fd, const char *name, bool create)
+{
+  int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd >= 0 || errno != ENOENT || !create)
+    return fd;
+  if (mkdirat(dir_fd, name, 0755) < 0 && errno != EEXIST)
+    return -1;
+  fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  /* the umask must not decide the mode */
+  if (fd >= 0 && fchmod(fd, 0755) < 0)
+    {
+      int saved = errno;
+      close(fd);
+      errno = saved;
+      return -1;
+    }
+  return fd;
+}
+
+/* Opens the directory at path (clean, relative, "" for the root) below
+ * root_fd one component at a time.  A symlink or a non-directory on the way
+ * is an error (EINVAL), so nothing the archive planted can lead out. */
+static int
+walk_dir(int root_fd, const char *path, bool create, const char *entry, struct error *err)
+{
+  cleanup_close int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+  const char *p = path;
+
+  if (fd < 0)
+    return error_set_errno(err, errno, "dup");
+  while (*p)
+    {
+      const char *end = strchrnul(p, '/');
+      char name[NAME_MAX + 1];
+      int next;
+
+      /* paths here are clean: components are 1..NAME_MAX bytes */
+      memcpy(name, p, end - p);
+      name[end - p] = '\0';
+      next = open_child_dir(fd, name, create);
+      if (next < 0)
+        {
+          int e = errno;
+          if (e == ELOOP || e == ENOTDIR)
+            return error_set(err, EINVAL,
+                             "layer entry \"%.256s\": \"%.*s\" is not a directory (a symlink or "
+                             "file is in the way)",
+                             entry, (int)(end - path), path);
+          return error_set_errno(err, e, "layer entry \"%.256s\": open \"%.*s\"", entry,
+                                 (int)(end - path), path);
+        }
+      close(fd);
+      fd = next;
+      p = *end ? end + 1 : end;
+    }
+  return steal_fd(&fd);
+}
+
+static void
+cache_drop(struct extract *x)
+{
+  if (x->cached_fd >= 0)
+    close(x->cached_fd);
+  x->cached_fd = -1;
+  free(x->cached_path);
+  x->cached_path = NULL;
+}
+
+/* The parent directory of an entry, created if missing; the fd is
+ * borrowed from the cache. */
+static int
+parent_dir(struct extract *x, const char *path, const char *entry, struct error *err)
+{
+  int fd;
+
+  if (x->cached_path && strcmp(x->cached_path, path) == 0)
+    return x->cached_fd;
+  cache_drop(x);
+  fd = walk_dir(x->root_fd, path, true, entry, err);
+  if (fd < 0)
+    return -1;
+  x->cached_fd = fd;
+  x->cached_path = xstrdup(path);
+  return fd;
+}
+
+/* The directory at removed is going away: a cached fd at or below it
+ * would point into a deleted tree. */
+static void
+cache_forget(struct extract *x, const char *removed)
+{
+  size_t len = strlen(removed);
+
+  if (x->cached_path && strncmp(x->cached_path, removed, len) == 0
+      && (x->cached_path[len] == '\0' || x->cached_path[len] == '/'))
+    cache_drop(x);
+}
+
+/* ---- removing trees ---------------------------------------------------- */
+
+/* Entering a mount point while removing would delete the mounted files (a
+ * leftover bind mount of a host directory, a container's root), so a
+ * mount point is refused instead. */
+static int
+check_not_mount_point(int fd, const dev_t *parent_dev, const char *what, struct error *err)
+{
+  struct statx stx;
+
+  if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx) < 0)
+    return error_set_errno(err, errno, "remove %s: statx", what);
+  if (((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+       && (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+      || (parent_dev && makedev(stx.stx_dev_major, stx.stx_dev_minor) != *parent_dev))
+    return error_set(err, EBUSY, "remove %s: a mount point is in the way", what);
+  return 0;
+}
+
+/* Removes the entries of the directory fd that are not non-empty
+ * directories; *subdir gets the name of the first non-empty directory met
+ * (NULL when fd is empty now). */
+static int
+clear_dir_level(int fd, char **subdir, const char *what, struct error *err)
+{
+  /* a fresh open file description: reading starts at the beginning */
+  int dup_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  cleanup_dir DIR *dir = NULL;
+  struct dirent *de;
+
+  *subdir = NULL;
+  if (dup_fd < 0)
+    return error_set_errno(err, errno, "remove %s: open", what);
+  dir = fdopendir(dup_fd);
+  if (dir == NULL)
+    {
+      close(dup_fd);
+      return error_set_errno(err, errno, "remove %s: fdopendir", what);
+    }
+  for (errno = 0; (de = readdir(dir)) != NULL; errno = 0)
+    {
+      const char *name = de->d_name;
+
+      if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        continue;
+      if (de->d_type != DT_DIR)
+        {
+          if (unlinkat(fd, name, 0) == 0 || errno == ENOENT)
+            continue;
+          if (errno != EISDIR)
+            return error_set_errno(err, errno, "remove %s/.../%.256s", what, name);
+        }
+      if (unlinkat(fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+        continue;
+      if (errno != ENOTEMPTY && errno != EEXIST)
+        return error_set_errno(err, errno, "remove %s/.../%.256s", what, name);
+      *subdir = xstrdup(name);
+      return 0;
+    }
+  if (errno != 0)
+    return error_set_errno(err, errno, "remove %s: readdir", what);
+  return 0;
+}
+
+struct removal_frame
+{
+  char *name; /* of the directory entered, in its parent */
+  dev_t dev;  /* of the parent, checked when climbing back */
+  ino_t ino;
+};
+
+/* Empties the directory fd without following symlinks and without
+ * recursion or one fd per level (a layer may nest a few thousand
+ * directories deep): it descends with O_NOFOLLOW and climbs back through
+ * "..", checking that ".." is the directory it came from. */
+static int
+remove_children(int top_fd, const char *what, struct error *err)
+{
+  cleanup_close int fd = fcntl(top_fd, F_DUPFD_CLOEXEC, 3);
+  struct removal_frame *stack = NULL;
+  size_t depth = 0, allocated = 0;
+  int ret = -1;
+
+  if (fd < 0)
+    return error_set_errno(err, errno, "remove %s: dup", what);
+  for (;;)
+    {
+      char *subdir = NULL;
+      struct removal_frame frame;
+      struct stat st;
+      int next;
+
+      if (clear_dir_level(fd, &subdir, what, err) < 0)
+        goto out;
+      if (subdir)
+        {
+          if (fstat(fd, &st) < 0)
+            {
+              free(subdir);
+              error_set_errno(err, errno, "remove %s: fstat", what);
+              goto out;
+            }
+          next = openat(fd, subdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (next < 0)
+            {
+              error_set_errno(err, errno, "remove %s/.../%.256s", what, subdir);
+              free(subdir);
+              goto out;
+            }
+          if (check_not_mount_point(next, &st.st_dev, what, err) < 0)
+            {
+              close(next);
+              free(subdir);
+              goto out;
+            }
+          if (depth == allocated)
+            {
+              allocated = allocated ? allocated * 2 : 16;
+              stack = xrealloc(stack, allocated * sizeof *stack);
+            }
+          stack[depth++] = (struct removal_frame){ subdir, st.st_dev, st.st_ino };
+          close(fd);
+          fd = next;
+          continue;
+        }
+      if (depth == 0)
+        break;
+      frame = stack[--depth];
+      next = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (next < 0 || fstat(next, &st) < 0 || st.st_dev != frame.dev || st.st_ino != frame.ino)
+        {
+          if (next >= 0)
+            close(next);
+          free(frame.name);
+          error_set(err, EBUSY, "remove %s: the tree was moved while being removed", what);
+          goto out;
+        }
+      close(fd);
+      fd = next;
+      if (unlinkat(fd, frame.name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        {
+          error_set_errno(err, errno, "remove %s/.../%.256s", what, frame.name);
+          free(frame.name);
+          goto out;
+        }
+      free(frame.name);
+    }
+  ret = 0;
+out:
+  while (depth > 0)
+    free(stack[--depth].name);
+  free(stack);
+  return ret;
+}
+
+int
+remove_tree(const char *path, struct error *err)
+{
+  cleanup_close int fd = -1;
+  struct stat st;
+
+  if (lstat(path, &st) < 0)
+    {
+      if (errno == ENOENT)
+        return 0;
+      return error_set_errno(err, errno, "remove %s", path);
+    }
+  if (!S_ISDIR(st.st_mode))
+    {
+      if (unlink(path) < 0 && errno != ENOENT)
+        return error_set_errno(err, errno, "remove %s", path);
+      return 0;
+    }
+  fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return error_set_errno(err, errno, "remove %s", path);
+  if (check_not_mount_point(fd, NULL, path, err) < 0)
+    return -1;
+  if (remove_children(fd, path, err) < 0)
+    return -1;
+  if (rmdir(path) < 0 && errno != ENOENT)
+    return error_set_errno(err, errno, "remove %s", path);
+  return 0;
+}
+
+/* ---- entries ----------------------------------------------------------- */
+
+/* Normalises an entry name: leading "/" and "./", empty and "."
+ * components go (absolute names are relative to the layer root, as every
+ * runtime reads them); ".." is refused (Docker refuses it too) and so are
+ * absurd lengths.  "" is the layer root. */
+static int
+clean_entry_path(const char *raw, char **out, struct error *err)
+{
+  size_t len = strlen(raw);
+  cleanup_free char *clean = NULL;
+  char *p;
+
+  if (len > ENTRY_NAME_MAX)
+    return error_set(err, EINVAL, "layer entry \"%.64s...\": name longer than %d bytes", raw,
+                     ENTRY_NAME_MAX);
+  clean = xmalloc(len + 1);
+  p = clean;
+  for (const char *s = raw; *s;)
+    {
+      const char *end;
+      size_t n;
+
+      if (*s == '/')
+        {
+          s++;
+          continue;
+        }
+      end = strchrnul(s, '/');
+      n = end - s;
+      if (n == 2 && s[0] == '.' && s[1] == '.')
+        return error_set(err, EINVAL, "layer entry \"%.256s\": \"..\" in the name", raw);
+      if (n > NAME_MAX)
+        return error_set(err, EINVAL, "layer entry \"%.256s\": a component is longer than %d bytes",
+                         raw, NAME_MAX);
+      if (!(n == 1 && s[0] == '.'))
+        {
+          if (p != clean)
+            *p++ = '/';
+          memcpy(p, s, n);
+          p += n;
+        }
+      s = end;
+    }
+  *p = '\0';
+  *out = steal_pointer(&clean);
+  return 0;
+}
+
+/* Splits a clean path in place into its parent ("" at the root) and last
+ * component. */
+static void
+split_path(char *path, const char **parent, const char **base)
+{
+  char *slash = strrchr(path, '/');
+
+  if (slash)
+    {
+      *slash = '\0';
+      *parent = path;
+      *base = slash + 1;
+    }
+  else
+    {
+      *parent = "";
+      *base = path;
+    }
+}
+
+/* AUFS kept its own bookkeeping below ".wh..wh."-prefixed directories;
+ * Docker and containerd skip those entries, and so do we. */
+static bool
+is_aufs_metadata(const char *path)
+{
+  for (const char *p = path; *p;)
+    {
+      if (str_has_prefix(p, WHITEOUT_META_PREFIX))
+        return strcmp(p, WHITEOUT_OPAQUE) != 0;
+      p = strchrnul(p, '/');
+      if (*p)
+        p++;
+    }
+  return false;
+}
+
+/* xattrs an image may not set: overlay's own (an image could redirect
+ * lookups or fake whiteouts in the merged view), and the SELinux label,
+ * which is the host policy's to choose. */
+static bool
+xattr_allowed(const char *name)
+{
+  return !str_has_prefix(name, "trusted.overlay.") && !str_has_prefix(name, "user.overlay.")
+         && strcmp(name, "security.selinux") != 0;
+}
+
+/* A node just created: fd is open on it for regular files and
+ * directories, else -1 and the node is name in parent_fd. */
+struct node
+{
+  int fd;
+  int parent_fd;
+  const char *name;
+  bool symlink;
+};
+
+/* chown first: it clears setuid/setgid bits and file capabilities, so the
+ * mode and the xattrs come after it. */
+static int
+set_owner_mode(const struct node *n, struct archive_entry *e, const char *entry, struct error *err)
+{
+  uid_t uid = archive_entry_uid(e);
+  gid_t gid = archive_entry_gid(e);
+  mode_t mode = archive_entry_perm(e) & 07777;
+  int r;
+
+  r = n->fd >= 0 ? fchown(n->fd, uid, gid)
+                 : fchownat(n->parent_fd, n->name, uid, gid, AT_SYMLINK_NOFOLLOW);
+  if (r < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": chown", entry);
+  if (n->symlink)
+    return 0;
+  r = n->fd >= 0 ? fchmod(n->fd, mode) : fchmodat(n->parent_fd, n->name, mode, AT_SYMLINK_NOFOLLOW);
+  if (r < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": chmod", entry);
+  return 0;
+}
+
+static int
+set_xattrs(const struct node *n, struct archive_entry *e, const char *entry, struct error *err)
+{
+  char path[64 + NAME_MAX];
+  const char *name;
+  const void *value;
+  size_t size;
+
+  if (archive_entry_xattr_reset(e) == 0)
+    return 0;
+  /* there is no lsetxattrat(): the parent's fd in /proc names the node,
+   * and the l-variant does not follow it when it is a symlink */
+  snprintf(path, sizeof path, "/proc/self/fd/%d/%s", n->parent_fd, n->name);
+  while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+    {
+      int r;
+
+      if (name == NULL || !xattr_allowed(name))
+        {
+          log_debug("layer entry \"%.256s\": xattr %.256s not kept", entry, name ? name : "");
+          continue;
+        }
+      if (size > XATTR_VALUE_MAX)
+        return error_set(err, EINVAL, "layer entry \"%.256s\": xattr %.256s is too large", entry,
+                         name);
+      r = n->fd >= 0 ? fsetxattr(n->fd, name, value, size, 0)
+                     : lsetxattr(path, name, value, size, 0);
+      if (r == 0)
+        continue;
+      /* a file system without xattrs, or user.* on a symlink or device,
+       * which the kernel refuses: the rest of the layer is still good */
+      if (errno == ENOTSUP || (errno == EPERM && str_has_prefix(name, "user.")))
+        {
+          log_warn("layer entry \"%.256s\": xattr %.256s not kept: %s", entry, name,
+                   strerror(errno));
+          continue;
+        }
+      return error_set_errno(err, errno, "layer entry \"%.256s\": set xattr %.256s", entry, name);
+    }
+  return 0;
+}
+
+static void
+entry_times(struct archive_entry *e, struct timespec ts[2])
+{
+  ts[1].tv_sec = archive_entry_mtime(e);
+  ts[1].tv_nsec = archive_entry_mtime_nsec(e);
+  if (!archive_entry_mtime_is_set(e))
+    ts[1].tv_nsec = UTIME_OMIT;
+  else if (ts[1].tv_nsec < 0 || ts[1].tv_nsec > 999999999)
+    ts[1].tv_nsec = 0;
+  ts[0] = ts[1];
+  if (archive_entry_atime_is_set(e))
+    {
+      ts[0].tv_sec = archive_entry_atime(e);
+      ts[0].tv_nsec = archive_entry_atime_nsec(e);
+      if (ts[0].tv_nsec < 0 || ts[0].tv_nsec > 999999999)
+        ts[0].tv_nsec = 0;
+    }
+}
+
+static int
+set_times(const struct node *n, struct archive_entry *e, const char *entry, struct error *err)
+{
+  struct timespec ts[2];
+  int r;
+
+  entry_times(e, ts);
+  r = n->fd >= 0 ? futimens(n->fd, ts) : utimensat(n->parent_fd, n->name, ts, AT_SYMLINK_NOFOLLOW);
+  if (r < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": set times", entry);
+  return 0;
+}
+
+static int
+set_metadata(const struct node *n, struct archive_entry *e, const char *entry, bool times,
+             struct error *err)
+{
+  if (set_owner_mode(n, e, entry, err) < 0 || set_xattrs(n, e, entry, err) < 0)
+    return -1;
+  return times ? set_times(n, e, entry, err) : 0;
+}
+
+/* Makes room for a new node at name (path is its clean path): a later
+ * entry replaces an earlier one, as tar does, except that a directory
+ * over a directory merges (*kept_dir). */
+static int
+remove_existing(struct extract *x, int parent_fd, const char *path, const char *name, bool keep_dir,
+                bool *kept_dir, const char *entry, struct error *err)
+{
+  cleanup_close int fd = -1;
+  struct stat st;
+
+  if (kept_dir)
+    *kept_dir = false;
+  if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    {
+      if (errno == ENOENT)
+        return 0;
+      return error_set_errno(err, errno, "layer entry \"%.256s\": stat", entry);
+    }
+  if (!S_ISDIR(st.st_mode))
+    {
+      if (unlinkat(parent_fd, name, 0) < 0)
+        return error_set_errno(err, errno, "layer entry \"%.256s\": replace", entry);
+      return 0;
+    }
+  if (keep_dir)
+    {
+      *kept_dir = true;
+      return 0;
+    }
+  cache_forget(x, path);
+  fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": replace", entry);
+  if (remove_children(fd, path, err) < 0)
+    return error_wrap(err, "layer entry \"%.256s\"", entry);
+  if (unlinkat(parent_fd, name, AT_REMOVEDIR) < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": replace", entry);
+  return 0;
+}
+
+/* libarchive failed: the stream's own error explains it when there is
+ * one (EFBIG, a corrupt gzip), else the archive is damaged. */
+static int
+archive_failure(struct extract *x, const char *entry, struct error *err)
+{
+  const char *msg = archive_error_string(x->ar);
+
+  if (x->stream->err.code != 0)
+    {
+      error_move(err, &x->stream->err);
+      return -1;
+    }
+  if (entry)
+    return error_set(err, EINVAL, "layer entry \"%.256s\": %s", entry, msg ? msg : "bad archive");
+  return error_set(err, EINVAL, "layer: %s", msg ? msg : "bad archive");
+}
+
+static int
+pwrite_all(int fd, const char *buf, size_t size, off_t offset)
+{
+  while (size > 0)
+    {
+      ssize_t n = pwrite(fd, buf, size, offset);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return -1;
+        }
+      buf += n;
+      size -= n;
+      offset += n;
+    }
+  return 0;
+}
+
+static int
+write_file_data(struct extract *x, struct archive_entry *e, int fd, const char *entry,
+                struct error *err)
+{
+  int64_t end = 0;
+
+  for (;;)
+    {
+      const void *buf;
+      size_t size;
+      la_int64_t offset;
+      int r = archive_read_data_block(x->ar, &buf, &size, &offset);
+
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r < ARCHIVE_WARN)
+        return archive_failure(x, entry, err);
+      if (offset < 0 || (uint64_t)offset > x->max_size)
+        return error_set(err, EINVAL, "layer entry \"%.256s\": bad data offset", entry);
+      if (size > 0 && pwrite_all(fd, buf, size, offset) < 0)
+        return error_set_errno(err, errno, "layer entry \"%.256s\": write", entry);
+      if (offset + (int64_t)size > end)
+        end = offset + size;
+    }
+  /* a sparse file may end in a hole; its size is bounded like the data */
+  if (archive_entry_size_is_set(e) && archive_entry_size(e) > end)
+    {
+      if ((uint64_t)archive_entry_size(e) > x->max_size)
+        return error_set(err, EFBIG, "layer entry \"%.256s\": larger than the layer limit", entry);
+      if (ftruncate(fd, archive_entry_size(e)) < 0)
+        return error_set_errno(err, errno, "layer entry \"%.256s\": truncate", entry);
+    }
+  return 0;
+}
+
+static int
+extract_file(struct extract *x, struct archive_entry *e, int parent_fd, const char *path,
+             const char *name, const char *entry, struct error *err)
+{
+  cleanup_close int fd = -1;
+
+  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
+    return -1;
+  fd = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": create", entry);
+  if (write_file_data(x, e, fd, entry, err) < 0)
+    return -1;
+  return set_metadata(&(struct node){ fd, parent_fd, name, false }, e, entry, true, err);
+}
+
+static void
+defer_dir_times(struct extract *x, const char *path, int fd, struct archive_entry *e)
+{
+  struct dir_time *d;
+
+  if (x->n_dirs == DEFERRED_DIRS_MAX)
+    {
+      struct timespec ts[2];
+      entry_times(e, ts);
+      futimens(fd, ts);
+      return;
+    }
+  if (x->n_dirs == x->dirs_allocated)
+    {
+      x->dirs_allocated = x->dirs_allocated ? x->dirs_allocated * 2 : 64;
+      x->dirs = xrealloc(x->dirs, x->dirs_allocated * sizeof *x->dirs);
+    }
+  d = &x->dirs[x->n_dirs++];
+  d->path = xstrdup(path);
+  entry_times(e, d->times);
+}
+
+static int
+extract_dir(struct extract *x, struct archive_entry *e, int parent_fd, const char *path,
+            const char *name, const char *entry, struct error *err)
+{
+  cleanup_close int fd = -1;
+  bool exists;
+
+  if (remove_existing(x, parent_fd, path, name, true, &exists, entry, err) < 0)
+    return -1;
+  if (!exists && mkdirat(parent_fd, name, 0700) < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": mkdir", entry);
+  fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": open", entry);
+  if (set_metadata(&(struct node){ fd, parent_fd, name, false }, e, entry, false, err) < 0)
+    return -1;
+  defer_dir_times(x, path, fd, e);
+  return 0;
+}
+
+static int
+extract_symlink(struct extract *x, struct archive_entry *e, int parent_fd, const char *path,
+                const char *name, const char *entry, struct error *err)
+{
+  const char *target = archive_entry_symlink(e);
+
+  /* the target is never resolved here: it means something only inside
+   * the container */
+  if (target == NULL || *target == '\0' || strlen(target) > ENTRY_NAME_MAX)
+    return error_set(err, EINVAL, "layer entry \"%.256s\": bad symlink target", entry);
+  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
+    return -1;
+  if (symlinkat(target, parent_fd, name) < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": symlink", entry);
+  return set_metadata(&(struct node){ -1, parent_fd, name, true }, e, entry, true, err);
+}
+
+static int
+extract_special(struct extract *x, struct archive_entry *e, int parent_fd, const char *path,
+                const char *name, const char *entry, struct error *err)
+{
+  mode_t type = archive_entry_filetype(e);
+  dev_t dev = 0;
+
+  if (type == AE_IFCHR || type == AE_IFBLK)
+    dev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
+    return -1;
+  if (mknodat(parent_fd, name, type | 0600, dev) < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": mknod", entry);
+  return set_metadata(&(struct node){ -1, parent_fd, name, false }, e, entry, true, err);
+}
+
+/* A hardlink's target must already be a regular file of this layer,
+ * reached without symlinks: a link can then never give the container a
+ * host file, nor a device. */
+static int
+extract_hardlink(struct extract *x, struct archive_entry *e, int parent_fd, const char *path,
+                 const char *name, const char *entry, struct error *err)
+{
+  const char *raw_target = archive_entry_hardlink(e);
+  cleanup_free char *target = NULL;
+  cleanup_close int target_fd = -1;
+  const char *target_parent, *target_base;
+  struct stat st;
+
+  if (clean_entry_path(raw_target, &target, err) < 0)
+    return error_wrap(err, "layer entry \"%.256s\": hardlink target", entry);
+  if (strcmp(target, path) == 0)
+    return 0; /* a link to itself: the file is already there */
+  if (*target == '\0')
+    return error_set(err, EINVAL, "layer entry \"%.256s\": hardlink to the layer root", entry);
+  split_path(target, &target_parent, &target_base);
+  target_fd = walk_dir(x->root_fd, target_parent, false, entry, err);
+  if (target_fd < 0)
+    {
+      /* a target that is not in the layer is the archive's fault */
+      if (err->code == ENOENT)
+        err->code = EINVAL;
+      return error_wrap(err, "hardlink target \"%.256s\"", raw_target);
+    }
+  if (fstatat(target_fd, target_base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return error_set(err, EINVAL, "layer entry \"%.256s\": hardlink target \"%.256s\": %s", entry,
+                     raw_target, strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return error_set(err, EINVAL,
+                     "layer entry \"%.256s\": hardlink target \"%.256s\" is not a regular file",
+                     entry, raw_target);
+  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
+    return -1;
+  if (linkat(target_fd, target_base, parent_fd, name, 0) < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": link to \"%.256s\"", entry,
+                           raw_target);
+  return 0;
+}
+
+/* Overlay whiteouts, for a layer that is one lowerdir among others:
+ * ".wh.NAME" becomes a 0/0 character device NAME, ".wh..wh..opq" the
+ * opaque xattr on its directory.  Neither materialises as a file. */
+static int
+extract_whiteout(struct extract *x, struct archive_entry *e, const char *parent, const char *base,
+                 const char *entry, struct error *err)
+{
+  const char *name = base + strlen(WHITEOUT_PREFIX);
+  cleanup_free char *path = NULL;
+  int parent_fd;
+
+  if (strcmp(base, WHITEOUT_OPAQUE) == 0)
+    {
+      parent_fd = parent_dir(x, parent, entry, err);
+      if (parent_fd < 0)
+        return -1;
+      if (fsetxattr(parent_fd, OVERLAY_OPAQUE_XATTR, "y", 1, 0) < 0)
+        return error_set_errno(err, errno, "layer entry \"%.256s\": set %s", entry,
+                               OVERLAY_OPAQUE_XATTR);
+      return 0;
+    }
+  if (*name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return error_set(err, EINVAL, "layer entry \"%.256s\": invalid whiteout", entry);
+  parent_fd = parent_dir(x, parent, entry, err);
+  if (parent_fd < 0)
+    return -1;
+  path = *parent ? xasprintf("%s/%s", parent, name) : xstrdup(name);
+  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
+    return -1;
+  if (mknodat(parent_fd, name, S_IFCHR, makedev(0, 0)) < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": mknod whiteout", entry);
+  if (fchownat(parent_fd, name, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW)
+      < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": chown", entry);
+  return 0;
+}
+
+/* Checks what does not depend on the node's type. */
+static int
+check_entry(struct archive_entry *e, const char *entry, struct error *err)
+{
+  la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+
+  /* (uid_t)-1 means "unchanged" to chown */
+  if (uid < 0 || uid >= (la_int64_t)UINT32_MAX || gid < 0 || gid >= (la_int64_t)UINT32_MAX)
+    return error_set(err, EINVAL, "layer entry \"%.256s\": bad owner %lld:%lld", entry,
+                     (long long)uid, (long long)gid);
+  return 0;
+}
+
+static int
+extract_entry(struct extract *x, struct archive_entry *e, struct error *err)
+{
+  const char *entry = archive_entry_pathname(e);
+  cleanup_free char *path = NULL;
+  cleanup_free char *split = NULL;
+  const char *parent, *base;
+  int parent_fd;
+
+  if (entry == NULL)
+    return error_set(err, EINVAL, "layer entry without a name");
+  if (clean_entry_path(entry, &path, err) < 0 || check_entry(e, entry, err) < 0)
+    return -1;
+  if (*path == '\0')
+    {
+      /* "./": the layer root is ours, its entry is skipped as Docker does */
+      if (archive_entry_filetype(e) != AE_IFDIR || archive_entry_hardlink(e))
+        return error_set(err, EINVAL, "layer entry \"%.256s\": the root is not a directory", entry);
+      return 0;
+    }
+  if (is_aufs_metadata(path))
+    {
+      log_debug("layer entry \"%.256s\": AUFS metadata skipped", entry);
+      return 0;
+    }
+  split = xstrdup(path);
+  split_path(split, &parent, &base);
+  if (str_has_prefix(base, WHITEOUT_PREFIX))
+    return extract_whiteout(x, e, parent, base, entry, err);
+
+  parent_fd = parent_dir(x, parent, entry, err);
+  if (parent_fd < 0)
+    return -1;
+  if (archive_entry_hardlink(e))
+    return extract_hardlink(x, e, parent_fd, path, base, entry, err);
+  switch (archive_entry_filetype(e))
+    {
+    case AE_IFREG:
+      return extract_file(x, e, parent_fd, path, base, entry, err);
+    case AE_IFDIR:
+      return extract_dir(x, e, parent_fd, path, base, entry, err);
+    case AE_IFLNK:
+      return extract_symlink(x, e, parent_fd, path, base, entry, err);
+    case AE_IFCHR:
+    case AE_IFBLK:
+    case AE_IFIFO:
+      return extract_special(x, e, parent_fd, path, base, entry, err);
+    default:
+      return error_set(err, EINVAL, "layer entry \"%.256s\": unsupported type %#o", entry,
+                       (unsigned)archive_entry_filetype(e));
+    }
+}
+
+/* Directory times last: nothing is created any more.  A directory a later
+ * entry removed or replaced is skipped. */
+static void
+apply_dir_times(struct extract *x)
+{
+  for (size_t i = 0; i < x->n_dirs; i++)
+    {
+      struct error ignored = ERROR_INIT;
+      int fd = walk_dir(x->root_fd, x->dirs[i].path, false, x->dirs[i].path, &ignored);
+
+      error_clear(&ignored);
+      if (fd < 0)
+        continue;
+      if (futimens(fd, x->dirs[i].times) < 0)
+        log_debug("layer directory %.256s: set times: %s", x->dirs[i].path, strerror(errno));
+      close(fd);
+    }
+}
+
+static void
+extract_free(struct extract *x)
+{
+  cache_drop(x);
+  for (size_t i = 0; i < x->n_dirs; i++)
+    free(x->dirs[i].path);
+  free(x->dirs);
+  if (x->root_fd >= 0)
+    close(x->root_fd);
+  if (x->ar)
+    archive_read_free(x->ar);
+}
+
+/* Reads what follows the tar's end (padding, usually): it belongs to the
+ * diff id, and the writer of a pipe must see its bytes consumed. */
+static int
+stream_drain(struct stream *s, struct error *err)
+{
+  const void *buf;
+  ssize_t n;
+
+  while ((n = stream_next(s, &buf)) > 0)
+    ;
+  if (n < 0)
+    {
+      error_move(err, &s->err);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+unpack(struct extract *x, struct error *err)
+{
+  struct archive_entry *e;
+
+  archive_read_support_format_tar(x->ar);
+  /* a zero-byte stream is an empty layer */
+  archive_read_support_format_empty(x->ar);
+  if (archive_read_open(x->ar, x->stream, NULL, archive_read_cb, NULL) != ARCHIVE_OK)
+    return archive_failure(x, NULL, err);
+  for (;;)
+    {
+      int r = archive_read_next_header(x->ar, &e);
+
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r < ARCHIVE_WARN)
+        return archive_failure(x, NULL, err);
+      if (r == ARCHIVE_WARN)
+        log_debug("layer entry \"%.256s\": %s", archive_entry_pathname(e) ?: "",
+                  archive_error_string(x->ar) ?: "warning");
+      if (extract_entry(x, e, err) < 0)
+        return -1;
+    }
+  if (stream_drain(x->stream, err) < 0)
+    return -1;
+  apply_dir_times(x);
+  return 0;
+}
+
+int
+layer_unpack_fd(int fd, const char *dir, enum layer_compression compression, uint64_t max_size,
+                char diff_id[72], struct error *err)
+{
+  struct stream s = { .fd = -1 };
+  struct extract x = { .root_fd = -1, .cached_fd = -1, .stream = &s, .max_size = max_size };
+  int ret = -1;
+
+  x.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (x.root_fd < 0)
+    {
+      error_set_errno(err, errno, "open %s", dir);
+      goto out;
+    }
+  if (stream_init(&s, fd, compression, max_size, err) < 0)
+    goto out;
+  x.ar = archive_read_new();
+  if (x.ar == NULL)
+    abort();
+  if (unpack(&x, err) < 0)
+    goto out;
+  digester_finish(s.digest, diff_id);
+  s.digest = NULL;
+  ret = 0;
+out:
+  extract_free(&x);
+  stream_free(&s);
+  return ret;
+}

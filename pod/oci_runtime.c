@@ -1,0 +1,165 @@
+#include "pod/oci_runtime.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/process.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RUNTIME_TIMEOUT_MS (60 * 1000)
+#define RUNTIME_MAX_OUTPUT (256 * 1024)
+
+/* Runs `<runtime> [--systemd-cgroup] --root R <args...>`. */
+static int
+run_runtime(const struct oci_runtime *runtime, const char *const *args,
+            struct process_result *result, struct error *err)
+{
+  const char *argv[16];
+  size_t n = 0;
+  struct process_spec spec = { 0 };
+
+  argv[n++] = runtime->path;
+  if (runtime->systemd_cgroup)
+    argv[n++] = "--systemd-cgroup";
+  argv[n++] = "--root";
+  argv[n++] = runtime->root;
+  for (size_t i = 0; args[i] && n < 15; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  spec.path = runtime->path;
+  spec.argv = (char *const *)argv;
+  spec.timeout_ms = RUNTIME_TIMEOUT_MS;
+  spec.max_output = RUNTIME_MAX_OUTPUT;
+  return process_run(&spec, result, err);
+}
+
+/* The runtime's own words, trimmed, for an error message. */
+static const char *
+runtime_message(struct process_result *result)
+{
+  char *text = result->stderr_len ? result->stderr_text : result->stdout_text;
+  size_t len = strlen(text);
+  while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+    text[--len] = '\0';
+  return text;
+}
+
+static bool
+says_not_found(struct process_result *result)
+{
+  const char *text = runtime_message(result);
+  return strstr(text, "does not exist") || strstr(text, "not found")
+         || strstr(text, "No such file");
+}
+
+static bool
+says_not_running(struct process_result *result)
+{
+  const char *text = runtime_message(result);
+  return strstr(text, "not running") || strstr(text, "process already finished")
+         || strstr(text, "No such process") || strstr(text, "stopped");
+}
+
+int
+oci_runtime_start(const struct oci_runtime *runtime, const char *id, struct error *err)
+{
+  const char *args[] = { "start", id, NULL };
+  struct process_result result;
+  int ret = 0;
+
+  if (run_runtime(runtime, args, &result, err) < 0)
+    return -1;
+  if (result.exit_code != 0)
+    ret = error_set(err, EIO, "%s start %s: %s", runtime->name, id, runtime_message(&result));
+  process_result_free(&result);
+  return ret;
+}
+
+int
+oci_runtime_kill(const struct oci_runtime *runtime, const char *id, int signo, bool all,
+                 struct error *err)
+{
+  char signal_text[16];
+  const char *args_all[] = { "kill", "--all", id, signal_text, NULL };
+  const char *args_one[] = { "kill", id, signal_text, NULL };
+  struct process_result result;
+  int ret = 0;
+
+  snprintf(signal_text, sizeof signal_text, "%d", signo);
+  if (run_runtime(runtime, all ? args_all : args_one, &result, err) < 0)
+    return -1;
+  if (result.exit_code != 0 && !says_not_found(&result) && !says_not_running(&result))
+    ret = error_set(err, EIO, "%s kill %s %d: %s", runtime->name, id, signo,
+                    runtime_message(&result));
+  process_result_free(&result);
+  return ret;
+}
+
+int
+oci_runtime_delete(const struct oci_runtime *runtime, const char *id, struct error *err)
+{
+  const char *args[] = { "delete", "--force", id, NULL };
+  struct process_result result;
+  int ret = 0;
+
+  if (run_runtime(runtime, args, &result, err) < 0)
+    return -1;
+  if (result.exit_code != 0 && !says_not_found(&result))
+    ret = error_set(err, EIO, "%s delete %s: %s", runtime->name, id, runtime_message(&result));
+  process_result_free(&result);
+  return ret;
+}
+
+static enum oci_status
+status_from_text(const char *text)
+{
+  static const struct
+  {
+    const char *name;
+    enum oci_status status;
+  } names[] = {
+    { "creating", OCI_STATUS_CREATING }, { "created", OCI_STATUS_CREATED },
+    { "running", OCI_STATUS_RUNNING },   { "stopped", OCI_STATUS_STOPPED },
+    { "paused", OCI_STATUS_RUNNING },
+  };
+  for (size_t i = 0; text && i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(text, names[i].name) == 0)
+      return names[i].status;
+  return OCI_STATUS_UNKNOWN;
+}
+
+int
+oci_runtime_state(const struct oci_runtime *runtime, const char *id, enum oci_status *status,
+                  pid_t *pid, struct error *err)
+{
+  const char *args[] = { "state", id, NULL };
+  struct process_result result;
+  cleanup_json struct json_value *state = NULL;
+  int64_t value = 0;
+
+  *status = OCI_STATUS_UNKNOWN;
+  *pid = 0;
+  if (run_runtime(runtime, args, &result, err) < 0)
+    return -1;
+  if (result.exit_code != 0)
+    {
+      int ret = 0;
+      if (says_not_found(&result))
+        *status = OCI_STATUS_ABSENT;
+      else
+        ret = error_set(err, EIO, "%s state %s: %s", runtime->name, id, runtime_message(&result));
+      process_result_free(&result);
+      return ret;
+    }
+  state = json_parse(result.stdout_text, result.stdout_len, err);
+  process_result_free(&result);
+  if (state == NULL)
+    return error_wrap(err, "%s state %s", runtime->name, id);
+  *status = status_from_text(json_object_get_string(state, "status"));
+  if (json_integer(json_object_get(state, "pid"), &value))
+    *pid = (pid_t)value;
+  return 0;
+}

@@ -1,0 +1,40 @@
+/* pod/oci_runtime: the OCI runtime commands crid runs itself (start,
+ * kill, delete, state); `create` is run by crid-conmon.  One handler =
+ * one runtime binary and its --root directory. */
+#ifndef CRID_POD_OCI_RUNTIME_H
+#define CRID_POD_OCI_RUNTIME_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+struct oci_runtime
+{
+  const char *name; /* handler name, for messages */
+  const char *path; /* crun / runc binary */
+  const char *root; /* --root */
+  bool systemd_cgroup;
+};
+
+enum oci_status
+{
+  OCI_STATUS_UNKNOWN,
+  OCI_STATUS_CREATING,
+  OCI_STATUS_CREATED,
+  OCI_STATUS_RUNNING,
+  OCI_STATUS_STOPPED,
+  OCI_STATUS_ABSENT, /* the runtime does not know the container */
+};
+
+int oci_runtime_start(const struct oci_runtime *runtime, const char *id, struct error *err);
+/* Sends signo to the container's init (all processes with all=true). A
+ * container that is gone or stopped is not an error. */
+int oci_runtime_kill(const struct oci_runtime *runtime, const char *id, int signo, bool all,
+                     struct error *err);
+/* delete --force; a container the runtime does not know is not an error. */
+int oci_runtime_delete(const struct oci_runtime *runtime, const char *id, struct error *err);
+int oci_runtime_state(const struct oci_runtime *runtime, const char *id, enum oci_status *status,
+                      pid_t *pid, struct error *err);
+
+#endif

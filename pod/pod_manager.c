@@ -1,0 +1,244 @@
+#include "pod/pod_manager.h"
+#include "pod/sandbox.h"
+#include "common/atomic_file.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PAUSE_MAX_SIZE (64 * 1024 * 1024)
+
+static void
+options_free(struct pod_manager_options *o)
+{
+  free(o->root);
+  free(o->state_dir);
+  free(o->conmon_path);
+  free(o->pause_path);
+  free(o->default_handler);
+  for (size_t i = 0; i < o->n_handlers; i++)
+    {
+      free(o->handlers[i].name);
+      free(o->handlers[i].path);
+      free(o->handlers[i].root);
+    }
+  free(o->handlers);
+  free(o->cni_config_dir);
+  strv_free(o->cni_plugin_dirs);
+}
+
+/* The built-in pause root filesystem: the static crid-pause binary and the
+ * mount points the runtime needs, so it can stay read-only and shared by
+ * every sandbox. */
+static int
+assemble_pause_rootfs(struct pod_manager *manager, struct error *err)
+{
+  static const char *const dirs[] = { "dev", "proc", "sys", "etc", "run", "tmp" };
+  cleanup_free char *rootfs = xasprintf("%s/pause/rootfs", manager->options.root);
+  cleanup_free char *binary = xasprintf("%s/pause", rootfs);
+  cleanup_free char *content = NULL;
+  size_t len;
+
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+    {
+      cleanup_free char *dir = xasprintf("%s/%s", rootfs, dirs[i]);
+      if (mkdir_p(dir, 0755, err) < 0)
+        return error_wrap(err, "assemble the pause root filesystem");
+    }
+  if (read_file(manager->options.pause_path, PAUSE_MAX_SIZE, &content, &len, err) < 0)
+    return error_wrap(err, "assemble the pause root filesystem");
+  /* Always refreshed: an upgraded crid brings its own pause. */
+  if (atomic_write_file(binary, content, len, 0755, err) < 0)
+    return error_wrap(err, "assemble the pause root filesystem");
+  manager->pause_rootfs = steal_pointer(&rootfs);
+  return 0;
+}
+
+static void
+table_add_locked(struct pod_manager *manager, struct sandbox *sandbox)
+{
+  manager->sandboxes
+      = xrealloc(manager->sandboxes, (manager->n_sandboxes + 1) * sizeof *manager->sandboxes);
+  sandbox_ref(sandbox);
+  manager->sandboxes[manager->n_sandboxes++] = sandbox;
+}
+
+static bool
+reservation_taken_locked(struct pod_manager *manager, const char *key, struct sandbox **holder)
+{
+  for (size_t i = 0; i < manager->n_sandboxes; i++)
+    if (manager->sandboxes[i]->reservation && strcmp(manager->sandboxes[i]->reservation, key) == 0)
+      {
+        *holder = manager->sandboxes[i];
+        return true;
+      }
+  return false;
+}
+
+int
+pod_manager_reserve(struct pod_manager *manager, struct sandbox *sandbox, struct error *err)
+{
+  struct sandbox *holder = NULL;
+  int ret = 0;
+
+  pthread_mutex_lock(&manager->table_lock);
+  if (reservation_taken_locked(manager, sandbox->reservation, &holder))
+    ret = error_set(err, EEXIST, "the name %s is reserved for sandbox %s", sandbox->reservation,
+                    holder->id);
+  else
+    table_add_locked(manager, sandbox);
+  pthread_mutex_unlock(&manager->table_lock);
+  return ret;
+}
+
+void
+pod_manager_unreserve(struct pod_manager *manager, struct sandbox *sandbox)
+{
+  pthread_mutex_lock(&manager->table_lock);
+  for (size_t i = 0; i < manager->n_sandboxes; i++)
+    if (manager->sandboxes[i] == sandbox)
+      {
+        manager->sandboxes[i] = manager->sandboxes[--manager->n_sandboxes];
+        sandbox_unref(sandbox);
+        break;
+      }
+  pthread_mutex_unlock(&manager->table_lock);
+}
+
+struct sandbox *
+pod_manager_find_sandbox(struct pod_manager *manager, const char *id, struct error *err)
+{
+  struct sandbox *found = NULL;
+  size_t matches = 0, len = strlen(id);
+
+  if (len == 0)
+    {
+      error_set(err, EINVAL, "empty pod sandbox id");
+      return NULL;
+    }
+  pthread_mutex_lock(&manager->table_lock);
+  for (size_t i = 0; i < manager->n_sandboxes; i++)
+    if (strncmp(manager->sandboxes[i]->id, id, len) == 0)
+      {
+        found = manager->sandboxes[i];
+        matches++;
+        if (len == 64)
+          break;
+      }
+  if (matches == 1)
+    sandbox_ref(found);
+  pthread_mutex_unlock(&manager->table_lock);
+  if (matches == 1)
+    return found;
+  if (matches > 1)
+    error_set(err, EINVAL, "pod sandbox id prefix %s is ambiguous", id);
+  else
+    error_set(err, ENOENT, "pod sandbox %s not found", id);
+  return NULL;
+}
+
+struct sandbox **
+pod_manager_list_sandboxes(struct pod_manager *manager, size_t *n)
+{
+  struct sandbox **list;
+
+  pthread_mutex_lock(&manager->table_lock);
+  list = xcalloc(manager->n_sandboxes + 1, sizeof *list);
+  for (size_t i = 0; i < manager->n_sandboxes; i++)
+    {
+      sandbox_ref(manager->sandboxes[i]);
+      list[i] = manager->sandboxes[i];
+    }
+  *n = manager->n_sandboxes;
+  pthread_mutex_unlock(&manager->table_lock);
+  return list;
+}
+
+void
+pod_manager_release_list(struct sandbox **list, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    sandbox_unref(list[i]);
+  free(list);
+}
+
+const struct pod_runtime_handler *
+pod_manager_handler(const struct pod_manager *manager, const char *name)
+{
+  if (name == NULL || name[0] == '\0')
+    name = manager->options.default_handler;
+  for (size_t i = 0; i < manager->options.n_handlers; i++)
+    if (strcmp(manager->options.handlers[i].name, name) == 0)
+      return &manager->options.handlers[i];
+  return NULL;
+}
+
+char *sandbox_reservation_key(const Runtime__V1__PodSandboxConfig *config);
+
+/* Recovery: every sandbox with a complete record comes back; a directory
+ * without one is the leftover of a RunPodSandbox that never finished. */
+static void
+recover_sandboxes(struct pod_manager *manager)
+{
+  cleanup_free char *dir = xasprintf("%s/sandboxes", manager->options.root);
+  cleanup_dir DIR *d = opendir(dir);
+  struct dirent *entry;
+
+  while (d && (entry = readdir(d)))
+    {
+      struct error err = ERROR_INIT;
+      struct sandbox *sandbox;
+      if (!id_is_valid(entry->d_name))
+        continue;
+      sandbox = sandbox_load(manager, entry->d_name, &err);
+      if (sandbox == NULL)
+        {
+          log_warn("recovery: %s", error_message(&err));
+          error_clear(&err);
+          continue;
+        }
+      sandbox->reservation = sandbox_reservation_key(sandbox->config);
+      pthread_mutex_lock(&manager->table_lock);
+      table_add_locked(manager, sandbox);
+      pthread_mutex_unlock(&manager->table_lock);
+      sandbox_refresh(manager, sandbox);
+      log_info("recovered sandbox %.12s (%s)", sandbox->id,
+               sandbox->state == SANDBOX_READY ? "ready" : "not ready");
+      sandbox_unref(sandbox);
+    }
+}
+
+struct pod_manager *
+pod_manager_new(struct pod_manager_options *options, struct error *err)
+{
+  struct pod_manager *manager = xcalloc(1, sizeof *manager);
+
+  manager->options = *options;
+  memset(options, 0, sizeof *options);
+  pthread_mutex_init(&manager->table_lock, NULL);
+  if (assemble_pause_rootfs(manager, err) < 0)
+    {
+      pod_manager_free(manager);
+      return NULL;
+    }
+  recover_sandboxes(manager);
+  return manager;
+}
+
+void
+pod_manager_free(struct pod_manager *manager)
+{
+  if (manager == NULL)
+    return;
+  pod_manager_release_list(manager->sandboxes, manager->n_sandboxes);
+  options_free(&manager->options);
+  free(manager->pause_rootfs);
+  pthread_mutex_destroy(&manager->table_lock);
+  free(manager);
+}

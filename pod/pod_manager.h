@@ -1,0 +1,70 @@
+/* pod/pod_manager: everything that runs, as one object crid/ holds: the
+ * runtime settings it was given, the tables of sandboxes (by id and by
+ * reserved name), and recovery of those tables from disk at start.
+ *
+ * Lock order: the table lock, then a sandbox's lock.  Objects found in a
+ * table are returned with a reference the caller drops. */
+#ifndef CRID_POD_POD_MANAGER_H
+#define CRID_POD_POD_MANAGER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+struct sandbox;
+
+struct pod_runtime_handler
+{
+  char *name;
+  char *path; /* runtime binary */
+  char *root; /* its --root */
+};
+
+struct pod_manager_options
+{
+  char *root;      /* <root>: sandboxes/, containers/ */
+  char *state_dir; /* <state>: ns/, exits/, conmon/ */
+  char *conmon_path;
+  char *pause_path; /* the crid-pause binary for the built-in rootfs */
+  bool systemd_cgroup;
+  int64_t shm_size;
+  char *default_handler;
+  struct pod_runtime_handler *handlers;
+  size_t n_handlers;
+  char *cni_config_dir;
+  char **cni_plugin_dirs; /* NULL-terminated */
+  int cni_timeout_seconds;
+};
+
+struct pod_manager
+{
+  struct pod_manager_options options;
+  char *pause_rootfs;
+  pthread_mutex_t table_lock;
+  struct sandbox **sandboxes;
+  size_t n_sandboxes;
+};
+
+/* options is moved into the manager.  Assembles the built-in pause root
+ * filesystem and recovers every sandbox found on disk. */
+struct pod_manager *pod_manager_new(struct pod_manager_options *options, struct error *err);
+void pod_manager_free(struct pod_manager *manager);
+
+const struct pod_runtime_handler *pod_manager_handler(const struct pod_manager *manager,
+                                                      const char *name);
+
+/* By full id or unique prefix; NULL (ENOENT) when none. */
+struct sandbox *pod_manager_find_sandbox(struct pod_manager *manager, const char *id,
+                                         struct error *err);
+/* A referenced snapshot of the table; free with pod_manager_release_list. */
+struct sandbox **pod_manager_list_sandboxes(struct pod_manager *manager, size_t *n);
+void pod_manager_release_list(struct sandbox **list, size_t n);
+
+/* Table maintenance, for pod/sandbox.c. */
+int pod_manager_reserve(struct pod_manager *manager, struct sandbox *sandbox, struct error *err);
+void pod_manager_unreserve(struct pod_manager *manager, struct sandbox *sandbox);
+
+#endif

@@ -1,0 +1,89 @@
+/* pod/sandbox: a pod sandbox from RunPodSandbox to RemovePodSandbox: its
+ * namespaces, files, network, pause process and persisted state. */
+#ifndef CRID_POD_SANDBOX_H
+#define CRID_POD_SANDBOX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "api.pb-c.h"
+
+struct pod_manager;
+
+enum sandbox_state
+{
+  SANDBOX_READY = 0,
+  SANDBOX_NOTREADY = 1,
+};
+
+struct sandbox
+{
+  char id[65];
+  atomic_int references;
+  pthread_mutex_t lock; /* one lifecycle operation at a time */
+
+  /* The request as received, kept to echo labels and annotations byte for
+   * byte, also after a restart. */
+  uint8_t *request_bytes;
+  size_t request_len;
+  Runtime__V1__RunPodSandboxRequest *request;
+  const Runtime__V1__PodSandboxConfig *config; /* request->config */
+
+  char *handler; /* resolved runtime handler name */
+  char *reservation;
+  int64_t created_at;
+  enum sandbox_state state;
+  bool removed;
+
+  bool host_network;
+  bool host_ipc;
+  int pid_mode; /* Runtime__V1__NamespaceMode */
+
+  pid_t pause_pid;
+  char **ips; /* NULL-terminated bare addresses */
+  char *network_name;
+  char *network_config; /* the conflist text ADD used, for DEL */
+  char *network_result; /* the cached ADD result */
+  char *cgroup_parent;
+  char *cgroups_path;
+
+  /* What exists, so stop and remove undo exactly that. */
+  bool namespaces_pinned;
+  bool shm_mounted;
+  bool network_attached;
+  bool pause_created;
+  bool pause_started;
+
+};
+
+void sandbox_ref(struct sandbox *sandbox);
+void sandbox_unref(struct sandbox *sandbox);
+
+/* RunPodSandbox: returns a READY sandbox (referenced) or leaves nothing. */
+int sandbox_run(struct pod_manager *manager, const uint8_t *request_bytes, size_t request_len,
+                struct sandbox **out, struct error *err);
+/* StopPodSandbox: idempotent, also on a half-created sandbox. */
+int sandbox_stop(struct pod_manager *manager, struct sandbox *sandbox, struct error *err);
+/* RemovePodSandbox: stops first; removes everything and the name. */
+int sandbox_remove(struct pod_manager *manager, struct sandbox *sandbox, struct error *err);
+
+/* Refreshes state from the pause process (it may have died). */
+void sandbox_refresh(struct pod_manager *manager, struct sandbox *sandbox);
+
+/* Paths of a sandbox's parts. Caller frees. */
+char *sandbox_dir(const struct pod_manager *manager, const char *id);
+char *sandbox_namespace_dir(const struct pod_manager *manager, const char *id);
+char *sandbox_shm_path(const struct pod_manager *manager, const char *id);
+
+/* Persistence (pod/sandbox_state.c). */
+int sandbox_save(const struct pod_manager *manager, const struct sandbox *sandbox,
+                 struct error *err);
+/* Loads <dir>/{request.pb,state.json}; NULL + ENOENT when incomplete. */
+struct sandbox *sandbox_load(const struct pod_manager *manager, const char *id, struct error *err);
+struct sandbox *sandbox_new(void);
+
+#endif
