@@ -796,4 +796,3 @@ sandbox_refresh(struct pod_manager *manager, struct sandbox *sandbox)
     }
   pthread_mutex_unlock(&sandbox->lock);
 }
-

@@ -57,7 +57,6 @@ struct sandbox
   bool network_attached;
   bool pause_created;
   bool pause_started;
-
 };
 
 void sandbox_ref(struct sandbox *sandbox);

@@ -162,7 +162,6 @@ apply_state(struct sandbox *sandbox, const struct json_value *state)
   sandbox->network_attached = json_bool(json_object_get(state, "network_attached"));
   sandbox->pause_created = json_bool(json_object_get(state, "pause_created"));
   sandbox->pause_started = json_bool(json_object_get(state, "pause_started"));
-
 }
 
 struct sandbox *
