@@ -650,6 +650,7 @@ short_digest(const char *digest)
   return xstrndup(digest, strlen("sha256:") + 12);
 }
 
+/* With the puller's lock held. */
 static void
 log_progress(struct pull *pull, struct job *job)
 {
@@ -763,6 +764,7 @@ wait_jobs(struct pull *pull, struct job **jobs, size_t n, struct error *err)
           pthread_mutex_lock(&puller->lock);
           break;
         }
+      pthread_mutex_lock(&puller->lock);
       if (time_monotonic_ns() >= next_log)
         {
           for (size_t i = 0; i < n; i++)
@@ -770,7 +772,6 @@ wait_jobs(struct pull *pull, struct job **jobs, size_t n, struct error *err)
               log_progress(pull, jobs[i]);
           next_log = time_monotonic_ns() + PROGRESS_LOG_NS;
         }
-      pthread_mutex_lock(&puller->lock);
       until = deadline_in(WAIT_TICK_NS);
       pthread_cond_timedwait(&puller->changed, &puller->lock, &until);
     }

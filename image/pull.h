@@ -9,9 +9,13 @@
  * Each layer's diff id must equal the config's rootfs.diff_ids[i].
  *
  * Concurrent pulls share work: a blob or layer being fetched for one pull
- * is waited for by the others (keyed by blob digest and chain id), so each
- * is downloaded once.  A shared download continues while any pull still
- * wants it; a pull that is cancelled just stops waiting. */
+ * is waited for by the others (keyed by registry and blob digest or chain
+ * id), so each is downloaded once.  A shared download continues while any
+ * pull still wants it; a pull that is cancelled just stops waiting.
+ *
+ * A failed or cancelled pull leaves nothing behind: once its downloads
+ * stopped, the blobs and layers it stored that no image references are
+ * collected (a retry downloads them again). */
 #ifndef CRID_IMAGE_PULL_H
 #define CRID_IMAGE_PULL_H
 
