@@ -3,8 +3,11 @@
  * The directory is directly usable as an overlay lowerdir: whiteouts
  * become 0/0 character devices, opaque directories get the
  * trusted.overlay.opaque=y xattr.  Nothing is ever written outside the
- * directory: `..` and absolute names, symlinks and hardlinks that lead out,
- * and symlinks replaced by directories mid-archive are refused.  Ownership,
+ * directory: names climbing out with `..`, paths through symlinks, and
+ * hardlinks that lead out are refused; absolute names are taken relative to
+ * the layer root and a later entry replaces an earlier symlink of the same
+ * name (tar semantics), so both stay inside.  Ownership,
+
  * modes (setuid too), xattrs (file capabilities), hardlinks, devices and
  * fifos are kept.  The diff id (sha256 of the uncompressed tar) is computed
  * on the way. */
