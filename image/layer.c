@@ -1,13 +1,17 @@
 /* image/layer: unpacking one layer tar stream into its own directory.
  *
  * The bytes flow fd -> decompressor (zlib or libzstd, straight, with large
- * buffers) -> sha256 and size bound -> libarchive's tar reader (fed by a
- * read callback, so file data mostly goes from the decompressor's buffer to
- * write() without a copy) -> our own extraction.  Extraction does not use
- * archive_write_disk: every node is created relative to a directory fd that
- * was reached from the layer root one component at a time with
- * O_NOFOLLOW|O_DIRECTORY, so no symlink is ever followed, whatever the
- * archive planted earlier, and `..` is refused outright. */
+ * buffers) -> sha256 and size bound -> libarchive's tar reader -> our own
+ * extraction.  Decompression and hashing run in a thread of their own that
+ * fills a small ring of buffers, so they overlap with the file system work
+ * of extraction (together they take about as long as `gzip -dc` alone);
+ * the tar reader takes the buffers through its read callback, and file
+ * data mostly goes from them to write() without a copy.
+ *
+ * Extraction does not use archive_write_disk: every node is created
+ * relative to a directory fd that was reached from the layer root one
+ * component at a time with O_NOFOLLOW|O_DIRECTORY, so no symlink is ever
+ * followed, whatever the archive planted earlier, and `..` is refused. */
 #include "image/layer.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -20,10 +24,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -35,8 +41,11 @@
  * most its capacity per read anyway; a file gives it all). */
 #define INPUT_BUFFER_SIZE (256 * 1024)
 /* Uncompressed chunks handed to the tar reader: large, so that few calls
- * cross the library boundary and file data is written in big blocks. */
+ * cross the library and the thread boundaries and file data is written in
+ * big blocks. */
 #define OUTPUT_BUFFER_SIZE (1024 * 1024)
+/* How many uncompressed chunks the decoder may be ahead. */
+#define RING_SLOTS 4
 /* An entry name or link target must fit in a Linux path. */
 #define ENTRY_NAME_MAX (PATH_MAX - 1)
 /* The kernel's own limit on one xattr value. */
@@ -60,6 +69,9 @@
 struct stream
 {
   int fd;
+  /* fd may block (a pipe): wait for it together with stop_fd */
+  bool pollable;
+  int stop_fd;
   enum layer_compression codec;
   z_stream zlib;
   bool zlib_ready;
@@ -72,32 +84,40 @@ struct stream
   unsigned char *in;
   size_t in_pos, in_len;
   bool in_eof;
-  unsigned char *out;
   uint64_t total, max_size;
   struct digester *digest;
-  /* Set when producing data failed; it explains libarchive's failure. */
+  /* Why producing data failed; it explains libarchive's failure. */
   struct error err;
 };
 
-/* read(2) that waits on a non-blocking fd and retries on EINTR. */
+/* read(2) that waits on a pipe or a non-blocking fd together with the
+ * stop request, and retries on EINTR. */
 static ssize_t
-read_some(int fd, void *buffer, size_t size, struct error *err)
+read_some(struct stream *s, void *buffer, size_t size)
 {
   for (;;)
     {
-      ssize_t n = read(fd, buffer, size);
+      ssize_t n;
+
+      if (s->pollable)
+        {
+          struct pollfd p[2]
+              = { { .fd = s->fd, .events = POLLIN }, { .fd = s->stop_fd, .events = POLLIN } };
+          if (poll(p, s->stop_fd >= 0 ? 2 : 1, -1) < 0)
+            {
+              if (errno == EINTR)
+                continue;
+              return error_set_errno(&s->err, errno, "read layer: poll");
+            }
+          if (p[1].revents)
+            return error_set(&s->err, ECANCELED, "read layer: cancelled");
+        }
+      n = read(s->fd, buffer, size);
       if (n >= 0)
         return n;
-      if (errno == EINTR)
+      if (errno == EINTR || errno == EAGAIN)
         continue;
-      if (errno == EAGAIN)
-        {
-          struct pollfd p = { .fd = fd, .events = POLLIN };
-          if (poll(&p, 1, -1) < 0 && errno != EINTR)
-            return error_set_errno(err, errno, "read layer: poll");
-          continue;
-        }
-      return error_set_errno(err, errno, "read layer");
+      return error_set_errno(&s->err, errno, "read layer");
     }
 }
 
@@ -110,7 +130,7 @@ stream_fill(struct stream *s)
 
   if (s->in_pos == s->in_len)
     s->in_pos = s->in_len = 0;
-  n = read_some(s->fd, s->in + s->in_len, INPUT_BUFFER_SIZE - s->in_len, &s->err);
+  n = read_some(s, s->in + s->in_len, INPUT_BUFFER_SIZE - s->in_len);
   if (n < 0)
     return -1;
   if (n == 0)
@@ -127,34 +147,33 @@ stream_starved(const struct stream *s)
 }
 
 static ssize_t
-next_plain(struct stream *s, const void **buf)
+next_plain(struct stream *s, unsigned char *out, size_t size)
 {
   ssize_t n;
 
   /* first the bytes read while sniffing the compression */
   if (s->in_pos < s->in_len)
     {
-      *buf = s->in + s->in_pos;
-      n = s->in_len - s->in_pos;
-      s->in_pos = s->in_len;
+      n = s->in_len - s->in_pos < size ? s->in_len - s->in_pos : size;
+      memcpy(out, s->in + s->in_pos, n);
+      s->in_pos += n;
       return n;
     }
   if (s->in_eof)
     return 0;
-  n = read_some(s->fd, s->out, OUTPUT_BUFFER_SIZE, &s->err);
+  n = read_some(s, out, size);
   if (n == 0)
     s->in_eof = true;
-  *buf = s->out;
   return n;
 }
 
 static ssize_t
-next_gzip(struct stream *s, const void **buf)
+next_gzip(struct stream *s, unsigned char *out, size_t size)
 {
   z_stream *z = &s->zlib;
 
-  z->next_out = s->out;
-  z->avail_out = OUTPUT_BUFFER_SIZE;
+  z->next_out = out;
+  z->avail_out = size;
   while (z->avail_out > 0)
     {
       int r;
@@ -162,7 +181,7 @@ next_gzip(struct stream *s, const void **buf)
       if (stream_starved(s))
         {
           /* hand over what we have rather than wait for more input */
-          if (z->avail_out < OUTPUT_BUFFER_SIZE || s->in_eof)
+          if (z->avail_out < size || s->in_eof)
             break;
           if (stream_fill(s) < 0)
             return -1;
@@ -190,16 +209,15 @@ next_gzip(struct stream *s, const void **buf)
       else if (r != Z_OK && r != Z_BUF_ERROR)
         return error_set(&s->err, EINVAL, "gzip: %s", z->msg ? z->msg : "corrupt data");
     }
-  if (z->avail_out == OUTPUT_BUFFER_SIZE && s->in_eof && !s->frame_complete)
+  if (z->avail_out == size && s->in_eof && !s->frame_complete)
     return error_set(&s->err, EINVAL, "gzip: unexpected end of data");
-  *buf = s->out;
-  return OUTPUT_BUFFER_SIZE - z->avail_out;
+  return size - z->avail_out;
 }
 
 static ssize_t
-next_zstd(struct stream *s, const void **buf)
+next_zstd(struct stream *s, unsigned char *buffer, size_t size)
 {
-  ZSTD_outBuffer out = { s->out, OUTPUT_BUFFER_SIZE, 0 };
+  ZSTD_outBuffer out = { buffer, size, 0 };
 
   while (out.pos < out.size)
     {
@@ -226,14 +244,13 @@ next_zstd(struct stream *s, const void **buf)
     }
   if (out.pos == 0 && s->in_eof && !s->frame_complete)
     return error_set(&s->err, EINVAL, "zstd: unexpected end of data");
-  *buf = s->out;
   return out.pos;
 }
 
-/* The next chunk of the uncompressed tar; 0 at its end.  Every byte is
- * hashed and counted here, once, whoever consumes it. */
+/* Fills out with the next chunk of the uncompressed tar; 0 at its end.
+ * Every byte is hashed and counted here, once, whoever consumes it. */
 static ssize_t
-stream_next(struct stream *s, const void **buf)
+stream_next(struct stream *s, unsigned char *out, size_t size)
 {
   ssize_t n;
 
@@ -242,13 +259,13 @@ stream_next(struct stream *s, const void **buf)
   switch (s->codec)
     {
     case LAYER_COMPRESSION_GZIP:
-      n = next_gzip(s, buf);
+      n = next_gzip(s, out, size);
       break;
     case LAYER_COMPRESSION_ZSTD:
-      n = next_zstd(s, buf);
+      n = next_zstd(s, out, size);
       break;
     default:
-      n = next_plain(s, buf);
+      n = next_plain(s, out, size);
       break;
     }
   if (n <= 0)
@@ -257,7 +274,7 @@ stream_next(struct stream *s, const void **buf)
   if (s->total > s->max_size)
     return error_set(&s->err, EFBIG, "layer is larger than %llu bytes uncompressed",
                      (unsigned long long)s->max_size);
-  digester_update(s->digest, *buf, n);
+  digester_update(s->digest, out, n);
   return n;
 }
 
@@ -309,10 +326,13 @@ static int
 stream_init(struct stream *s, int fd, enum layer_compression declared, uint64_t max_size,
             struct error *err)
 {
+  struct stat st;
+
   s->fd = fd;
   s->max_size = max_size;
+  /* a regular file never blocks; anything else might, forever */
+  s->pollable = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode);
   s->in = xmalloc(INPUT_BUFFER_SIZE);
-  s->out = xmalloc(OUTPUT_BUFFER_SIZE);
   s->digest = digester_new();
   if (stream_pick_codec(s, declared, err) < 0)
     return -1;
@@ -322,6 +342,9 @@ stream_init(struct stream *s, int fd, enum layer_compression declared, uint64_t 
       if (inflateInit2(&s->zlib, 16 + MAX_WBITS) != Z_OK)
         return error_set(err, ENOMEM, "gzip: cannot initialise the decoder");
       s->zlib_ready = true;
+      /* No CRC-32 (a twentieth of the time): the compressed blob's digest
+       * and the diff id, sha256 both, already vouch for every byte. */
+      inflateValidate(&s->zlib, 0);
     }
   else if (s->codec == LAYER_COMPRESSION_ZSTD)
     {
@@ -342,19 +365,157 @@ stream_free(struct stream *s)
   ZSTD_freeDStream(s->zstd);
   digester_free(s->digest);
   free(s->in);
-  free(s->out);
   error_clear(&s->err);
+}
+
+/* ---- the decoder thread ------------------------------------------------ */
+
+/* Slots first .. first+filled-1 (mod RING_SLOTS) hold data; the consumer
+ * may hold slot first (handed), the decoder writes slot first+filled. */
+struct ring
+{
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  unsigned char *buffers[RING_SLOTS];
+  size_t lengths[RING_SLOTS];
+  size_t first, filled;
+  bool handed;
+  bool finished; /* the decoder is done: end of stream, or s->err */
+  bool stop;
+  bool running;
+  pthread_t thread;
+  struct stream *s;
+};
+
+static void *
+decoder_main(void *arg)
+{
+  struct ring *r = arg;
+
+  for (;;)
+    {
+      size_t slot;
+      bool stop;
+      ssize_t n;
+
+      pthread_mutex_lock(&r->lock);
+      while (!r->stop && r->filled == RING_SLOTS)
+        pthread_cond_wait(&r->cond, &r->lock);
+      slot = (r->first + r->filled) % RING_SLOTS;
+      stop = r->stop;
+      pthread_mutex_unlock(&r->lock);
+      n = stop ? 0 : stream_next(r->s, r->buffers[slot], OUTPUT_BUFFER_SIZE);
+
+      pthread_mutex_lock(&r->lock);
+      if (n > 0)
+        {
+          r->lengths[slot] = n;
+          r->filled++;
+        }
+      else
+        r->finished = true;
+      pthread_cond_broadcast(&r->cond);
+      pthread_mutex_unlock(&r->lock);
+      if (n <= 0)
+        return NULL;
+    }
+}
+
+static int
+ring_start(struct ring *r, struct stream *s, struct error *err)
+{
+  int e;
+
+  r->s = s;
+  for (int i = 0; i < RING_SLOTS; i++)
+    r->buffers[i] = xmalloc(OUTPUT_BUFFER_SIZE);
+  pthread_mutex_init(&r->lock, NULL);
+  pthread_cond_init(&r->cond, NULL);
+  s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->stop_fd < 0)
+    return error_set_errno(err, errno, "eventfd");
+  e = pthread_create(&r->thread, NULL, decoder_main, r);
+  if (e != 0)
+    return error_set_errno(err, e, "start the layer decoder");
+  pthread_setname_np(r->thread, "layer-decode");
+  r->running = true;
+  return 0;
+}
+
+/* The next chunk for the tar reader; 0 at the end, -1 when the decoder
+ * failed (s->err says why).  The previous chunk goes back to the decoder:
+ * libarchive keeps a callback's buffer only until its next call. */
+static ssize_t
+ring_take(struct ring *r, const void **buf)
+{
+  ssize_t n = 0;
+
+  pthread_mutex_lock(&r->lock);
+  if (r->handed)
+    {
+      r->first = (r->first + 1) % RING_SLOTS;
+      r->filled--;
+      r->handed = false;
+      pthread_cond_broadcast(&r->cond);
+    }
+  while (r->filled == 0 && !r->finished)
+    pthread_cond_wait(&r->cond, &r->lock);
+  if (r->filled > 0)
+    {
+      r->handed = true;
+      *buf = r->buffers[r->first];
+      n = r->lengths[r->first];
+    }
+  else if (r->s->err.code != 0)
+    n = -1;
+  pthread_mutex_unlock(&r->lock);
+  return n;
+}
+
+/* Stops the decoder (wherever it waits: for a free slot, or for input on
+ * a pipe) and joins it. */
+static void
+ring_stop(struct ring *r)
+{
+  if (r->running)
+    {
+      uint64_t one = 1;
+
+      pthread_mutex_lock(&r->lock);
+      r->stop = true;
+      pthread_cond_broadcast(&r->cond);
+      pthread_mutex_unlock(&r->lock);
+      if (write(r->s->stop_fd, &one, sizeof one) < 0)
+        abort(); /* an eventfd far from overflow cannot refuse */
+      pthread_join(r->thread, NULL);
+      r->running = false;
+    }
+}
+
+static void
+ring_free(struct ring *r)
+{
+  ring_stop(r);
+  if (r->s == NULL)
+    return;
+  for (int i = 0; i < RING_SLOTS; i++)
+    free(r->buffers[i]);
+  pthread_mutex_destroy(&r->lock);
+  pthread_cond_destroy(&r->cond);
+  if (r->s->stop_fd >= 0)
+    close(r->s->stop_fd);
+  r->s->stop_fd = -1;
 }
 
 static la_ssize_t
 archive_read_cb(struct archive *a, void *data, const void **buf)
 {
-  struct stream *s = data;
-  ssize_t n = stream_next(s, buf);
+  struct ring *r = data;
+  ssize_t n = ring_take(r, buf);
 
   if (n < 0)
     {
-      archive_set_error(a, s->err.code, "%s", error_message(&s->err));
+      archive_set_error(a, r->s->err.code, "%s", error_message(&r->s->err));
       return -1;
     }
   return n;
@@ -372,7 +533,7 @@ struct extract
 {
   int root_fd;
   struct archive *ar;
-  struct stream *stream;
+  struct ring *ring;
   uint64_t max_size;
   /* the parent directory of the previous entry: archives list the files
    * of one directory together, so most entries reuse it */
@@ -920,16 +1081,28 @@ remove_existing(struct extract *x, int parent_fd, const char *path, const char *
   return 0;
 }
 
-/* libarchive failed: the stream's own error explains it when there is
+/* Whether the decoder stopped on an error (then s->err is final). */
+static bool
+ring_failed(struct ring *r)
+{
+  bool failed;
+
+  pthread_mutex_lock(&r->lock);
+  failed = r->finished && r->s->err.code != 0;
+  pthread_mutex_unlock(&r->lock);
+  return failed;
+}
+
+/* libarchive failed: the decoder's own error explains it when there is
  * one (EFBIG, a corrupt gzip), else the archive is damaged. */
 static int
 archive_failure(struct extract *x, const char *entry, struct error *err)
 {
   const char *msg = archive_error_string(x->ar);
 
-  if (x->stream->err.code != 0)
+  if (ring_failed(x->ring))
     {
-      error_move(err, &x->stream->err);
+      error_move(err, &x->ring->s->err);
       return -1;
     }
   if (entry)
@@ -971,7 +1144,7 @@ write_file_data(struct extract *x, struct archive_entry *e, int fd, const char *
 
       if (r == ARCHIVE_EOF)
         break;
-      if (r < ARCHIVE_WARN)
+      if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
         return archive_failure(x, entry, err);
       if (offset < 0 || (uint64_t)offset > x->max_size)
         return error_set(err, EINVAL, "layer entry \"%.256s\": bad data offset", entry);
@@ -1263,16 +1436,16 @@ extract_free(struct extract *x)
 /* Reads what follows the tar's end (padding, usually): it belongs to the
  * diff id, and the writer of a pipe must see its bytes consumed. */
 static int
-stream_drain(struct stream *s, struct error *err)
+ring_drain(struct ring *r, struct error *err)
 {
   const void *buf;
   ssize_t n;
 
-  while ((n = stream_next(s, &buf)) > 0)
+  while ((n = ring_take(r, &buf)) > 0)
     ;
   if (n < 0)
     {
-      error_move(err, &s->err);
+      error_move(err, &r->s->err);
       return -1;
     }
   return 0;
@@ -1286,7 +1459,7 @@ unpack(struct extract *x, struct error *err)
   archive_read_support_format_tar(x->ar);
   /* a zero-byte stream is an empty layer */
   archive_read_support_format_empty(x->ar);
-  if (archive_read_open(x->ar, x->stream, NULL, archive_read_cb, NULL) != ARCHIVE_OK)
+  if (archive_read_open(x->ar, x->ring, NULL, archive_read_cb, NULL) != ARCHIVE_OK)
     return archive_failure(x, NULL, err);
   for (;;)
     {
@@ -1294,7 +1467,9 @@ unpack(struct extract *x, struct error *err)
 
       if (r == ARCHIVE_EOF)
         break;
-      if (r < ARCHIVE_WARN)
+      /* ARCHIVE_RETRY is a damaged header that a tar tool would skip
+       * ahead of: a damaged layer is refused whole */
+      if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
         return archive_failure(x, NULL, err);
       if (r == ARCHIVE_WARN)
         log_debug("layer entry \"%.256s\": %s", archive_entry_pathname(e) ?: "",
@@ -1302,7 +1477,7 @@ unpack(struct extract *x, struct error *err)
       if (extract_entry(x, e, err) < 0)
         return -1;
     }
-  if (stream_drain(x->stream, err) < 0)
+  if (ring_drain(x->ring, err) < 0)
     return -1;
   apply_dir_times(x);
   return 0;
@@ -1312,8 +1487,9 @@ int
 layer_unpack_fd(int fd, const char *dir, enum layer_compression compression, uint64_t max_size,
                 char diff_id[72], struct error *err)
 {
-  struct stream s = { .fd = -1 };
-  struct extract x = { .root_fd = -1, .cached_fd = -1, .stream = &s, .max_size = max_size };
+  struct stream s = { .fd = -1, .stop_fd = -1 };
+  struct ring ring = { 0 };
+  struct extract x = { .root_fd = -1, .cached_fd = -1, .ring = &ring, .max_size = max_size };
   int ret = -1;
 
   x.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1322,18 +1498,22 @@ layer_unpack_fd(int fd, const char *dir, enum layer_compression compression, uin
       error_set_errno(err, errno, "open %s", dir);
       goto out;
     }
-  if (stream_init(&s, fd, compression, max_size, err) < 0)
+  if (stream_init(&s, fd, compression, max_size, err) < 0 || ring_start(&ring, &s, err) < 0)
     goto out;
   x.ar = archive_read_new();
   if (x.ar == NULL)
     abort();
   if (unpack(&x, err) < 0)
     goto out;
+  /* the decoder has finished: the digest is complete */
+  ring_stop(&ring);
   digester_finish(s.digest, diff_id);
   s.digest = NULL;
   ret = 0;
 out:
   extract_free(&x);
+  /* the decoder uses the stream: it stops first */
+  ring_free(&ring);
   stream_free(&s);
   return ret;
 }

@@ -709,6 +709,19 @@ test_bad_streams(void **state)
   cut.len = 0;
   buf_append(&cut, tar.data, 100000);
   expect_unpack(&cut, LAYER_COMPRESSION_NONE, FEED_PIPE, NULL, EINVAL);
+  /* a damaged header after a good entry: refused, not skipped */
+  {
+    struct buf two = { 0 };
+    struct archive *a = tar_begin(&two);
+    ADD(a, .name = "one", .mode = 0644, .data = "1\n");
+    ADD(a, .name = "two", .mode = 0644, .data = "2\n");
+    ADD(a, .name = "three", .mode = 0644, .data = "3\n");
+    tar_end(a);
+    assert_memory_equal(two.data + 1024, "two", 4);
+    two.data[1024 + 1] ^= 0x40;
+    expect_unpack(&two, LAYER_COMPRESSION_NONE, FEED_PIPE, NULL, EINVAL);
+    buf_free(&two);
+  }
   /* not a tar */
   cut.len = 0;
   for (int i = 0; i < 100; i++)
@@ -743,6 +756,39 @@ test_trailing_bytes_in_diff_id(void **state)
   expect_unpack(&gz, LAYER_COMPRESSION_GZIP, FEED_FILE, expected, 0);
   buf_free(&tar);
   buf_free(&gz);
+}
+
+/* A bad entry while the downloader has stalled (its end of the pipe open,
+ * nothing more written): the unpacker returns at once, it does not wait
+ * for the rest of the stream. */
+static void
+test_error_with_stalled_pipe(void **state)
+{
+  struct sandbox sb;
+  struct buf tar = { 0 };
+  struct archive *a = tar_begin(&tar);
+  struct error err = ERROR_INIT;
+  char diff_id[72];
+  int fds[2];
+
+  ADD(a, .name = "../x", .mode = 0644, .data = "evil\n");
+  ADD(a, .name = "more", .mode = 0644, .data = "more\n");
+  tar_end(a);
+  sandbox_new(&sb);
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  assert_int_equal(write(fds[1], tar.data, 2048), 2048);
+  alarm(20);
+  assert_int_equal(layer_unpack_fd(fds[0], sb.layer, LAYER_COMPRESSION_NONE, LAYER_DEFAULT_MAX_SIZE,
+                                   diff_id, &err),
+                   -1);
+  alarm(0);
+  assert_int_equal(err.code, EINVAL);
+  error_clear(&err);
+  close(fds[0]);
+  close(fds[1]);
+  sandbox_check(&sb);
+  sandbox_free(&sb);
+  buf_free(&tar);
 }
 
 /* ---- later entries replace earlier ones -------------------------------- */
@@ -1224,9 +1270,9 @@ test_symlink_replaced(void **state)
   hostile(&sb, &tar, EINVAL, "a/sentinel");
   sandbox_free(&sb);
 
-  /* a directory replaced by a file while its subdirectory is the
-   * current parent: the next entry below it must not go into the
-   * deleted directory */
+  /* a directory replaced by a file after entries below it (the
+   * extractor held the subdirectory as the current parent): the next
+   * entry below it fails instead of landing in the deleted directory */
   sandbox_new(&sb);
   a = tar_begin(&tar);
   ADD(a, .name = "a/b/c/f1", .mode = 0644, .data = "1\n");
@@ -1477,6 +1523,7 @@ main(void)
     cmocka_unit_test(test_gzip_members),
     cmocka_unit_test(test_bad_streams),
     cmocka_unit_test(test_trailing_bytes_in_diff_id),
+    cmocka_unit_test(test_error_with_stalled_pipe),
     cmocka_unit_test(test_replace),
     cmocka_unit_test(test_whiteouts),
     cmocka_unit_test(test_overlay_mount),
