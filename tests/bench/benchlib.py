@@ -11,19 +11,31 @@ What lives here:
     touching /etc/crid, /var/lib/{crid,containerd} or /run/{crid,containerd}
     (Crid, Containerd, start_runtime()), stopped by pid,
   - memory readings of a pid (memory()), latency percentiles
-    (percentile(), summarize_ns()), and a plain text table (Table).
+    (percentile(), summarize_ns()), and a plain text table (Table),
+  - for pod benchmarks: fresh network namespaces (Netns; a daemon started
+    with netns= runs inside one through `nsenter --net`), a CNI conflist
+    (bridge_conflist()), the processes a daemon left (processes_of(),
+    descendants()), cgroups under a private parent (remove_cgroups()) and
+    a pause image archive built from crid-pause (build_pause_archive(),
+    Containerd.import_image()).
 
 Every wait is bounded and all traffic goes to local unix sockets.
 BENCH_KEEP=1 keeps the daemons' temp dirs (config, log) for a look.
 """
 
 import atexit
+import hashlib
 import importlib
+import io
+import json
 import os
+import platform
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -34,6 +46,12 @@ CONTAINERD_BIN = os.environ.get("CONTAINERD_BIN", "/usr/bin/containerd")
 PROTOC = "/usr/bin/protoc"
 GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin"
 CNI_BIN_DIR = "/usr/lib/cni"
+CRID_PAUSE_BIN = os.environ.get("CRID_PAUSE_BIN",
+                                os.path.join(os.path.dirname(CRID_BIN), "crid-pause"))
+CTR_BIN = os.environ.get("CTR_BIN", "/usr/bin/ctr")
+NSENTER = "/usr/bin/nsenter"
+NETNS_RUN_DIR = "/run/netns"
+CGROUP_ROOT = "/sys/fs/cgroup"
 
 START_TIMEOUT = 30.0  # seconds for a daemon to answer Version
 STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
@@ -157,8 +175,15 @@ class Daemon:
     name = "?"
     binary = None
 
-    def __init__(self, log_level="info"):
+    def __init__(self, log_level="info", netns=None, on_prepare=None):
         self.log_level = log_level
+        # Called as on_prepare(daemon) once the temp dir and config exist,
+        # right before the daemon starts (e.g. to write a CNI conflist).
+        self.on_prepare = on_prepare
+        # A network namespace file (/run/netns/NAME): the daemon runs in it
+        # through `nsenter --net` (only the network namespace changes), so
+        # the CNI plugins it runs, their bridge and veths live there.
+        self.netns = netns
         self.dir = None
         self.socket = None
         self.proc = None
@@ -172,6 +197,13 @@ class Daemon:
 
     def _command(self):
         raise NotImplementedError
+
+    def launch_command(self):
+        """_command(), inside self.netns when one is set (nsenter execs the
+        daemon, so the pid is the daemon's own)."""
+        if self.netns:
+            return [NSENTER, "--net=" + self.netns, "--"] + self._command()
+        return self._command()
 
     @property
     def pid(self):
@@ -188,11 +220,13 @@ class Daemon:
             raise BenchError("%s: %s is not an executable" % (self.name, self.binary))
         self.dir = make_tmpdir("cb-%s." % self.name[:4], keepable=True)
         self._prepare()
+        if self.on_prepare is not None:
+            self.on_prepare(self)
         self.log_path = os.path.join(self.dir, "daemon.log")
         self._log = open(self.log_path, "wb")
         # Own session: a Ctrl-C in the terminal reaches only us, and the
         # daemon is stopped by pid in stop().
-        self.proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.launch_command(), stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=self.dir, start_new_session=True, close_fds=True)
         _cleanups.append(self.stop)
@@ -276,11 +310,57 @@ class Daemon:
             self._log.close()
             self._log = None
         if self.dir and (self.proc is None or self.proc.poll() is not None):
+            self.reap_leftovers()
             if keep_dirs():
                 print("bench: kept %s" % self.dir, file=sys.stderr)
             else:
                 remove_tree(self.dir)
             self.dir = None
+
+    def leftover_processes(self):
+        """{pid: command line} of processes that belong to this daemon's
+        temp dir (other than the daemon): pod monitors, shims and their
+        pause processes."""
+        if not self.dir:
+            return {}
+        procs = processes_of(self.dir, exclude={self.pid} if self.pid else ())
+        for pid in descendants(set(procs) | ({self.pid} if self.pid else set())):
+            if pid != self.pid and pid not in procs:
+                procs[pid] = cmdline(pid) or "[pid %d]" % pid
+        # Zombies have exited already (a shim reparented to an init that
+        # reaps slowly); they hold no memory and cannot be killed.
+        return {pid: line for pid, line in procs.items() if proc_state(pid) not in ("Z", None)}
+
+    def reap_leftovers(self):
+        """After the daemon exited: SIGKILL (by pid) whatever still runs
+        from its temp dir, then unmount what is still mounted below it.
+        Both bounded; nothing is found after a clean run."""
+        if not self.dir:
+            return
+        for _ in range(5):
+            procs = self.leftover_processes()
+            if not procs:
+                break
+            print("bench: %s left %d processes; SIGKILL: %s"
+                  % (self.name, len(procs), ", ".join("%d %s" % (p, c[:60])
+                                                      for p, c in sorted(procs.items()))),
+                  file=sys.stderr)
+            for pid in procs:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.2)
+        mounts = _mounts_under(self.dir)
+        if mounts:
+            print("bench: %s left %d mounts under %s; unmounting"
+                  % (self.name, len(mounts), self.dir), file=sys.stderr)
+            for point in sorted(mounts, key=len, reverse=True):
+                subprocess.run(["umount", point], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+            for point in sorted(_mounts_under(self.dir), key=len, reverse=True):
+                subprocess.run(["umount", "-l", point], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
 
     def __enter__(self):
         return self.start()
@@ -298,8 +378,8 @@ class Crid(Daemon):
     name = "crid"
     binary = CRID_BIN
 
-    def __init__(self, log_level="info", extra_config=""):
-        super().__init__(log_level)
+    def __init__(self, log_level="info", extra_config="", **kwargs):
+        super().__init__(log_level, **kwargs)
         self.extra_config = extra_config
 
     def _prepare(self):
@@ -352,9 +432,18 @@ class Containerd(Daemon):
     name = "containerd"
     binary = CONTAINERD_BIN
 
-    def __init__(self, log_level="info", extra_config=""):
-        super().__init__(log_level)
+    def __init__(self, log_level="info", extra_config="", cri_options=None, runtimes=None,
+                 default_runtime="runc", **kwargs):
+        """extra_config is TOML appended at the end (new tables only);
+        cri_options ({key: str|bool|int}) are keys of the CRI plugin's own
+        table, e.g. sandbox_image; runtimes ({handler: OCI runtime binary})
+        defines io.containerd.runc.v2 handlers, each with its state root
+        (runc --root) in the temp dir instead of /run/containerd/runc."""
+        super().__init__(log_level, **kwargs)
         self.extra_config = extra_config
+        self.cri_options = dict(cri_options or {})
+        self.runtimes = dict(runtimes or {})
+        self.default_runtime = default_runtime
 
     def _prepare(self):
         self.root = os.path.join(self.dir, "root")
@@ -403,9 +492,11 @@ class Containerd(Daemon):
             "    stream_server_address = \"127.0.0.1\"\n"
             "    stream_server_port = \"0\"\n"
             "    enable_selinux = false\n"
+            "%(cri_options)s"
             "    [plugins.\"io.containerd.grpc.v1.cri\".cni]\n"
             "      bin_dir = %(cnibin)s\n"
             "      conf_dir = %(cniconf)s\n"
+            "%(runtimes)s"
             "%(extra)s"
         ) % {
             "root": toml_str(self.root), "state": toml_str(self.state_dir),
@@ -413,10 +504,57 @@ class Containerd(Daemon):
             "ttrpc": toml_str(self.ttrpc_socket), "level": toml_str(self.log_level),
             "opt": toml_str(self.opt_dir), "cnibin": toml_str(CNI_BIN_DIR),
             "cniconf": toml_str(self.cni_conf_dir), "extra": self.extra_config,
+            "cri_options": "".join("    %s = %s\n" % (k, toml_value(v))
+                                   for k, v in self.cri_options.items()),
+            "runtimes": self.runtimes_text(),
         }
+
+    def runtimes_text(self):
+        if not self.runtimes:
+            return ""
+        cri = "plugins.\"io.containerd.grpc.v1.cri\".containerd"
+        out = ["    [%s]" % cri, "      default_runtime_name = %s" % toml_str(self.default_runtime),
+               "      snapshotter = \"overlayfs\""]
+        for handler, binary in self.runtimes.items():
+            root = os.path.join(self.dir, "runtime-root", handler)
+            out += ["      [%s.runtimes.%s]" % (cri, handler),
+                    "        runtime_type = \"io.containerd.runc.v2\"",
+                    "        [%s.runtimes.%s.options]" % (cri, handler),
+                    "          BinaryName = %s" % toml_str(binary),
+                    "          Root = %s" % toml_str(root),
+                    "          SystemdCgroup = false"]
+        return "\n".join(out) + "\n"
 
     def _command(self):
         return [self.binary, "--config", self.config_file, "--log-level", self.log_level]
+
+    def ctr(self, *args, timeout=120.0):
+        """Runs `ctr -a <our socket> -n k8s.io ARGS` (the CRI namespace);
+        raises BenchError on failure."""
+        cmd = [CTR_BIN, "-a", self.socket, "-n", "k8s.io"] + list(args)
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=timeout)
+        if res.returncode != 0:
+            raise BenchError("%s exited %d: %s" % (" ".join(cmd), res.returncode,
+                                                   res.stdout.decode(errors="replace")))
+        return res.stdout.decode(errors="replace")
+
+    def import_image(self, archive, name, timeout=30.0):
+        """Imports a docker/OCI archive into the k8s.io namespace (unpacked
+        for the default snapshotter), then waits (bounded) until the CRI
+        image service reports `name`."""
+        self.ctr("images", "import", archive)
+        api_pb2, _ = cri_stubs()
+        stub = self.image_stub()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            res = stub.ImageStatus(api_pb2.ImageStatusRequest(
+                image=api_pb2.ImageSpec(image=name)), timeout=RPC_TIMEOUT)
+            if res.image.id:
+                return res.image
+            time.sleep(0.1)
+        raise BenchError("containerd: %s imported but the CRI image service does not list it "
+                         "after %.0f s" % (name, timeout))
 
 
 RUNTIMES = {"crid": Crid, "containerd": Containerd}
@@ -443,6 +581,253 @@ def start_runtime(name, **kwargs):
 
 def toml_str(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return toml_str(str(v))
+
+
+# ---------------------------------------------------------------- pods
+
+
+def run_cmd(cmd, timeout=30.0, check=True):
+    """Runs cmd (a list) to completion, bounded; CompletedProcess (text)."""
+    res = subprocess.run([str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise BenchError("%s exited %d: %s%s" % (" ".join(map(str, cmd)), res.returncode,
+                                                 res.stdout, res.stderr))
+    return res
+
+
+class Netns:
+    """A fresh named network namespace (`ip netns add cb-<hex>`) with lo
+    up; deleted by delete() and at exit.  A daemon started with
+    netns=ns.path runs in it: its CNI bridge, veths, leases and any
+    iptables rules stay there, and the namespace has no uplink."""
+
+    def __init__(self, prefix="cb-"):
+        self.name = prefix + secrets.token_hex(4)
+        self.path = os.path.join(NETNS_RUN_DIR, self.name)
+        run_cmd(["ip", "netns", "add", self.name])
+        self.alive = True
+        _cleanups.append(self.delete)
+        try:
+            run_cmd(["ip", "-n", self.name, "link", "set", "lo", "up"])
+        except BaseException:
+            self.delete()
+            raise
+
+    def links(self):
+        out = run_cmd(["ip", "-n", self.name, "-d", "-j", "link", "show"]).stdout
+        return {item["ifname"]: (item.get("linkinfo") or {}).get("info_kind", "")
+                for item in json.loads(out or "[]")}
+
+    def delete(self):
+        if self.alive:
+            run_cmd(["ip", "netns", "delete", self.name], check=False)
+            self.alive = False
+
+
+def bridge_conflist(name, bridge, subnet, data_dir, portmap=True, cni_version="1.0.0"):
+    """bridge + host-local (leases in data_dir, not /var/lib/cni) [+
+    portmap], ipMasq off, as a dict."""
+    plugins = [{
+        "type": "bridge",
+        "bridge": bridge,
+        "isGateway": True,
+        "ipMasq": False,
+        "hairpinMode": True,
+        "ipam": {
+            "type": "host-local",
+            "dataDir": str(data_dir),
+            "ranges": [[{"subnet": str(subnet)}]],
+            # Safe: the daemon's namespace has no uplink.
+            "routes": [{"dst": "0.0.0.0/0"}],
+        },
+    }]
+    if portmap:
+        plugins.append({"type": "portmap", "snat": True, "capabilities": {"portMappings": True}})
+    return {"cniVersion": cni_version, "name": name, "plugins": plugins}
+
+
+def write_conflist(directory, conflist, file_name="10-bench.conflist"):
+    path = os.path.join(directory, file_name)
+    with open(path + ".tmp", "w") as f:
+        json.dump(conflist, f, indent=2)
+    os.rename(path + ".tmp", path)
+    return path
+
+
+def _pids():
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            yield int(entry)
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return None
+
+
+def proc_name(pid):
+    """Basename of a process's executable (falls back to comm)."""
+    try:
+        return os.path.basename(os.readlink("/proc/%d/exe" % pid)).replace(" (deleted)", "")
+    except OSError:
+        pass
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def proc_state(pid):
+    """The state letter of a process (R, S, Z, ...), None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def parent_pid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def descendants(roots):
+    """Every live pid below the given pids (children, grandchildren...)."""
+    children = {}
+    for pid in _pids():
+        ppid = parent_pid(pid)
+        if ppid:
+            children.setdefault(ppid, []).append(pid)
+    found, todo = set(), list(roots)
+    while todo and len(found) < 100000:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def processes_of(directory, exclude=()):
+    """{pid: command line} of processes that belong to a private temp dir:
+    their command line mentions it, or their root, executable or cwd lies
+    inside it."""
+    directory = os.path.realpath(directory).rstrip("/")
+    found = {}
+    for pid in _pids():
+        if pid in exclude or pid == os.getpid():
+            continue
+        line = cmdline(pid)
+        if line is None:
+            continue
+        hit = directory in line
+        for link in ("root", "exe", "cwd"):
+            if hit:
+                break
+            try:
+                target = os.readlink("/proc/%d/%s" % (pid, link))
+            except OSError:
+                continue
+            hit = target == directory or target.startswith(directory + "/")
+        if hit:
+            found[pid] = line or "[pid %d]" % pid
+    return found
+
+
+def cgroup_dirs(parent):
+    """Every cgroup directory at or below parent ("/crid-bench-x") in every
+    mounted hierarchy, deepest first."""
+    rel = parent.strip("/")
+    found = []
+    if not rel or not os.path.isdir(CGROUP_ROOT):
+        return found
+    for hierarchy in sorted(os.listdir(CGROUP_ROOT)):
+        top = os.path.join(CGROUP_ROOT, hierarchy, rel)
+        if os.path.isdir(top):
+            for dirpath, _, _ in os.walk(top, topdown=False):
+                found.append(dirpath)
+    return found
+
+
+def remove_cgroups(parent):
+    """rmdir every (empty) cgroup at or below parent, bounded retries;
+    returns those that could not be removed."""
+    left = []
+    for d in cgroup_dirs(parent):
+        for attempt in range(20):
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if attempt == 19:
+                    left.append(d)
+                time.sleep(0.05)
+    return left
+
+
+def go_arch():
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
+            "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
+
+
+def build_pause_archive(path, name, binary=None):
+    """Writes a docker-archive (`docker save` layout) at path holding one
+    image `name`: a single layer with the static crid-pause binary as
+    /pause, entrypoint /pause.  Needs no network; importable with
+    `ctr images import`."""
+    binary = binary or CRID_PAUSE_BIN
+    if not os.access(binary, os.X_OK):
+        raise BenchError("%s is missing (make all builds it)" % binary)
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        with open(binary, "rb") as f:
+            data = f.read()
+        info = tarfile.TarInfo("pause")
+        info.size = len(data)
+        info.mode = 0o755
+        info.mtime = 0
+        tar.addfile(info, io.BytesIO(data))
+    layer_bytes = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
+    config = {
+        "architecture": go_arch(),
+        "os": "linux",
+        "config": {"Entrypoint": ["/pause"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "crid benchlib: crid-pause as /pause"}],
+    }
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    layer_name = diff_id[len("sha256:"):] + "/layer.tar"
+    manifest = [{"Config": config_name, "RepoTags": [name], "Layers": [layer_name]}]
+    with tarfile.open(path, mode="w") as tar:
+        for member, payload in ((config_name, config_bytes), (layer_name, layer_bytes),
+                                ("manifest.json", json.dumps(manifest).encode())):
+            info = tarfile.TarInfo(member)
+            info.size = len(payload)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(payload))
+    return path
 
 
 # ---------------------------------------------------------------- measuring
