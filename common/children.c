@@ -88,23 +88,52 @@ is_our_zombie(const char *pid_text, pid_t self)
   return state == 'Z' && ppid == self;
 }
 
-void
-children_reap_orphans(void)
+/* Reaps the unclaimed zombies among the children listed in one thread's
+ * /proc/self/task/<tid>/children. */
+static void
+reap_children_of_task(const char *tid, pid_t self)
 {
-  cleanup_dir DIR *proc = opendir("/proc");
-  struct dirent *entry;
-  pid_t self = getpid();
+  char path[64], buffer[8192];
+  cleanup_close int fd = -1;
+  ssize_t n;
+  char *cursor, *end;
 
-  if (proc == NULL)
+  snprintf(path, sizeof path, "/proc/self/task/%s/children", tid);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
     return;
-  pthread_mutex_lock(&lock);
-  while ((entry = readdir(proc)))
+  n = read(fd, buffer, sizeof buffer - 1);
+  if (n <= 0)
+    return;
+  buffer[n] = '\0';
+  for (cursor = buffer; *cursor; cursor = end)
     {
-      pid_t pid = (pid_t)atoi(entry->d_name);
-      if (pid <= 0 || is_claimed(pid) || !is_our_zombie(entry->d_name, self))
+      char pid_text[16];
+      pid_t pid = (pid_t)strtol(cursor, &end, 10);
+      if (end == cursor)
+        break;
+      snprintf(pid_text, sizeof pid_text, "%d", (int)pid);
+      if (pid <= 0 || is_claimed(pid) || !is_our_zombie(pid_text, self))
         continue;
       if (waitpid(pid, NULL, WNOHANG) == pid)
         log_debug("reaped orphaned process %d", (int)pid);
     }
+}
+
+/* Only our own children are looked at (a few files, not all of /proc), so
+ * the lock that spawns share is held briefly. */
+void
+children_reap_orphans(void)
+{
+  cleanup_dir DIR *tasks = opendir("/proc/self/task");
+  struct dirent *entry;
+  pid_t self = getpid();
+
+  if (tasks == NULL)
+    return;
+  pthread_mutex_lock(&lock);
+  while ((entry = readdir(tasks)))
+    if (entry->d_name[0] != '.')
+      reap_children_of_task(entry->d_name, self);
   pthread_mutex_unlock(&lock);
 }
