@@ -20,7 +20,7 @@ CPPFLAGS_ALL := -D_GNU_SOURCE -Ulinux -I. -I$(GEN) \
 CFLAGS ?= -O2 -g
 CFLAGS_ALL := -std=gnu11 $(WARNINGS) $(CFLAGS) -fno-strict-aliasing
 
-PKGS := grpc libprotobuf-c yajl libcurl libarchive libcrypto libzstd zlib libcap
+PKGS := grpc libprotobuf-c yajl libcurl libarchive libcrypto libzstd zlib libcap libseccomp
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 COMMON_SRC := $(wildcard common/*.c)

@@ -215,6 +215,7 @@ pods_open(struct daemon *daemon, struct error *err)
   for (size_t i = 0; c->plugin_dirs && c->plugin_dirs[i]; i++)
     options.cni_plugin_dirs[i] = xstrdup(c->plugin_dirs[i]);
   options.cni_timeout_seconds = 60;
+  options.images = daemon->images;
   return pod_manager_new(&options, err);
 }
 
@@ -308,10 +309,16 @@ run_daemon(struct daemon *daemon)
       kill(getpid(), SIGTERM);
     }
   else
-    atomic_store(&daemon->ready, true);
+    {
+      /* RemoveImage refuses an image a container uses. */
+      image_store_set_in_use_check(daemon->images, pod_manager_image_in_use, daemon->pods);
+      atomic_store(&daemon->ready, true);
+    }
   server_run(server);
   pthread_join(signals, NULL);
   server_free(server);
+  if (daemon->images)
+    image_store_set_in_use_check(daemon->images, NULL, NULL);
   pod_manager_free(daemon->pods);
   images_close(daemon);
   grpc_shutdown();

@@ -72,6 +72,16 @@ RPC_HANDLER(rpc_remove_pod_sandbox);
 RPC_HANDLER(rpc_pod_sandbox_status);
 RPC_HANDLER(rpc_list_pod_sandbox);
 
+RPC_HANDLER(rpc_create_container);
+RPC_HANDLER(rpc_start_container);
+RPC_HANDLER(rpc_stop_container);
+RPC_HANDLER(rpc_remove_container);
+RPC_HANDLER(rpc_container_status);
+RPC_HANDLER(rpc_list_containers);
+RPC_HANDLER(rpc_exec_sync);
+RPC_HANDLER(rpc_reopen_container_log);
+RPC_HANDLER(rpc_update_container_resources);
+
 RPC_HANDLER(rpc_list_images);
 RPC_HANDLER(rpc_image_status);
 RPC_HANDLER(rpc_pull_image);

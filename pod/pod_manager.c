@@ -1,4 +1,6 @@
 #include "pod/pod_manager.h"
+#include "pod/container.h"
+#include "pod/exit_watch.h"
 #include "pod/sandbox.h"
 #include "common/atomic_file.h"
 #include "common/cleanup.h"
@@ -181,6 +183,172 @@ pod_manager_handler(const struct pod_manager *manager, const char *name)
 
 char *sandbox_reservation_key(const Runtime__V1__PodSandboxConfig *config);
 
+/* ---- Containers ---------------------------------------------------- */
+
+static void
+container_add_locked(struct pod_manager *manager, struct container *container)
+{
+  manager->containers
+      = xrealloc(manager->containers, (manager->n_containers + 1) * sizeof *manager->containers);
+  container_ref(container);
+  manager->containers[manager->n_containers++] = container;
+}
+
+int
+pod_manager_reserve_container(struct pod_manager *manager, struct container *container,
+                              struct error *err)
+{
+  int ret = 0;
+
+  pthread_mutex_lock(&manager->table_lock);
+  for (size_t i = 0; i < manager->n_containers; i++)
+    if (strcmp(manager->containers[i]->reservation, container->reservation) == 0)
+      {
+        ret = error_set(err, EEXIST, "the name %s is reserved for container %s",
+                        container->reservation, manager->containers[i]->id);
+        break;
+      }
+  if (ret == 0)
+    container_add_locked(manager, container);
+  pthread_mutex_unlock(&manager->table_lock);
+  return ret;
+}
+
+void
+pod_manager_unreserve_container(struct pod_manager *manager, struct container *container)
+{
+  pthread_mutex_lock(&manager->table_lock);
+  for (size_t i = 0; i < manager->n_containers; i++)
+    if (manager->containers[i] == container)
+      {
+        manager->containers[i] = manager->containers[--manager->n_containers];
+        container_unref(container);
+        break;
+      }
+  pthread_mutex_unlock(&manager->table_lock);
+}
+
+struct container *
+pod_manager_find_container(struct pod_manager *manager, const char *id, struct error *err)
+{
+  struct container *found = NULL;
+  size_t matches = 0, len = strlen(id);
+
+  if (len == 0)
+    {
+      error_set(err, EINVAL, "empty container id");
+      return NULL;
+    }
+  pthread_mutex_lock(&manager->table_lock);
+  for (size_t i = 0; i < manager->n_containers; i++)
+    if (strncmp(manager->containers[i]->id, id, len) == 0)
+      {
+        found = manager->containers[i];
+        matches++;
+        if (len == 64)
+          break;
+      }
+  if (matches == 1)
+    container_ref(found);
+  pthread_mutex_unlock(&manager->table_lock);
+  if (matches == 1)
+    return found;
+  if (matches > 1)
+    error_set(err, EINVAL, "container id prefix %s is ambiguous", id);
+  else
+    error_set(err, ENOENT, "container %s not found", id);
+  return NULL;
+}
+
+struct container **
+pod_manager_list_containers(struct pod_manager *manager, size_t *n)
+{
+  struct container **list;
+
+  pthread_mutex_lock(&manager->table_lock);
+  list = xcalloc(manager->n_containers + 1, sizeof *list);
+  for (size_t i = 0; i < manager->n_containers; i++)
+    {
+      container_ref(manager->containers[i]);
+      list[i] = manager->containers[i];
+    }
+  *n = manager->n_containers;
+  pthread_mutex_unlock(&manager->table_lock);
+  return list;
+}
+
+void
+pod_manager_release_containers(struct container **list, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    container_unref(list[i]);
+  free(list);
+}
+
+bool
+pod_manager_image_in_use(void *arg, const char *image_id)
+{
+  struct pod_manager *manager = arg;
+  bool used = false;
+
+  pthread_mutex_lock(&manager->table_lock);
+  for (size_t i = 0; i < manager->n_containers && !used; i++)
+    used = manager->containers[i]->image_id
+           && strcmp(manager->containers[i]->image_id, image_id) == 0;
+  pthread_mutex_unlock(&manager->table_lock);
+  return used;
+}
+
+/* The exit watcher's callback: ids of sandboxes (pause exits) are not in
+ * the container table and are skipped. */
+static void
+on_exit_file(void *arg, const char *id)
+{
+  struct pod_manager *manager = arg;
+  struct error err = ERROR_INIT;
+  struct container *container = pod_manager_find_container(manager, id, &err);
+
+  error_clear(&err);
+  if (container == NULL || strcmp(container->id, id) != 0)
+    {
+      container_unref(container);
+      return;
+    }
+  container_refresh(manager, container);
+  container_unref(container);
+}
+
+/* Every container with a complete record comes back, and exits that
+ * happened while crid was away are read from their exit files. */
+static void
+recover_containers(struct pod_manager *manager)
+{
+  cleanup_free char *dir = xasprintf("%s/containers", manager->options.root);
+  cleanup_dir DIR *d = opendir(dir);
+  struct dirent *entry;
+
+  while (d && (entry = readdir(d)))
+    {
+      struct error err = ERROR_INIT;
+      struct container *container;
+      if (!id_is_valid(entry->d_name))
+        continue;
+      container = container_load(manager, entry->d_name, &err);
+      if (container == NULL)
+        {
+          log_warn("recovery: %s", error_message(&err));
+          error_clear(&err);
+          continue;
+        }
+      pthread_mutex_lock(&manager->table_lock);
+      container_add_locked(manager, container);
+      pthread_mutex_unlock(&manager->table_lock);
+      container_refresh(manager, container);
+      log_info("recovered container %.12s (state %d)", container->id, (int)container->state);
+      container_unref(container);
+    }
+}
+
 /* Recovery: every sandbox with a complete record comes back; a directory
  * without one is the leftover of a RunPodSandbox that never finished. */
 static void
@@ -218,6 +386,7 @@ struct pod_manager *
 pod_manager_new(struct pod_manager_options *options, struct error *err)
 {
   struct pod_manager *manager = xcalloc(1, sizeof *manager);
+  cleanup_free char *exits = NULL;
 
   manager->options = *options;
   memset(options, 0, sizeof *options);
@@ -228,6 +397,16 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
       return NULL;
     }
   recover_sandboxes(manager);
+  /* The watch first, then the scan: an exit in between is seen twice,
+   * which is harmless, rather than never. */
+  exits = xasprintf("%s/exits", manager->options.state_dir);
+  manager->exit_watch = exit_watch_start(exits, on_exit_file, manager, err);
+  if (manager->exit_watch == NULL)
+    {
+      pod_manager_free(manager);
+      return NULL;
+    }
+  recover_containers(manager);
   return manager;
 }
 
@@ -236,6 +415,8 @@ pod_manager_free(struct pod_manager *manager)
 {
   if (manager == NULL)
     return;
+  exit_watch_stop(manager->exit_watch);
+  pod_manager_release_containers(manager->containers, manager->n_containers);
   pod_manager_release_list(manager->sandboxes, manager->n_sandboxes);
   options_free(&manager->options);
   free(manager->pause_rootfs);

@@ -15,6 +15,9 @@
 #include "common/error.h"
 
 struct sandbox;
+struct container;
+struct exit_watch;
+struct image_store;
 
 struct pod_runtime_handler
 {
@@ -37,6 +40,7 @@ struct pod_manager_options
   char *cni_config_dir;
   char **cni_plugin_dirs; /* NULL-terminated */
   int cni_timeout_seconds;
+  struct image_store *images; /* not owned: images of containers */
 };
 
 struct pod_manager
@@ -46,6 +50,9 @@ struct pod_manager
   pthread_mutex_t table_lock;
   struct sandbox **sandboxes;
   size_t n_sandboxes;
+  struct container **containers;
+  size_t n_containers;
+  struct exit_watch *exit_watch;
 };
 
 /* options is moved into the manager.  Assembles the built-in pause root
@@ -66,5 +73,17 @@ void pod_manager_release_list(struct sandbox **list, size_t n);
 /* Table maintenance, for pod/sandbox.c. */
 int pod_manager_reserve(struct pod_manager *manager, struct sandbox *sandbox, struct error *err);
 void pod_manager_unreserve(struct pod_manager *manager, struct sandbox *sandbox);
+
+/* Containers: the same, for pod/container.c and crid/.  Names are
+ * reserved per (sandbox id, container name, attempt). */
+struct container *pod_manager_find_container(struct pod_manager *manager, const char *id,
+                                             struct error *err);
+struct container **pod_manager_list_containers(struct pod_manager *manager, size_t *n);
+void pod_manager_release_containers(struct container **list, size_t n);
+int pod_manager_reserve_container(struct pod_manager *manager, struct container *container,
+                                  struct error *err);
+void pod_manager_unreserve_container(struct pod_manager *manager, struct container *container);
+/* For image_store_set_in_use_check: whether a container uses image_id. */
+bool pod_manager_image_in_use(void *manager, const char *image_id);
 
 #endif

@@ -6,6 +6,7 @@
  * its undo, so a failure leaves nothing behind. */
 #include "pod/sandbox.h"
 #include "pod/cgroup.h"
+#include "pod/container.h"
 #include "pod/monitor.h"
 #include "pod/namespace.h"
 #include "pod/oci_runtime.h"
@@ -724,6 +725,11 @@ stop_locked(struct pod_manager *manager, struct sandbox *sandbox, struct error *
   cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
   cleanup_free char *shm = sandbox_shm_path(manager, sandbox->id);
 
+  /* The pod's containers first: they live in its namespaces.  Kubelet has
+   * stopped them with their grace periods already; what is left is
+   * killed. */
+  if (container_stop_pod(manager, sandbox->id, 0, err) < 0)
+    return error_wrap(err, "stop sandbox %s", sandbox->id);
   if (pause_destroy(manager, sandbox, err) < 0)
     return error_wrap(err, "stop sandbox %s", sandbox->id);
   if (network_detach(manager, sandbox, err) < 0)
@@ -766,7 +772,9 @@ sandbox_remove(struct pod_manager *manager, struct sandbox *sandbox, struct erro
   pthread_mutex_lock(&sandbox->lock);
   if (!sandbox->removed)
     {
-      ret = stop_locked(manager, sandbox, err);
+      ret = container_remove_pod(manager, sandbox->id, err);
+      if (ret == 0)
+        ret = stop_locked(manager, sandbox, err);
       if (ret == 0)
         ret = remove_sandbox_dirs(manager, sandbox->id, err);
       if (ret == 0)

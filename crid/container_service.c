@@ -1,0 +1,496 @@
+/* CreateContainer, StartContainer, StopContainer, RemoveContainer,
+ * ContainerStatus, ListContainers, ExecSync, ReopenContainerLog and
+ * UpdateContainerResources: protobuf in, pod/container.c, protobuf out. */
+#include "crid/daemon.h"
+#include "crid/rpc.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pod/container.h"
+#include "pod/exec_sync.h"
+#include "pod/pod_manager.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define SPEC_MAX_SIZE (4 * 1024 * 1024)
+
+/* ---- Helpers ---------------------------------------------------------- */
+
+static void *
+arena_allocator_alloc(void *data, size_t size)
+{
+  return arena_alloc(data, size ? size : 1);
+}
+
+static void
+arena_allocator_free(void *data, void *pointer)
+{
+  (void)data;
+  (void)pointer; /* released with the arena */
+}
+
+/* A deep copy of a message into the call's arena: the container may be
+ * removed and freed before the reply is packed. */
+static void *
+arena_copy_message(struct rpc_call *call, const ProtobufCMessage *message)
+{
+  ProtobufCAllocator allocator = { arena_allocator_alloc, arena_allocator_free, &call->arena };
+  size_t len;
+  cleanup_free uint8_t *bytes = NULL;
+
+  if (message == NULL)
+    return NULL;
+  len = protobuf_c_message_get_packed_size(message);
+  bytes = xmalloc(len ? len : 1);
+  protobuf_c_message_pack(message, bytes);
+  return protobuf_c_message_unpack(message->descriptor, &allocator, len, bytes);
+}
+
+#define COPY_MAP(call, source, n_source, entry_type, entry_init, out, n_out)                       \
+  do                                                                                               \
+    {                                                                                              \
+      (n_out) = (n_source);                                                                        \
+      (out) = arena_new_array(&(call)->arena, entry_type *, (n_source) + 1);                       \
+      for (size_t i_ = 0; i_ < (n_source); i_++)                                                   \
+        {                                                                                          \
+          entry_type *entry_ = arena_new(&(call)->arena, entry_type);                              \
+          entry_init(entry_);                                                                      \
+          entry_->key = arena_strdup(&(call)->arena, (source)[i_]->key);                           \
+          entry_->value = arena_strdup(&(call)->arena, (source)[i_]->value);                       \
+          (out)[i_] = entry_;                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+  while (0)
+
+static struct container *
+find_container(struct rpc_call *call, const char *id, struct error *err)
+{
+  return pod_manager_find_container(call->daemon->pods, id, err);
+}
+
+/* A missing container is fine for the idempotent calls. */
+static struct container *
+find_or_absent(struct rpc_call *call, const char *id, bool *absent, struct error *err)
+{
+  struct container *container = find_container(call, id, err);
+  *absent = container == NULL && err->code == ENOENT;
+  if (*absent)
+    error_clear(err);
+  return container;
+}
+
+static Runtime__V1__ContainerMetadata *
+copy_metadata(struct rpc_call *call, const Runtime__V1__ContainerMetadata *source)
+{
+  Runtime__V1__ContainerMetadata *m = arena_new(&call->arena, Runtime__V1__ContainerMetadata);
+  runtime__v1__container_metadata__init(m);
+  m->name = arena_strdup(&call->arena, source->name);
+  m->attempt = source->attempt;
+  return m;
+}
+
+/* The image as the user named it, with the request's annotations. */
+static Runtime__V1__ImageSpec *
+image_spec(struct rpc_call *call, const struct container *container)
+{
+  Runtime__V1__ImageSpec *spec = arena_copy_message(call, &container->config->image->base);
+  spec->image = arena_strdup(&call->arena, container->image_name ? container->image_name : "");
+  return spec;
+}
+
+/* ---- Create, start, stop, remove -------------------------------------- */
+
+RPC_HANDLER(rpc_create_container)
+{
+  Runtime__V1__CreateContainerResponse *reply
+      = arena_new(&call->arena, Runtime__V1__CreateContainerResponse);
+  size_t len = protobuf_c_message_get_packed_size(request);
+  cleanup_free uint8_t *bytes = xmalloc(len ? len : 1);
+  struct container *container;
+
+  protobuf_c_message_pack(request, bytes);
+  if (container_create(call->daemon->pods, bytes, len, &container, err) < 0)
+    return -1;
+  runtime__v1__create_container_response__init(reply);
+  reply->container_id = arena_strdup(&call->arena, container->id);
+  container_unref(container);
+  *response = &reply->base;
+  return 0;
+}
+
+RPC_HANDLER(rpc_start_container)
+{
+  const Runtime__V1__StartContainerRequest *start
+      = (const Runtime__V1__StartContainerRequest *)request;
+  Runtime__V1__StartContainerResponse *reply
+      = arena_new(&call->arena, Runtime__V1__StartContainerResponse);
+  struct container *container = find_container(call, start->container_id, err);
+  int ret;
+
+  if (container == NULL)
+    return -1;
+  ret = container_start(call->daemon->pods, container, err);
+  container_unref(container);
+  if (ret < 0)
+    return -1;
+  runtime__v1__start_container_response__init(reply);
+  *response = &reply->base;
+  return 0;
+}
+
+RPC_HANDLER(rpc_stop_container)
+{
+  const Runtime__V1__StopContainerRequest *stop
+      = (const Runtime__V1__StopContainerRequest *)request;
+  Runtime__V1__StopContainerResponse *reply
+      = arena_new(&call->arena, Runtime__V1__StopContainerResponse);
+  bool absent;
+  struct container *container = find_or_absent(call, stop->container_id, &absent, err);
+  int ret;
+
+  if (container == NULL && !absent)
+    return -1;
+  if (container)
+    {
+      ret = container_stop(call->daemon->pods, container, stop->timeout < 0 ? 0 : stop->timeout,
+                           err);
+      container_unref(container);
+      if (ret < 0)
+        return -1;
+    }
+  runtime__v1__stop_container_response__init(reply);
+  *response = &reply->base;
+  return 0;
+}
+
+RPC_HANDLER(rpc_remove_container)
+{
+  const Runtime__V1__RemoveContainerRequest *remove
+      = (const Runtime__V1__RemoveContainerRequest *)request;
+  Runtime__V1__RemoveContainerResponse *reply
+      = arena_new(&call->arena, Runtime__V1__RemoveContainerResponse);
+  bool absent;
+  struct container *container = find_or_absent(call, remove->container_id, &absent, err);
+  int ret;
+
+  if (container == NULL && !absent)
+    return -1;
+  if (container)
+    {
+      ret = container_remove(call->daemon->pods, container, err);
+      container_unref(container);
+      if (ret < 0)
+        return -1;
+    }
+  runtime__v1__remove_container_response__init(reply);
+  *response = &reply->base;
+  return 0;
+}
+
+/* ---- Status and list -------------------------------------------------- */
+
+static const char *
+reason_of(const struct container *container)
+{
+  if (container->state != CONTAINER_EXITED)
+    return "";
+  if (container->oom_killed)
+    return "OOMKilled";
+  return container->exit_code == 0 ? "Completed" : "Error";
+}
+
+static Runtime__V1__Mount **
+copy_mounts(struct rpc_call *call, const Runtime__V1__ContainerConfig *config, size_t *n)
+{
+  Runtime__V1__Mount **mounts
+      = arena_new_array(&call->arena, Runtime__V1__Mount *, config->n_mounts + 1);
+
+  for (size_t i = 0; i < config->n_mounts; i++)
+    mounts[i] = arena_copy_message(call, &config->mounts[i]->base);
+  *n = config->n_mounts;
+  return mounts;
+}
+
+static Runtime__V1__ContainerResources *
+copy_resources(struct rpc_call *call, const Runtime__V1__ContainerConfig *config)
+{
+  Runtime__V1__ContainerResources *resources;
+
+  if (config->linux == NULL || config->linux->resources == NULL)
+    return NULL;
+  resources = arena_new(&call->arena, Runtime__V1__ContainerResources);
+  runtime__v1__container_resources__init(resources);
+  resources->linux = arena_copy_message(call, &config->linux->resources->base);
+  return resources;
+}
+
+static char *
+verbose_info(struct rpc_call *call, const struct container *container)
+{
+  struct pod_manager *pods = call->daemon->pods;
+  struct json_writer *writer = json_writer_new(false);
+  cleanup_free char *dir = container_dir(pods, container->id);
+  cleanup_free char *spec_path = xasprintf("%s/config.json", dir);
+  cleanup_free char *spec_text = NULL;
+  cleanup_json struct json_value *spec = NULL;
+  struct error ignored = ERROR_INIT;
+  size_t spec_len = 0;
+
+  if (read_file(spec_path, SPEC_MAX_SIZE, &spec_text, &spec_len, &ignored) == 0)
+    spec = json_parse(spec_text, spec_len, &ignored);
+  error_clear(&ignored);
+  json_begin_object(writer);
+  json_write_key(writer, "pid");
+  json_write_int(writer, container->state == CONTAINER_RUNNING ? container->pid : 0);
+  json_write_key(writer, "sandboxID");
+  json_write_string(writer, container->sandbox_id);
+  json_write_key(writer, "runtimeHandler");
+  json_write_string(writer, container->handler ? container->handler : "");
+  json_write_key(writer, "cgroupsPath");
+  json_write_string(writer, container->cgroups_path ? container->cgroups_path : "");
+  json_write_key(writer, "bundle");
+  json_write_string(writer, dir);
+  json_write_key(writer, "runtimeSpec");
+  json_write_value(writer, spec);
+  json_end_object(writer);
+  return arena_adopt(&call->arena, json_writer_finish(writer, NULL));
+}
+
+static Runtime__V1__ContainerStatus *
+status_of(struct rpc_call *call, const struct container *container)
+{
+  Runtime__V1__ContainerStatus *status = arena_new(&call->arena, Runtime__V1__ContainerStatus);
+  const Runtime__V1__ContainerConfig *config = container->config;
+
+  runtime__v1__container_status__init(status);
+  status->id = arena_strdup(&call->arena, container->id);
+  status->metadata = copy_metadata(call, config->metadata);
+  status->state = (Runtime__V1__ContainerState)container->state;
+  status->created_at = container->created_at;
+  status->started_at = container->started_at;
+  status->finished_at = container->state == CONTAINER_EXITED ? container->finished_at : 0;
+  status->exit_code = container->state == CONTAINER_EXITED ? container->exit_code : 0;
+  status->image = image_spec(call, container);
+  status->image_ref = arena_strdup(&call->arena, container->image_id ? container->image_id : "");
+  status->image_id = status->image_ref;
+  status->reason = (char *)reason_of(container);
+  if (container->state == CONTAINER_EXITED && container->message)
+    status->message = arena_strdup(&call->arena, container->message);
+  COPY_MAP(call, config->labels, config->n_labels, Runtime__V1__ContainerStatus__LabelsEntry,
+           runtime__v1__container_status__labels_entry__init, status->labels, status->n_labels);
+  COPY_MAP(call, config->annotations, config->n_annotations,
+           Runtime__V1__ContainerStatus__AnnotationsEntry,
+           runtime__v1__container_status__annotations_entry__init, status->annotations,
+           status->n_annotations);
+  status->mounts = copy_mounts(call, config, &status->n_mounts);
+  status->log_path = arena_strdup(&call->arena, container->log_path ? container->log_path : "");
+  status->resources = copy_resources(call, config);
+  status->stop_signal = config->stop_signal;
+  return status;
+}
+
+RPC_HANDLER(rpc_container_status)
+{
+  const Runtime__V1__ContainerStatusRequest *status_request
+      = (const Runtime__V1__ContainerStatusRequest *)request;
+  Runtime__V1__ContainerStatusResponse *reply
+      = arena_new(&call->arena, Runtime__V1__ContainerStatusResponse);
+  struct container *container = find_container(call, status_request->container_id, err);
+
+  if (container == NULL)
+    return -1;
+  container_refresh(call->daemon->pods, container);
+  runtime__v1__container_status_response__init(reply);
+  pthread_mutex_lock(&container->lock);
+  if (container->removed)
+    {
+      pthread_mutex_unlock(&container->lock);
+      container_unref(container);
+      return error_set(err, ENOENT, "container %s not found", status_request->container_id);
+    }
+  reply->status = status_of(call, container);
+  if (status_request->verbose)
+    {
+      Runtime__V1__ContainerStatusResponse__InfoEntry *entry
+          = arena_new(&call->arena, Runtime__V1__ContainerStatusResponse__InfoEntry);
+      runtime__v1__container_status_response__info_entry__init(entry);
+      entry->key = (char *)"info";
+      entry->value = verbose_info(call, container);
+      reply->n_info = 1;
+      reply->info
+          = arena_new_array(&call->arena, Runtime__V1__ContainerStatusResponse__InfoEntry *, 1);
+      reply->info[0] = entry;
+    }
+  pthread_mutex_unlock(&container->lock);
+  container_unref(container);
+  *response = &reply->base;
+  return 0;
+}
+
+static bool
+labels_match(const struct container *container, const Runtime__V1__ContainerFilter *filter)
+{
+  const Runtime__V1__ContainerConfig *config = container->config;
+
+  for (size_t i = 0; i < filter->n_label_selector; i++)
+    {
+      bool found = false;
+      for (size_t j = 0; j < config->n_labels && !found; j++)
+        found = strcmp(config->labels[j]->key, filter->label_selector[i]->key) == 0
+                && strcmp(config->labels[j]->value, filter->label_selector[i]->value) == 0;
+      if (!found)
+        return false;
+    }
+  return true;
+}
+
+static bool
+filter_matches(const struct container *container, const Runtime__V1__ContainerFilter *filter)
+{
+  if (filter == NULL)
+    return true;
+  if (filter->id[0] && strncmp(container->id, filter->id, strlen(filter->id)) != 0)
+    return false;
+  if (filter->pod_sandbox_id[0]
+      && strncmp(container->sandbox_id, filter->pod_sandbox_id, strlen(filter->pod_sandbox_id))
+             != 0)
+    return false;
+  if (filter->state && (int)filter->state->state != (int)container->state)
+    return false;
+  return labels_match(container, filter);
+}
+
+static Runtime__V1__Container *
+list_item(struct rpc_call *call, const struct container *container)
+{
+  Runtime__V1__Container *item = arena_new(&call->arena, Runtime__V1__Container);
+  const Runtime__V1__ContainerConfig *config = container->config;
+
+  runtime__v1__container__init(item);
+  item->id = arena_strdup(&call->arena, container->id);
+  item->pod_sandbox_id = arena_strdup(&call->arena, container->sandbox_id);
+  item->metadata = copy_metadata(call, config->metadata);
+  item->image = image_spec(call, container);
+  item->image_ref = arena_strdup(&call->arena, container->image_id ? container->image_id : "");
+  item->image_id = item->image_ref;
+  item->state = (Runtime__V1__ContainerState)container->state;
+  item->created_at = container->created_at;
+  COPY_MAP(call, config->labels, config->n_labels, Runtime__V1__Container__LabelsEntry,
+           runtime__v1__container__labels_entry__init, item->labels, item->n_labels);
+  COPY_MAP(call, config->annotations, config->n_annotations,
+           Runtime__V1__Container__AnnotationsEntry,
+           runtime__v1__container__annotations_entry__init, item->annotations, item->n_annotations);
+  return item;
+}
+
+RPC_HANDLER(rpc_list_containers)
+{
+  const Runtime__V1__ListContainersRequest *list_request
+      = (const Runtime__V1__ListContainersRequest *)request;
+  Runtime__V1__ListContainersResponse *reply
+      = arena_new(&call->arena, Runtime__V1__ListContainersResponse);
+  size_t n;
+  struct container **containers = pod_manager_list_containers(call->daemon->pods, &n);
+
+  runtime__v1__list_containers_response__init(reply);
+  reply->containers = arena_new_array(&call->arena, Runtime__V1__Container *, n + 1);
+  for (size_t i = 0; i < n; i++)
+    {
+      container_refresh(call->daemon->pods, containers[i]);
+      pthread_mutex_lock(&containers[i]->lock);
+      if (!containers[i]->removed && filter_matches(containers[i], list_request->filter))
+        reply->containers[reply->n_containers++] = list_item(call, containers[i]);
+      pthread_mutex_unlock(&containers[i]->lock);
+    }
+  pod_manager_release_containers(containers, n);
+  *response = &reply->base;
+  return 0;
+}
+
+/* ---- Exec, logs, resources -------------------------------------------- */
+
+/* Each stream is captured up to 16 MiB, but one gRPC message may not
+ * exceed 16 MiB either (kubelet's limit too): the reply is trimmed to fit,
+ * stdout's tail first, as more output would have been discarded anyway. */
+#define EXEC_SYNC_MAX_REPLY (16 * 1024 * 1024 - 1024)
+
+static void
+fit_reply(struct exec_sync_result *result)
+{
+  if (result->stderr_len > EXEC_SYNC_MAX_REPLY)
+    result->stderr_len = EXEC_SYNC_MAX_REPLY;
+  if (result->stdout_len + result->stderr_len > EXEC_SYNC_MAX_REPLY)
+    result->stdout_len = EXEC_SYNC_MAX_REPLY - result->stderr_len;
+}
+
+RPC_HANDLER(rpc_exec_sync)
+{
+  const Runtime__V1__ExecSyncRequest *exec = (const Runtime__V1__ExecSyncRequest *)request;
+  Runtime__V1__ExecSyncResponse *reply = arena_new(&call->arena, Runtime__V1__ExecSyncResponse);
+  struct container *container = find_container(call, exec->container_id, err);
+  cleanup_free char **cmd = NULL;
+  struct exec_sync_result result;
+  int ret;
+
+  if (container == NULL)
+    return -1;
+  cmd = xcalloc(exec->n_cmd + 1, sizeof *cmd);
+  for (size_t i = 0; i < exec->n_cmd; i++)
+    cmd[i] = exec->cmd[i];
+  ret = container_exec_sync(call->daemon->pods, container, cmd,
+                            exec->timeout < 0 ? 0 : exec->timeout, &result, err);
+  container_unref(container);
+  if (ret < 0)
+    return -1;
+  fit_reply(&result);
+  runtime__v1__exec_sync_response__init(reply);
+  reply->stdout.data = arena_adopt(&call->arena, result.stdout_data);
+  reply->stdout.len = result.stdout_len;
+  reply->stderr.data = arena_adopt(&call->arena, result.stderr_data);
+  reply->stderr.len = result.stderr_len;
+  reply->exit_code = result.exit_code;
+  *response = &reply->base;
+  return 0;
+}
+
+RPC_HANDLER(rpc_reopen_container_log)
+{
+  const Runtime__V1__ReopenContainerLogRequest *reopen
+      = (const Runtime__V1__ReopenContainerLogRequest *)request;
+  Runtime__V1__ReopenContainerLogResponse *reply
+      = arena_new(&call->arena, Runtime__V1__ReopenContainerLogResponse);
+  struct container *container = find_container(call, reopen->container_id, err);
+  int ret;
+
+  if (container == NULL)
+    return -1;
+  ret = container_reopen_log(call->daemon->pods, container, err);
+  container_unref(container);
+  if (ret < 0)
+    return -1;
+  runtime__v1__reopen_container_log_response__init(reply);
+  *response = &reply->base;
+  return 0;
+}
+
+RPC_HANDLER(rpc_update_container_resources)
+{
+  const Runtime__V1__UpdateContainerResourcesRequest *update
+      = (const Runtime__V1__UpdateContainerResourcesRequest *)request;
+  Runtime__V1__UpdateContainerResourcesResponse *reply
+      = arena_new(&call->arena, Runtime__V1__UpdateContainerResourcesResponse);
+  struct container *container = find_container(call, update->container_id, err);
+  int ret;
+
+  if (container == NULL)
+    return -1;
+  ret = container_update_resources(call->daemon->pods, container, update->linux, err);
+  container_unref(container);
+  if (ret < 0)
+    return -1;
+  runtime__v1__update_container_resources_response__init(reply);
+  *response = &reply->base;
+  return 0;
+}

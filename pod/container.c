@@ -1,0 +1,970 @@
+/* CreateContainer, StartContainer, StopContainer, RemoveContainer,
+ * ReopenContainerLog, UpdateContainerResources and learning of exits.
+ *
+ * Create: reserve the name, resolve the image, mount the overlay rootfs,
+ * write config.json, run `<runtime> create` through crid-conmon, persist.
+ * Every step that succeeded pushes its undo, so a failure leaves nothing.
+ *
+ * On disk: <root>/containers/<id>/ is the OCI bundle (config.json,
+ * rootfs/) and holds upper/, work/, request.pb and state.json; the
+ * monitor's files are in <state>/conmon/<id>/ (ctl, attach, oom, pid
+ * files) and its exit file is <state>/exits/<id>. */
+#include "pod/container.h"
+#include "pod/cgroup.h"
+#include "pod/monitor.h"
+#include "pod/oci_runtime.h"
+#include "pod/oci_spec.h"
+#include "pod/pod_manager.h"
+#include "pod/rootfs.h"
+#include "pod/sandbox.h"
+#include "common/atomic_file.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/process.h"
+#include "common/undo.h"
+#include "common/util.h"
+#include "image/layer.h"
+#include "image/manifest.h"
+#include "image/store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* After SIGKILL a container is gone at once; its monitor then drains the
+ * output for at most 2 s before it writes the exit file. */
+#define KILL_WAIT_MS 10000
+#define REOPEN_WAIT_MS 5000
+
+char *
+container_dir(const struct pod_manager *manager, const char *id)
+{
+  return xasprintf("%s/containers/%s", manager->options.root, id);
+}
+
+char *
+container_socket_dir(const struct pod_manager *manager, const char *id)
+{
+  return xasprintf("%s/conmon/%s", manager->options.state_dir, id);
+}
+
+char *
+container_exit_dir(const struct pod_manager *manager)
+{
+  return xasprintf("%s/exits", manager->options.state_dir);
+}
+
+static void
+runtime_of(const struct pod_manager *manager, const struct container *container,
+           struct oci_runtime *runtime)
+{
+  const struct pod_runtime_handler *handler = pod_manager_handler(manager, container->handler);
+  runtime->name = handler->name;
+  runtime->path = handler->path;
+  runtime->root = handler->root;
+  runtime->systemd_cgroup = manager->options.systemd_cgroup;
+}
+
+/* ---- Signals --------------------------------------------------------- */
+
+static const struct
+{
+  const char *name;
+  int number;
+} signal_names[] = {
+  { "ABRT", SIGABRT }, { "ALRM", SIGALRM }, { "BUS", SIGBUS },       { "CHLD", SIGCHLD },
+  { "CLD", SIGCHLD },  { "CONT", SIGCONT }, { "FPE", SIGFPE },       { "HUP", SIGHUP },
+  { "ILL", SIGILL },   { "INT", SIGINT },   { "IO", SIGIO },         { "IOT", SIGIOT },
+  { "KILL", SIGKILL }, { "PIPE", SIGPIPE }, { "POLL", SIGPOLL },     { "PROF", SIGPROF },
+  { "PWR", SIGPWR },   { "QUIT", SIGQUIT }, { "SEGV", SIGSEGV },     { "STKFLT", SIGSTKFLT },
+  { "STOP", SIGSTOP }, { "SYS", SIGSYS },   { "TERM", SIGTERM },     { "TRAP", SIGTRAP },
+  { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },     { "URG", SIGURG },
+  { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "VTALRM", SIGVTALRM }, { "WINCH", SIGWINCH },
+  { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
+};
+
+/* "RTMIN+3", "RTMINPLUS3", "RTMAX-2", "RTMAXMINUS2", "RTMIN". */
+static int
+parse_realtime(const char *name)
+{
+  const char *rest;
+  int base, sign;
+  char *end;
+  long offset = 0;
+
+  if (str_has_prefix(name, "RTMIN"))
+    base = SIGRTMIN, sign = 1, rest = name + 5;
+  else if (str_has_prefix(name, "RTMAX"))
+    base = SIGRTMAX, sign = -1, rest = name + 5;
+  else
+    return -1;
+  if (*rest == '\0')
+    return base;
+  if ((sign > 0 && *rest == '+') || (sign < 0 && *rest == '-'))
+    rest++;
+  else if (sign > 0 && str_has_prefix(rest, "PLUS"))
+    rest += 4;
+  else if (sign < 0 && str_has_prefix(rest, "MINUS"))
+    rest += 5;
+  else
+    return -1;
+  offset = strtol(rest, &end, 10);
+  if (end == rest || *end || offset < 0 || base + sign * offset < SIGRTMIN
+      || base + sign * offset > SIGRTMAX)
+    return -1;
+  return base + sign * (int)offset;
+}
+
+int
+container_parse_signal(const char *text)
+{
+  char name[32];
+  size_t i;
+
+  if (text == NULL || *text == '\0' || strlen(text) >= sizeof name)
+    return -1;
+  if (isdigit((unsigned char)text[0]))
+    {
+      char *end;
+      long n = strtol(text, &end, 10);
+      return *end == '\0' && n > 0 && n <= SIGRTMAX ? (int)n : -1;
+    }
+  for (i = 0; text[i]; i++)
+    name[i] = (char)toupper((unsigned char)text[i]);
+  name[i] = '\0';
+  text = str_has_prefix(name, "SIG") ? name + 3 : name;
+  for (i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
+    if (strcmp(text, signal_names[i].name) == 0)
+      return signal_names[i].number;
+  return parse_realtime(text);
+}
+
+/* CRI stop_signal (1.33+) first, then the image's StopSignal, then TERM. */
+static int
+choose_stop_signal(const Runtime__V1__ContainerConfig *config, const struct image_config *image,
+                   struct error *err)
+{
+  if (config->stop_signal != RUNTIME__V1__SIGNAL__RUNTIME_DEFAULT)
+    {
+      const ProtobufCEnumValue *value = protobuf_c_enum_descriptor_get_value(
+          &runtime__v1__signal__descriptor, config->stop_signal);
+      int signo = value ? container_parse_signal(value->name) : -1;
+      if (signo < 0)
+        return error_set(err, EINVAL, "unknown stop signal %d", (int)config->stop_signal);
+      return signo;
+    }
+  if (image && image->stop_signal && image->stop_signal[0])
+    {
+      int signo = container_parse_signal(image->stop_signal);
+      if (signo < 0)
+        return error_set(err, EINVAL, "the image's stop signal \"%s\" is not a signal",
+                         image->stop_signal);
+      return signo;
+    }
+  return SIGTERM;
+}
+
+/* ---- Exits ----------------------------------------------------------- */
+
+static int64_t
+file_mtime_ns(const char *path)
+{
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return time_realtime_ns();
+  return (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+static bool
+process_alive(pid_t pid)
+{
+  return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static pid_t
+monitor_pid_of(const struct pod_manager *manager, const char *id)
+{
+  cleanup_free char *dir = container_socket_dir(manager, id);
+  cleanup_free char *path = xasprintf("%s/conmon.pid", dir);
+  cleanup_free char *text = NULL;
+  struct error ignored = ERROR_INIT;
+  pid_t pid = 0;
+
+  if (read_file(path, 64, &text, NULL, &ignored) == 0)
+    pid = (pid_t)atoi(text);
+  error_clear(&ignored);
+  return pid;
+}
+
+/* With lock held: reads the exit file; true when the container has
+ * ended (now or before). */
+static bool
+refresh_locked(struct pod_manager *manager, struct container *container)
+{
+  cleanup_free char *exits = container_exit_dir(manager);
+  cleanup_free char *exit_path = xasprintf("%s/%s", exits, container->id);
+  cleanup_free char *socket_dir = container_socket_dir(manager, container->id);
+  cleanup_free char *oom_path = xasprintf("%s/oom", socket_dir);
+  struct error err = ERROR_INIT;
+  int status = 0, ret;
+
+  if (container->state == CONTAINER_EXITED)
+    return true;
+  if (container->removed || !container->runtime_created)
+    return false;
+  ret = monitor_read_exit(exits, container->id, &status, &err);
+  if (ret < 0)
+    {
+      log_warn("container %.12s: %s", container->id, error_message(&err));
+      error_clear(&err);
+      return false;
+    }
+  if (ret == 0)
+    {
+      /* No exit file: the monitor still runs, or it is gone (a reboot,
+       * a kill) and nobody will ever write one. */
+      if (process_alive(container->pid) || process_alive(monitor_pid_of(manager, container->id)))
+        return false;
+      /* The monitor may have written the file just now. */
+      if (monitor_read_exit(exits, container->id, &status, &err) <= 0)
+        {
+          error_clear(&err);
+          container->state = CONTAINER_EXITED;
+          container->exit_code = 255;
+          container->finished_at = time_realtime_ns();
+          free(container->message);
+          container->message = xstrdup("the container and its monitor are gone");
+          goto save;
+        }
+    }
+  container->state = CONTAINER_EXITED;
+  container->exit_code = status;
+  container->finished_at = file_mtime_ns(exit_path);
+  container->oom_killed = access(oom_path, F_OK) == 0;
+  log_info("container %.12s exited with status %d%s", container->id, status,
+           container->oom_killed ? " (OOM killed)" : "");
+save:
+  if (container_save(manager, container, &err) < 0)
+    log_warn("%s", error_message(&err));
+  error_clear(&err);
+  return true;
+}
+
+void
+container_refresh(struct pod_manager *manager, struct container *container)
+{
+  pthread_mutex_lock(&container->lock);
+  refresh_locked(manager, container);
+  pthread_mutex_unlock(&container->lock);
+}
+
+static bool
+has_ended(struct pod_manager *manager, struct container *container)
+{
+  bool ended;
+  pthread_mutex_lock(&container->lock);
+  ended = refresh_locked(manager, container);
+  pthread_mutex_unlock(&container->lock);
+  return ended;
+}
+
+/* Polls the exit file: the watcher's event may come a moment later, and a
+ * poll needs no wake-up plumbing. */
+static bool
+wait_for_end(struct pod_manager *manager, struct container *container, int64_t timeout_ms)
+{
+  int64_t deadline = time_monotonic_ns() + timeout_ms * 1000000LL;
+
+  while (!has_ended(manager, container))
+    {
+      if (time_monotonic_ns() >= deadline)
+        return false;
+      usleep(10000);
+    }
+  return true;
+}
+
+/* ---- Create ---------------------------------------------------------- */
+
+struct create_context
+{
+  struct pod_manager *manager;
+  struct container *container;
+  struct sandbox *sandbox;
+  struct image_config *image;
+  char **layer_dirs;
+  char *dir;
+};
+
+static int
+validate_config(const Runtime__V1__CreateContainerRequest *request, struct error *err)
+{
+  const Runtime__V1__ContainerConfig *config = request->config;
+
+  if (config == NULL || config->metadata == NULL)
+    return error_set(err, EINVAL, "container config with metadata is required");
+  if (config->metadata->name[0] == '\0')
+    return error_set(err, EINVAL, "container metadata needs a name");
+  if (!path_component_is_valid(config->metadata->name) || strchr(config->metadata->name, '_'))
+    return error_set(err, EINVAL, "invalid container name \"%s\"", config->metadata->name);
+  if (config->image == NULL || config->image->image[0] == '\0')
+    return error_set(err, EINVAL, "container config names no image");
+  if (strstr(config->log_path, ".."))
+    return error_set(err, EINVAL, "log path \"%s\" may not contain \"..\"", config->log_path);
+  return 0;
+}
+
+static struct container *
+container_from_request(const uint8_t *bytes, size_t len, struct error *err)
+{
+  struct container *container = container_new();
+
+  container->request_bytes = xmalloc(len ? len : 1);
+  memcpy(container->request_bytes, bytes, len);
+  container->request_len = len;
+  container->request = runtime__v1__create_container_request__unpack(NULL, len, bytes);
+  if (container->request == NULL)
+    {
+      error_set(err, EINVAL, "request does not decode");
+      goto fail;
+    }
+  if (validate_config(container->request, err) < 0)
+    goto fail;
+  container->config = container->request->config;
+  if (id_generate(container->id, err) < 0)
+    goto fail;
+  container->created_at = time_realtime_ns();
+  return container;
+
+fail:
+  container_unref(container);
+  return NULL;
+}
+
+static int
+undo_reserve(void *object, struct error *err)
+{
+  struct create_context *ctx = object;
+  pod_manager_unreserve_container(ctx->manager, ctx->container);
+  return 0;
+}
+
+static int
+undo_dir(void *object, struct error *err)
+{
+  struct create_context *ctx = object;
+  return remove_tree(ctx->dir, err);
+}
+
+static int
+undo_rootfs(void *object, struct error *err)
+{
+  struct create_context *ctx = object;
+  if (rootfs_unmount(ctx->dir, err) < 0)
+    return -1;
+  ctx->container->rootfs_mounted = false;
+  return 0;
+}
+
+static int
+step_image(struct create_context *ctx, struct error *err)
+{
+  struct container *container = ctx->container;
+  const Runtime__V1__ImageSpec *spec = container->config->image;
+  struct image_store *store = ctx->manager->options.images;
+
+  if (store == NULL)
+    return error_set(err, EIO, "no image store");
+  if (image_store_layer_dirs(store, spec->image, &container->image_id, &ctx->layer_dirs, err) < 0)
+    return error_wrap(err, "image %s", spec->image);
+  if (image_store_config(store, container->image_id, &ctx->image, err) < 0)
+    return error_wrap(err, "image %s", spec->image);
+  container->image_name
+      = xstrdup(spec->user_specified_image[0] ? spec->user_specified_image : spec->image);
+  return 0;
+}
+
+static int
+step_log_path(struct create_context *ctx, struct error *err)
+{
+  struct container *container = ctx->container;
+  const char *log_dir = ctx->sandbox->config->log_directory;
+  const char *log_path = container->config->log_path;
+  cleanup_free char *parent = NULL;
+  char *slash;
+
+  if (log_path[0] == '\0')
+    return 0;
+  if (log_path[0] == '/')
+    container->log_path = xstrdup(log_path);
+  else if (log_dir[0])
+    container->log_path = xasprintf("%s/%s", log_dir, log_path);
+  else
+    return error_set(err, EINVAL, "log path \"%s\" is relative, but the pod has no log directory",
+                     log_path);
+  parent = xstrdup(container->log_path);
+  slash = strrchr(parent, '/');
+  if (slash && slash != parent)
+    {
+      *slash = '\0';
+      if (mkdir_p(parent, 0755, err) < 0)
+        return error_wrap(err, "container log directory");
+    }
+  return 0;
+}
+
+/* The pid namespace of the container a debug container targets. */
+static char *
+target_pidns(struct create_context *ctx)
+{
+  const Runtime__V1__LinuxContainerConfig *linux_config = ctx->container->config->linux;
+  const Runtime__V1__NamespaceOption *o = NULL;
+  struct container *target;
+  struct error ignored = ERROR_INIT;
+  char *path = NULL;
+
+  if (linux_config && linux_config->security_context)
+    o = linux_config->security_context->namespace_options;
+  if (o == NULL || o->pid != RUNTIME__V1__NAMESPACE_MODE__TARGET || o->target_id[0] == '\0')
+    return NULL;
+  target = pod_manager_find_container(ctx->manager, o->target_id, &ignored);
+  error_clear(&ignored);
+  if (target == NULL)
+    return NULL;
+  pthread_mutex_lock(&target->lock);
+  if (target->state == CONTAINER_RUNNING && target->pid > 0)
+    path = xasprintf("/proc/%d/ns/pid", (int)target->pid);
+  pthread_mutex_unlock(&target->lock);
+  container_unref(target);
+  return path;
+}
+
+static int
+step_bundle(struct create_context *ctx, struct error *err)
+{
+  struct container *container = ctx->container;
+  struct sandbox *sandbox = ctx->sandbox;
+  struct pod_manager *manager = ctx->manager;
+  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
+  cleanup_free char *sandbox_files = sandbox_dir(manager, sandbox->id);
+  cleanup_free char *netns = xasprintf("%s/net", ns_dir);
+  cleanup_free char *ipcns = xasprintf("%s/ipc", ns_dir);
+  cleanup_free char *utsns = xasprintf("%s/uts", ns_dir);
+  cleanup_free char *pod_pidns = NULL;
+  cleanup_free char *target = target_pidns(ctx);
+  cleanup_free char *hostname = xasprintf("%s/hostname", sandbox_files);
+  cleanup_free char *resolv = xasprintf("%s/resolv.conf", sandbox_files);
+  cleanup_free char *shm = sandbox_shm_path(manager, sandbox->id);
+  cleanup_free char *rootfs = xasprintf("%s/rootfs", ctx->dir);
+  cleanup_free char *config_path = xasprintf("%s/config.json", ctx->dir);
+  cleanup_free char *json = NULL;
+  struct oci_container_params p = { 0 };
+
+  if (cgroup_container_path(sandbox->cgroup_parent ? sandbox->cgroup_parent : "", container->id,
+                            manager->options.systemd_cgroup, &container->cgroups_path, err)
+      < 0)
+    return -1;
+  if (sandbox->pause_pid > 0)
+    pod_pidns = xasprintf("/proc/%d/ns/pid", (int)sandbox->pause_pid);
+  p.container_id = container->id;
+  p.sandbox_id = sandbox->id;
+  p.config = container->config;
+  p.sandbox_config = sandbox->config;
+  p.image = ctx->image;
+  p.image_name = container->image_name;
+  p.rootfs = rootfs;
+  if (sandbox->namespaces_pinned)
+    {
+      p.netns_path = sandbox->host_network ? NULL : netns;
+      p.utsns_path = sandbox->host_network ? NULL : utsns;
+      p.ipcns_path = sandbox->host_ipc ? NULL : ipcns;
+    }
+  p.pod_pidns_path = pod_pidns;
+  p.target_pidns_path = target;
+  p.hostname_path = hostname;
+  p.resolv_conf_path = resolv;
+  p.shm_path = sandbox->shm_mounted ? shm : NULL;
+  p.cgroups_path = container->cgroups_path;
+  /* TODO: pod/user.c (names from the image's /etc/passwd) and
+   * pod/seccomp.c (RuntimeDefault / Localhost profiles) are not wired
+   * yet: numeric users only, no seccomp filter. */
+  p.user = NULL;
+  p.seccomp_json = NULL;
+  if (oci_spec_container(&p, &json, err) < 0)
+    return -1;
+  return atomic_write_file(config_path, json, strlen(json), 0600, err);
+}
+
+static int
+destroy_in_runtime(struct pod_manager *manager, struct container *container, struct error *err)
+{
+  struct oci_runtime runtime;
+
+  if (!container->runtime_created)
+    return 0;
+  runtime_of(manager, container, &runtime);
+  if (!has_ended(manager, container))
+    {
+      if (oci_runtime_kill(&runtime, container->id, SIGKILL, false, err) < 0)
+        return -1;
+      wait_for_end(manager, container, KILL_WAIT_MS);
+    }
+  if (oci_runtime_delete(&runtime, container->id, err) < 0)
+    return -1;
+  /* The monitor writes the exit file last: once it is there (or the
+   * monitor is gone) nothing of it races with the removal of its files. */
+  wait_for_end(manager, container, KILL_WAIT_MS);
+  container->runtime_created = false;
+  return 0;
+}
+
+static void
+remove_monitor_files(struct pod_manager *manager, const char *id)
+{
+  cleanup_free char *socket_dir = container_socket_dir(manager, id);
+  cleanup_free char *exits = container_exit_dir(manager);
+  cleanup_free char *exit_file = xasprintf("%s/%s", exits, id);
+  struct error err = ERROR_INIT;
+
+  if (remove_tree(socket_dir, &err) < 0)
+    log_warn("%s", error_message(&err));
+  error_clear(&err);
+  unlink(exit_file);
+}
+
+static int
+undo_monitor(void *object, struct error *err)
+{
+  struct create_context *ctx = object;
+  if (destroy_in_runtime(ctx->manager, ctx->container, err) < 0)
+    return -1;
+  remove_monitor_files(ctx->manager, ctx->container->id);
+  return 0;
+}
+
+static int
+step_monitor(struct create_context *ctx, struct error *err)
+{
+  struct container *container = ctx->container;
+  struct pod_manager *manager = ctx->manager;
+  cleanup_free char *socket_dir = container_socket_dir(manager, container->id);
+  cleanup_free char *exits = container_exit_dir(manager);
+  struct oci_runtime runtime;
+  struct monitor_launch launch;
+  pid_t monitor_pid;
+
+  runtime_of(manager, container, &runtime);
+  launch = (struct monitor_launch){ .conmon_path = manager->options.conmon_path,
+                                    .runtime = &runtime,
+                                    .id = container->id,
+                                    .bundle = ctx->dir,
+                                    .exit_dir = exits,
+                                    .socket_dir = socket_dir,
+                                    .log_path = container->log_path,
+                                    .terminal = container->config->tty,
+                                    .stdin_open = container->config->stdin,
+                                    .stdin_once = container->config->stdin_once };
+  /* From here on the runtime may hold state for it: delete is owed. */
+  container->runtime_created = true;
+  if (monitor_create(&launch, &container->pid, &monitor_pid, err) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+create_steps(struct create_context *ctx, struct undo_list *undo, struct error *err)
+{
+  struct container *container = ctx->container;
+  int signo;
+
+  container->reservation = container_reservation_key(ctx->sandbox->id, container->config);
+  if (pod_manager_reserve_container(ctx->manager, container, err) < 0)
+    return -1;
+  undo_push(undo, "name reservation", undo_reserve, ctx);
+  if (step_image(ctx, err) < 0 || step_log_path(ctx, err) < 0)
+    return -1;
+  signo = choose_stop_signal(container->config, ctx->image, err);
+  if (signo < 0)
+    return -1;
+  container->stop_signal = signo;
+  ctx->dir = container_dir(ctx->manager, container->id);
+  undo_push(undo, "container directory", undo_dir, ctx);
+  if (mkdir_p(ctx->dir, 0700, err) < 0)
+    return -1;
+  undo_push(undo, "root file system", undo_rootfs, ctx);
+  if (rootfs_mount(ctx->dir, ctx->layer_dirs, err) < 0)
+    return -1;
+  container->rootfs_mounted = true;
+  if (step_bundle(ctx, err) < 0)
+    return error_wrap(err, "container config");
+  undo_push(undo, "container", undo_monitor, ctx);
+  if (step_monitor(ctx, err) < 0)
+    return -1;
+  container->state = CONTAINER_CREATED;
+  return container_save(ctx->manager, container, err);
+}
+
+int
+container_create(struct pod_manager *manager, const uint8_t *request_bytes, size_t request_len,
+                 struct container **out, struct error *err)
+{
+  struct undo_list undo = UNDO_INIT;
+  struct create_context ctx = { .manager = manager };
+  int ret = 0;
+
+  ctx.container = container_from_request(request_bytes, request_len, err);
+  if (ctx.container == NULL)
+    return -1;
+  ctx.sandbox = pod_manager_find_sandbox(manager, ctx.container->request->pod_sandbox_id, err);
+  if (ctx.sandbox == NULL)
+    {
+      container_unref(ctx.container);
+      return -1;
+    }
+  snprintf(ctx.container->sandbox_id, sizeof ctx.container->sandbox_id, "%s", ctx.sandbox->id);
+  ctx.container->handler = xstrdup(ctx.sandbox->handler);
+  /* The sandbox lock keeps the pod from being stopped under us. */
+  pthread_mutex_lock(&ctx.sandbox->lock);
+  pthread_mutex_lock(&ctx.container->op_lock);
+  if (ctx.sandbox->removed || ctx.sandbox->state != SANDBOX_READY)
+    ret = error_set(err, EIO, "pod sandbox %s is not ready", ctx.sandbox->id);
+  else if (create_steps(&ctx, &undo, err) < 0)
+    ret = -1;
+  if (ret < 0)
+    {
+      undo_run(&undo);
+      ctx.container->removed = true;
+    }
+  else
+    undo_forget(&undo);
+  pthread_mutex_unlock(&ctx.container->op_lock);
+  pthread_mutex_unlock(&ctx.sandbox->lock);
+  sandbox_unref(ctx.sandbox);
+  strv_free(ctx.layer_dirs);
+  image_config_free(ctx.image);
+  free(ctx.dir);
+  if (ret < 0)
+    {
+      error_wrap(err, "create container %s",
+                 ctx.container->config ? ctx.container->config->metadata->name : "");
+      container_unref(ctx.container);
+      return -1;
+    }
+  log_info("container %.12s (%s) created, pid %d", ctx.container->id, ctx.container->reservation,
+           (int)ctx.container->pid);
+  *out = ctx.container;
+  return 0;
+}
+
+/* ---- Start, stop, remove --------------------------------------------- */
+
+int
+container_start(struct pod_manager *manager, struct container *container, struct error *err)
+{
+  struct oci_runtime runtime;
+  enum container_state state;
+  int ret = 0;
+
+  pthread_mutex_lock(&container->op_lock);
+  pthread_mutex_lock(&container->lock);
+  refresh_locked(manager, container);
+  state = container->state;
+  pthread_mutex_unlock(&container->lock);
+  if (container->removed)
+    ret = error_set(err, ENOENT, "container %s not found", container->id);
+  else if (state != CONTAINER_CREATED)
+    ret = error_set(err, EINVAL, "container %s is not in the created state", container->id);
+  else
+    {
+      runtime_of(manager, container, &runtime);
+      ret = oci_runtime_start(&runtime, container->id, err);
+    }
+  if (ret == 0)
+    {
+      pthread_mutex_lock(&container->lock);
+      container->started_at = time_realtime_ns();
+      /* The exit watcher may have seen a quick exit already. */
+      if (container->state == CONTAINER_CREATED)
+        container->state = CONTAINER_RUNNING;
+      ret = container_save(manager, container, err);
+      pthread_mutex_unlock(&container->lock);
+      log_info("container %.12s started", container->id);
+    }
+  pthread_mutex_unlock(&container->op_lock);
+  return ret;
+}
+
+static int
+stop_locked(struct pod_manager *manager, struct container *container, int64_t timeout_s,
+            struct error *err)
+{
+  struct oci_runtime runtime;
+  int signo;
+
+  if (container->removed || !container->runtime_created || has_ended(manager, container))
+    return 0;
+  runtime_of(manager, container, &runtime);
+  pthread_mutex_lock(&container->lock);
+  /* A created container sits in the runtime's init: only KILL ends it. */
+  signo = container->state == CONTAINER_CREATED ? SIGKILL : container->stop_signal;
+  pthread_mutex_unlock(&container->lock);
+  if (timeout_s > 0 && signo != SIGKILL)
+    {
+      if (oci_runtime_kill(&runtime, container->id, signo, false, err) < 0)
+        return -1;
+      if (wait_for_end(manager, container, timeout_s * 1000))
+        return 0;
+      log_info("container %.12s did not stop within %lld s: killing it", container->id,
+               (long long)timeout_s);
+    }
+  if (oci_runtime_kill(&runtime, container->id, SIGKILL, false, err) < 0)
+    return -1;
+  if (!wait_for_end(manager, container, KILL_WAIT_MS))
+    return error_set(err, ETIMEDOUT, "container %s did not exit after SIGKILL", container->id);
+  return 0;
+}
+
+int
+container_stop(struct pod_manager *manager, struct container *container, int64_t timeout_s,
+               struct error *err)
+{
+  int ret;
+
+  pthread_mutex_lock(&container->op_lock);
+  ret = stop_locked(manager, container, timeout_s, err);
+  pthread_mutex_unlock(&container->op_lock);
+  if (ret < 0)
+    return error_wrap(err, "stop container %s", container->id);
+  return 0;
+}
+
+static void
+remove_cgroup(struct pod_manager *manager, struct container *container)
+{
+  cleanup_free char *fs_path = NULL;
+  struct error err = ERROR_INIT;
+
+  /* The runtime's delete removes it; this catches what a killed runtime
+   * left behind. */
+  if (container->cgroups_path == NULL
+      || cgroup_path_to_fs(container->cgroups_path, manager->options.systemd_cgroup, &fs_path, &err)
+             < 0
+      || cgroup_remove(fs_path, &err) < 0)
+    log_debug("container %.12s: %s", container->id, error_message(&err));
+  error_clear(&err);
+}
+
+static int
+remove_locked(struct pod_manager *manager, struct container *container, struct error *err)
+{
+  cleanup_free char *dir = container_dir(manager, container->id);
+
+  if (container->removed)
+    return 0;
+  if (destroy_in_runtime(manager, container, err) < 0)
+    return -1;
+  remove_cgroup(manager, container);
+  if (rootfs_unmount(dir, err) < 0)
+    return -1;
+  container->rootfs_mounted = false;
+  /* Only once the overlay is surely gone: remove_tree must not walk into
+   * a mounted image. */
+  if (remove_tree(dir, err) < 0)
+    return -1;
+  remove_monitor_files(manager, container->id);
+  container->removed = true;
+  pod_manager_unreserve_container(manager, container);
+  log_info("container %.12s removed", container->id);
+  return 0;
+}
+
+int
+container_remove(struct pod_manager *manager, struct container *container, struct error *err)
+{
+  int ret;
+
+  pthread_mutex_lock(&container->op_lock);
+  ret = remove_locked(manager, container, err);
+  pthread_mutex_unlock(&container->op_lock);
+  if (ret < 0)
+    return error_wrap(err, "remove container %s", container->id);
+  return 0;
+}
+
+/* The pod's containers, referenced. */
+static struct container **
+pod_containers(struct pod_manager *manager, const char *sandbox_id, size_t *n)
+{
+  size_t total;
+  struct container **all = pod_manager_list_containers(manager, &total);
+
+  *n = 0;
+  for (size_t i = 0; i < total; i++)
+    if (strcmp(all[i]->sandbox_id, sandbox_id) == 0)
+      all[(*n)++] = all[i];
+    else
+      container_unref(all[i]);
+  return all;
+}
+
+int
+container_stop_pod(struct pod_manager *manager, const char *sandbox_id, int64_t timeout_s,
+                   struct error *err)
+{
+  size_t n;
+  struct container **list = pod_containers(manager, sandbox_id, &n);
+  int ret = 0;
+
+  for (size_t i = 0; i < n && ret == 0; i++)
+    ret = container_stop(manager, list[i], timeout_s, err);
+  pod_manager_release_containers(list, n);
+  return ret;
+}
+
+int
+container_remove_pod(struct pod_manager *manager, const char *sandbox_id, struct error *err)
+{
+  size_t n;
+  struct container **list = pod_containers(manager, sandbox_id, &n);
+  int ret = 0;
+
+  for (size_t i = 0; i < n && ret == 0; i++)
+    ret = container_remove(manager, list[i], err);
+  pod_manager_release_containers(list, n);
+  return ret;
+}
+
+/* ---- Logs and resources ---------------------------------------------- */
+
+int
+container_reopen_log(struct pod_manager *manager, struct container *container, struct error *err)
+{
+  cleanup_free char *socket_dir = container_socket_dir(manager, container->id);
+  cleanup_free char *ctl = xasprintf("%s/ctl", socket_dir);
+  int64_t deadline = time_monotonic_ns() + REOPEN_WAIT_MS * 1000000LL;
+  cleanup_close int fd = -1;
+
+  if (has_ended(manager, container) || container->removed)
+    return error_set(err, EINVAL, "container %s is not running", container->id);
+  if (container->log_path == NULL)
+    return 0;
+  /* Non-blocking: a monitor that is gone must not hang the call. */
+  fd = open(ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return error_set_errno(err, errno, "open %s", ctl);
+  if (write(fd, "2\n", 2) != 2)
+    return error_set_errno(err, errno, "write %s", ctl);
+  while (access(container->log_path, F_OK) < 0)
+    {
+      if (time_monotonic_ns() >= deadline)
+        return error_set(err, ETIMEDOUT, "the monitor did not reopen %s", container->log_path);
+      usleep(5000);
+    }
+  return 0;
+}
+
+static void
+write_uint_field(struct json_writer *w, const char *key, int64_t value)
+{
+  if (value == 0)
+    return;
+  json_write_key(w, key);
+  json_write_int(w, value);
+}
+
+static char *
+resources_json(const Runtime__V1__LinuxContainerResources *r)
+{
+  struct json_writer *w = json_writer_new(false);
+
+  json_begin_object(w);
+  json_write_key(w, "cpu");
+  json_begin_object(w);
+  write_uint_field(w, "shares", r->cpu_shares);
+  write_uint_field(w, "quota", r->cpu_quota);
+  write_uint_field(w, "period", r->cpu_period);
+  if (r->cpuset_cpus[0])
+    {
+      json_write_key(w, "cpus");
+      json_write_string(w, r->cpuset_cpus);
+    }
+  if (r->cpuset_mems[0])
+    {
+      json_write_key(w, "mems");
+      json_write_string(w, r->cpuset_mems);
+    }
+  json_end_object(w);
+  json_write_key(w, "memory");
+  json_begin_object(w);
+  write_uint_field(w, "limit", r->memory_limit_in_bytes);
+  write_uint_field(w, "swap", r->memory_swap_limit_in_bytes);
+  json_end_object(w);
+  if (r->n_unified)
+    {
+      json_write_key(w, "unified");
+      json_begin_object(w);
+      for (size_t i = 0; i < r->n_unified; i++)
+        {
+          json_write_key(w, r->unified[i]->key);
+          json_write_string(w, r->unified[i]->value);
+        }
+      json_end_object(w);
+    }
+  json_end_object(w);
+  return json_writer_finish(w, NULL);
+}
+
+int
+container_update_resources(struct pod_manager *manager, struct container *container,
+                           const Runtime__V1__LinuxContainerResources *resources, struct error *err)
+{
+  cleanup_free char *json = NULL;
+  struct oci_runtime runtime;
+  struct process_result result;
+  struct process_spec spec = { 0 };
+  const char *argv[10];
+  size_t n = 0;
+  int ret = 0;
+
+  if (resources == NULL)
+    return 0;
+  if (has_ended(manager, container) || container->removed)
+    return error_set(err, EINVAL, "container %s is not running", container->id);
+  json = resources_json(resources);
+  runtime_of(manager, container, &runtime);
+  argv[n++] = runtime.path;
+  if (runtime.systemd_cgroup)
+    argv[n++] = "--systemd-cgroup";
+  argv[n++] = "--root";
+  argv[n++] = runtime.root;
+  argv[n++] = "update";
+  argv[n++] = "--resources";
+  argv[n++] = "-";
+  argv[n++] = container->id;
+  argv[n] = NULL;
+  spec.path = runtime.path;
+  spec.argv = (char *const *)argv;
+  spec.input = json;
+  spec.input_len = strlen(json);
+  spec.timeout_ms = 60000;
+  spec.max_output = 64 * 1024;
+  pthread_mutex_lock(&container->op_lock);
+  if (process_run(&spec, &result, err) < 0)
+    ret = -1;
+  else
+    {
+      if (result.exit_code != 0)
+        ret = error_set(err, EIO, "%s update %s: %s", runtime.name, container->id,
+                        result.stderr_len ? result.stderr_text : result.stdout_text);
+      process_result_free(&result);
+    }
+  pthread_mutex_unlock(&container->op_lock);
+  return ret;
+}

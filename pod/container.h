@@ -1,0 +1,115 @@
+/* pod/container: a CRI container from CreateContainer to RemoveContainer:
+ * its root file system, OCI bundle, monitor, exit and persisted state.
+ *
+ * Locks: op_lock serialises the lifecycle operations of one container
+ * (start, stop, remove, exec's checks) and may be held for long (a stop
+ * waits up to its timeout); lock guards the fields and is only held for
+ * short moments, so ContainerStatus and the exit watcher never wait for a
+ * stop.  Order: table lock, sandbox lock, op_lock, lock. */
+#ifndef CRID_POD_CONTAINER_H
+#define CRID_POD_CONTAINER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "api.pb-c.h"
+
+struct pod_manager;
+struct sandbox;
+
+enum container_state
+{
+  CONTAINER_CREATED = 0, /* the values of Runtime__V1__ContainerState */
+  CONTAINER_RUNNING = 1,
+  CONTAINER_EXITED = 2,
+  CONTAINER_UNKNOWN = 3,
+};
+
+struct container
+{
+  char id[65];
+  char sandbox_id[65];
+  atomic_int references;
+  pthread_mutex_t op_lock;
+  pthread_mutex_t lock;
+
+  /* The request as received (labels and annotations byte for byte). */
+  uint8_t *request_bytes;
+  size_t request_len;
+  Runtime__V1__CreateContainerRequest *request;
+  const Runtime__V1__ContainerConfig *config; /* request->config */
+
+  char *handler;     /* the sandbox's runtime handler */
+  char *reservation; /* "<sandbox id>_<name>_<attempt>" */
+  char *image_name;  /* what the user asked for */
+  char *image_id;    /* "sha256:<hex>" */
+  char *log_path;    /* absolute, or NULL */
+  char *cgroups_path;
+  int stop_signal;
+
+  enum container_state state;
+  int64_t created_at;
+  int64_t started_at;
+  int64_t finished_at;
+  int exit_code;
+  bool oom_killed;
+  char *message; /* why it ended, when crid knows more than the code */
+  pid_t pid;
+
+  /* What exists, so removal undoes exactly that. */
+  bool rootfs_mounted;
+  bool runtime_created;
+  bool removed;
+};
+
+void container_ref(struct container *container);
+void container_unref(struct container *container);
+struct container *container_new(void);
+
+/* CreateContainer: a CREATED container (referenced) or nothing left. */
+int container_create(struct pod_manager *manager, const uint8_t *request_bytes, size_t request_len,
+                     struct container **out, struct error *err);
+int container_start(struct pod_manager *manager, struct container *container, struct error *err);
+/* StopContainer: idempotent; timeout_s 0 kills at once. */
+int container_stop(struct pod_manager *manager, struct container *container, int64_t timeout_s,
+                   struct error *err);
+/* RemoveContainer: kills, deletes, unmounts, forgets; idempotent. */
+int container_remove(struct pod_manager *manager, struct container *container, struct error *err);
+/* ReopenContainerLog. */
+int container_reopen_log(struct pod_manager *manager, struct container *container,
+                         struct error *err);
+/* UpdateContainerResources: `<runtime> update --resources`. */
+int container_update_resources(struct pod_manager *manager, struct container *container,
+                               const Runtime__V1__LinuxContainerResources *resources,
+                               struct error *err);
+
+/* Learns of an exit from the exit file (also used by the exit watcher and
+ * at recovery); cheap when nothing changed. */
+void container_refresh(struct pod_manager *manager, struct container *container);
+
+/* For the sandbox: stop (timeout_s) or remove every container of a pod. */
+int container_stop_pod(struct pod_manager *manager, const char *sandbox_id, int64_t timeout_s,
+                       struct error *err);
+int container_remove_pod(struct pod_manager *manager, const char *sandbox_id, struct error *err);
+
+/* "SIGTERM", "TERM", "15", "SIGRTMIN+3", "RTMAX-2" -> a signal number; -1
+ * when not a signal. */
+int container_parse_signal(const char *text);
+
+/* Paths. Caller frees. */
+char *container_dir(const struct pod_manager *manager, const char *id);
+char *container_socket_dir(const struct pod_manager *manager, const char *id);
+char *container_exit_dir(const struct pod_manager *manager);
+
+/* Persistence (pod/container_state.c). */
+int container_save(const struct pod_manager *manager, const struct container *container,
+                   struct error *err);
+struct container *container_load(const struct pod_manager *manager, const char *id,
+                                 struct error *err);
+char *container_reservation_key(const char *sandbox_id, const Runtime__V1__ContainerConfig *config);
+
+#endif

@@ -1,0 +1,224 @@
+/* A container on disk: <root>/containers/<id>/request.pb (the
+ * CreateContainerRequest as received) and state.json (what crid made of
+ * it), both written atomically.  state.json is versioned like the
+ * sandbox's. */
+#include "pod/container.h"
+#include "pod/pod_manager.h"
+#include "common/atomic_file.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CONTAINER_STATE_VERSION 1
+#define CONTAINER_FILE_MAX (16 * 1024 * 1024)
+
+static const char *const state_names[] = { "created", "running", "exited", "unknown" };
+
+struct container *
+container_new(void)
+{
+  struct container *container = xcalloc(1, sizeof *container);
+  atomic_init(&container->references, 1);
+  pthread_mutex_init(&container->op_lock, NULL);
+  pthread_mutex_init(&container->lock, NULL);
+  container->state = CONTAINER_CREATED;
+  return container;
+}
+
+void
+container_ref(struct container *container)
+{
+  atomic_fetch_add(&container->references, 1);
+}
+
+void
+container_unref(struct container *container)
+{
+  if (container == NULL || atomic_fetch_sub(&container->references, 1) != 1)
+    return;
+  if (container->request)
+    runtime__v1__create_container_request__free_unpacked(container->request, NULL);
+  free(container->request_bytes);
+  free(container->handler);
+  free(container->reservation);
+  free(container->image_name);
+  free(container->image_id);
+  free(container->log_path);
+  free(container->cgroups_path);
+  free(container->message);
+  pthread_mutex_destroy(&container->op_lock);
+  pthread_mutex_destroy(&container->lock);
+  free(container);
+}
+
+char *
+container_reservation_key(const char *sandbox_id, const Runtime__V1__ContainerConfig *config)
+{
+  return xasprintf("%s_%s_%u", sandbox_id, config->metadata->name, config->metadata->attempt);
+}
+
+static void
+write_string_field(struct json_writer *writer, const char *key, const char *value)
+{
+  json_write_key(writer, key);
+  if (value)
+    json_write_string(writer, value);
+  else
+    json_write_null(writer);
+}
+
+static void
+write_int_field(struct json_writer *writer, const char *key, int64_t value)
+{
+  json_write_key(writer, key);
+  json_write_int(writer, value);
+}
+
+static void
+write_bool_field(struct json_writer *writer, const char *key, bool value)
+{
+  json_write_key(writer, key);
+  json_write_bool(writer, value);
+}
+
+static char *
+state_to_json(const struct container *c, size_t *len)
+{
+  struct json_writer *writer = json_writer_new(true);
+
+  json_begin_object(writer);
+  write_int_field(writer, "version", CONTAINER_STATE_VERSION);
+  write_string_field(writer, "id", c->id);
+  write_string_field(writer, "sandbox_id", c->sandbox_id);
+  write_string_field(writer, "state", state_names[c->state]);
+  write_string_field(writer, "handler", c->handler);
+  write_string_field(writer, "image_name", c->image_name);
+  write_string_field(writer, "image_id", c->image_id);
+  write_string_field(writer, "log_path", c->log_path);
+  write_string_field(writer, "cgroups_path", c->cgroups_path);
+  write_string_field(writer, "message", c->message);
+  write_int_field(writer, "stop_signal", c->stop_signal);
+  write_int_field(writer, "created_at", c->created_at);
+  write_int_field(writer, "started_at", c->started_at);
+  write_int_field(writer, "finished_at", c->finished_at);
+  write_int_field(writer, "exit_code", c->exit_code);
+  write_int_field(writer, "pid", c->pid);
+  write_bool_field(writer, "oom_killed", c->oom_killed);
+  write_bool_field(writer, "rootfs_mounted", c->rootfs_mounted);
+  write_bool_field(writer, "runtime_created", c->runtime_created);
+  json_end_object(writer);
+  return json_writer_finish(writer, len);
+}
+
+int
+container_save(const struct pod_manager *manager, const struct container *container,
+               struct error *err)
+{
+  cleanup_free char *dir = container_dir(manager, container->id);
+  cleanup_free char *request_path = xasprintf("%s/request.pb", dir);
+  cleanup_free char *state_path = xasprintf("%s/state.json", dir);
+  cleanup_free char *text = NULL;
+  size_t len;
+  struct stat st;
+
+  if (mkdir_p(dir, 0700, err) < 0)
+    return error_wrap(err, "save container %s", container->id);
+  if (stat(request_path, &st) < 0
+      && atomic_write_file(request_path, container->request_bytes, container->request_len, 0600,
+                           err)
+             < 0)
+    return error_wrap(err, "save container %s", container->id);
+  text = state_to_json(container, &len);
+  if (atomic_write_file(state_path, text, len, 0600, err) < 0)
+    return error_wrap(err, "save container %s", container->id);
+  return 0;
+}
+
+static char *
+dup_field(const struct json_value *state, const char *key)
+{
+  const char *value = json_object_get_string(state, key);
+  return value ? xstrdup(value) : NULL;
+}
+
+static int64_t
+int_field(const struct json_value *state, const char *key)
+{
+  int64_t value = 0;
+  json_integer(json_object_get(state, key), &value);
+  return value;
+}
+
+static void
+apply_state(struct container *c, const struct json_value *state)
+{
+  const char *text = json_object_get_string(state, "state");
+
+  c->state = CONTAINER_UNKNOWN;
+  for (size_t i = 0; text && i < sizeof state_names / sizeof state_names[0]; i++)
+    if (strcmp(text, state_names[i]) == 0)
+      c->state = (enum container_state)i;
+  text = json_object_get_string(state, "sandbox_id");
+  snprintf(c->sandbox_id, sizeof c->sandbox_id, "%s", text ? text : "");
+  c->handler = dup_field(state, "handler");
+  c->image_name = dup_field(state, "image_name");
+  c->image_id = dup_field(state, "image_id");
+  c->log_path = dup_field(state, "log_path");
+  c->cgroups_path = dup_field(state, "cgroups_path");
+  c->message = dup_field(state, "message");
+  c->stop_signal = (int)int_field(state, "stop_signal");
+  c->created_at = int_field(state, "created_at");
+  c->started_at = int_field(state, "started_at");
+  c->finished_at = int_field(state, "finished_at");
+  c->exit_code = (int)int_field(state, "exit_code");
+  c->pid = (pid_t)int_field(state, "pid");
+  c->oom_killed = json_bool(json_object_get(state, "oom_killed"));
+  c->rootfs_mounted = json_bool(json_object_get(state, "rootfs_mounted"));
+  c->runtime_created = json_bool(json_object_get(state, "runtime_created"));
+}
+
+struct container *
+container_load(const struct pod_manager *manager, const char *id, struct error *err)
+{
+  cleanup_free char *dir = container_dir(manager, id);
+  cleanup_free char *request_path = xasprintf("%s/request.pb", dir);
+  cleanup_free char *state_path = xasprintf("%s/state.json", dir);
+  cleanup_free char *text = NULL;
+  cleanup_json struct json_value *state = NULL;
+  struct container *container = container_new();
+  char *bytes = NULL;
+  size_t len;
+
+  snprintf(container->id, sizeof container->id, "%s", id);
+  if (read_file(request_path, CONTAINER_FILE_MAX, &bytes, &len, err) < 0)
+    goto fail;
+  container->request_bytes = (uint8_t *)bytes;
+  container->request_len = len;
+  container->request = runtime__v1__create_container_request__unpack(NULL, len, (uint8_t *)bytes);
+  if (container->request == NULL || container->request->config == NULL
+      || container->request->config->metadata == NULL)
+    {
+      error_set(err, EINVAL, "%s does not decode", request_path);
+      goto fail;
+    }
+  container->config = container->request->config;
+  if (read_file(state_path, CONTAINER_FILE_MAX, &text, &len, err) < 0)
+    goto fail;
+  state = json_parse(text, len, err);
+  if (state == NULL)
+    goto fail;
+  apply_state(container, state);
+  container->reservation = container_reservation_key(container->sandbox_id, container->config);
+  return container;
+
+fail:
+  container_unref(container);
+  error_wrap(err, "load container %s", id);
+  return NULL;
+}
