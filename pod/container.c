@@ -10,6 +10,9 @@
  * monitor's files are in <state>/conmon/<id>/ (ctl, attach, oom, pid
  * files) and its exit file is <state>/exits/<id>. */
 #include "pod/container.h"
+#include "pod/capabilities.h"
+#include "pod/seccomp.h"
+#include "pod/user.h"
 #include "pod/cgroup.h"
 #include "pod/monitor.h"
 #include "pod/oci_runtime.h"
@@ -446,8 +449,35 @@ target_pidns(struct create_context *ctx)
   return path;
 }
 
+/* The process identity from the image's /etc/passwd and /etc/group (read
+ * inside the mounted rootfs, never following a link out of it) and the
+ * seccomp filter for the container's capabilities. */
+static int
+resolve_security(struct create_context *ctx, const char *rootfs, struct user_resolved *user,
+                 char **seccomp, struct error *err)
+{
+  const Runtime__V1__LinuxContainerConfig *linux_config = ctx->container->config->linux;
+  const Runtime__V1__LinuxContainerSecurityContext *sc
+      = linux_config ? linux_config->security_context : NULL;
+  const Runtime__V1__SecurityProfile *profile = sc ? sc->seccomp : NULL;
+  struct user_request request;
+  struct capability_sets sets;
+  uint64_t bounding;
+
+  user_request_for_container(sc, ctx->image ? ctx->image->user : NULL, &request);
+  if (user_resolve(rootfs, &request, user, err) < 0)
+    return -1;
+  if (capabilities_host_bounding(&bounding, err) < 0
+      || capabilities_compute(sc ? sc->capabilities : NULL, sc && sc->privileged, bounding, &sets,
+                              err)
+             < 0)
+    return -1;
+  return seccomp_profile_for(profile, sets.bounding, sc && sc->privileged, seccomp, err);
+}
+
 static int
 step_bundle(struct create_context *ctx, struct error *err)
+
 {
   struct container *container = ctx->container;
   struct sandbox *sandbox = ctx->sandbox;
@@ -465,7 +495,10 @@ step_bundle(struct create_context *ctx, struct error *err)
   cleanup_free char *rootfs = xasprintf("%s/rootfs", ctx->dir);
   cleanup_free char *config_path = xasprintf("%s/config.json", ctx->dir);
   cleanup_free char *json = NULL;
+  cleanup_free char *seccomp = NULL;
+  struct user_resolved user = { 0 };
   struct oci_container_params p = { 0 };
+  int ret;
 
   if (cgroup_container_path(sandbox->cgroup_parent ? sandbox->cgroup_parent : "", container->id,
                             manager->options.systemd_cgroup, &container->cgroups_path, err)
@@ -492,12 +525,13 @@ step_bundle(struct create_context *ctx, struct error *err)
   p.resolv_conf_path = resolv;
   p.shm_path = sandbox->shm_mounted ? shm : NULL;
   p.cgroups_path = container->cgroups_path;
-  /* TODO: pod/user.c (names from the image's /etc/passwd) and
-   * pod/seccomp.c (RuntimeDefault / Localhost profiles) are not wired
-   * yet: numeric users only, no seccomp filter. */
-  p.user = NULL;
-  p.seccomp_json = NULL;
-  if (oci_spec_container(&p, &json, err) < 0)
+  if (resolve_security(ctx, rootfs, &user, &seccomp, err) < 0)
+    return -1;
+  p.user = &user.user;
+  p.seccomp_json = seccomp;
+  ret = oci_spec_container(&p, &json, err);
+  user_resolved_clear(&user);
+  if (ret < 0)
     return -1;
   return atomic_write_file(config_path, json, strlen(json), 0600, err);
 }

@@ -5,6 +5,9 @@
  * process through crid-conmon, persist.  Every step that succeeded pushes
  * its undo, so a failure leaves nothing behind. */
 #include "pod/sandbox.h"
+#include "pod/capabilities.h"
+#include "pod/seccomp.h"
+
 #include "pod/cgroup.h"
 #include "pod/container.h"
 #include "pod/monitor.h"
@@ -607,6 +610,19 @@ undo_pause(void *object, struct error *err)
   return pause_destroy(ctx->manager, ctx->sandbox, err);
 }
 
+/* The pod's seccomp profile applies to the pause process too; it holds
+ * the default capabilities, so the filter is the one for those. */
+static int
+pause_seccomp(const struct sandbox *sandbox, char **json, struct error *err)
+{
+  const Runtime__V1__LinuxPodSandboxConfig *linux_config = sandbox->config->linux;
+  const Runtime__V1__LinuxSandboxSecurityContext *sc
+      = linux_config ? linux_config->security_context : NULL;
+
+  return seccomp_profile_for(sc ? sc->seccomp : NULL, capabilities_default(), sc && sc->privileged,
+                             json, err);
+}
+
 static int
 write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *err)
 {
@@ -615,6 +631,7 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
   cleanup_free char *config_path = xasprintf("%s/config.json", bundle);
   cleanup_free char *json = NULL;
+  cleanup_free char *seccomp = NULL;
   struct oci_sandbox_params params = { 0 };
 
   params.config = sandbox->config;
@@ -625,6 +642,9 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   params.pid_mode = sandbox->pid_mode;
   params.cgroups_path = sandbox->cgroups_path;
   params.sandbox_id = sandbox->id;
+  if (pause_seccomp(sandbox, &seccomp, err) < 0)
+    return error_wrap(err, "seccomp profile of the pod");
+  params.seccomp_json = seccomp;
   if (mkdir_p(bundle, 0700, err) < 0 || oci_spec_sandbox(&params, &json, err) < 0)
     return -1;
   return atomic_write_file(config_path, json, strlen(json), 0600, err);

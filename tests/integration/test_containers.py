@@ -475,3 +475,49 @@ def test_restart_keeps_state_and_exits(env, handler):
     env.remove_pod(sandbox_id)
     assert env.list() == []
     env.assert_clean()
+
+
+def _exec_text(env, container_id, script):
+    response = env.exec_sync(container_id, ["/bin/sh", "-c", script], timeout=10)
+    assert response.exit_code == 0, response.stderr
+    return response.stdout.decode()
+
+
+def test_user_names_resolve_in_the_image(env, handler):
+    pb = env.pb
+    sandbox_id, sandbox_config = env.run_pod("users", handler)
+    context = pb.LinuxContainerSecurityContext(run_as_username="app",
+                                               supplemental_groups=[4242])
+    container_id = env.run(sandbox_id, sandbox_config, "named", ["/bin/sleep", "1000"],
+                           linux=pb.LinuxContainerConfig(security_context=context))
+    assert _exec_text(env, container_id, "id -u; id -g").split() == ["1000", "1000"]
+    assert "4242" in _exec_text(env, container_id, "id -G").split()
+
+    unknown = pb.LinuxContainerSecurityContext(run_as_username="nosuchuser")
+    with pytest.raises(grpc.RpcError) as error:
+        env.create(sandbox_id, sandbox_config,
+                   env.container_config("unknown", ["/bin/true"],
+                                        linux=pb.LinuxContainerConfig(security_context=unknown)))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "nosuchuser" in error.value.details()
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
+def test_seccomp_runtime_default_and_unconfined(env, handler):
+    pb = env.pb
+    sandbox_id, sandbox_config = env.run_pod("seccomp", handler)
+    runtime_default = pb.LinuxContainerSecurityContext(
+        seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault),
+        capabilities=pb.Capability(add_capabilities=["SYS_ADMIN"]))
+    unconfined = pb.LinuxContainerSecurityContext(
+        seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined))
+    filtered = env.run(sandbox_id, sandbox_config, "filtered", ["/bin/sleep", "1000"],
+                       linux=pb.LinuxContainerConfig(security_context=runtime_default))
+    free = env.run(sandbox_id, sandbox_config, "free", ["/bin/sleep", "1000"],
+                   linux=pb.LinuxContainerConfig(security_context=unconfined))
+    seccomp_line = "grep '^Seccomp:' /proc/self/status"
+    assert _exec_text(env, filtered, seccomp_line).split() == ["Seccomp:", "2"]
+    assert _exec_text(env, free, seccomp_line).split() == ["Seccomp:", "0"]
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
