@@ -278,6 +278,11 @@ run_daemon(struct daemon *daemon)
   /* Few malloc arenas: most threads are short-lived RPC workers, and every
    * arena they would create stays resident. */
   mallopt(M_ARENA_MAX, 2);
+  /* A fixed threshold: large buffers (layer unpacking) are mapped and given
+   * back when freed, instead of raising the threshold and staying resident
+   * in the heap after a pull. */
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+
   /* Orphaned children (runtime helpers, monitors' leftovers) are reaped by
    * us rather than by a slow init. */
   prctl(PR_SET_CHILD_SUBREAPER, 1);

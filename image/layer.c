@@ -40,10 +40,10 @@
 /* Compressed input is read in chunks of this size (a pipe hands over at
  * most its capacity per read anyway; a file gives it all). */
 #define INPUT_BUFFER_SIZE (256 * 1024)
-/* Uncompressed chunks handed to the tar reader: large, so that few calls
+/* Uncompressed chunks handed to the tar reader: large enough that few calls
  * cross the library and the thread boundaries and file data is written in
  * big blocks. */
-#define OUTPUT_BUFFER_SIZE (1024 * 1024)
+#define OUTPUT_BUFFER_SIZE (256 * 1024)
 /* How many uncompressed chunks the decoder may be ahead. */
 #define RING_SLOTS 4
 /* An entry name or link target must fit in a Linux path. */

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -115,16 +116,39 @@ def keep_dirs():
     return bool(os.environ.get("BENCH_KEEP"))
 
 
-def make_tmpdir(prefix, keepable=False):
-    """A fresh directory with a short path under /tmp (unix socket paths
-    are limited to 107 bytes), removed at exit unless something is mounted
-    in it (or, when keepable, BENCH_KEEP is set)."""
-    path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+def make_tmpdir(prefix, keepable=False, parent="/tmp"):
+    """A fresh directory with a short path under /tmp (or parent; unix
+    socket paths are limited to 107 bytes), removed at exit unless
+    something is mounted in it (or, when keepable, BENCH_KEEP is set)."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=parent or "/tmp")
     os.chmod(path, 0o711)
     if keepable and keep_dirs():
         return path
     _cleanups.append(lambda: remove_tree(path))
     return path
+
+
+def make_spread_dir(prefix, keepable=False):
+    """make_tmpdir() with the ext4 "top of directory hierarchy" flag
+    (`chattr +T`): the Orlov allocator places each directory made in it in
+    a block group of its own choosing (random among the emptier ones)
+    instead of next to its parent.  Daemon dirs made in it (Daemon's
+    tmp_parent=) then get inodes away from those a previous run just
+    deleted; on an ext4 without a journal, creating files next to inodes
+    deleted in the last minutes is slow (the allocator skips every such
+    inode, rescanning them at each create), which would otherwise penalise
+    whichever run follows a large delete.  Returns (path, None) or (path,
+    reason) when the flag could not be set (another file system)."""
+    path = make_tmpdir(prefix, keepable=keepable)
+    try:
+        res = subprocess.run(["chattr", "+T", path], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return path, str(e)
+    if res.returncode != 0:
+        return path, "chattr +T %s: %s" % (path, res.stdout.strip())
+    return path, None
 
 
 # ---------------------------------------------------------------- CRI stubs
@@ -175,8 +199,11 @@ class Daemon:
     name = "?"
     binary = None
 
-    def __init__(self, log_level="info", netns=None, on_prepare=None):
+    def __init__(self, log_level="info", netns=None, on_prepare=None, tmp_parent=None):
         self.log_level = log_level
+        # Where the daemon's temp dir goes (default /tmp), e.g. a
+        # make_spread_dir().
+        self.tmp_parent = tmp_parent
         # Called as on_prepare(daemon) once the temp dir and config exist,
         # right before the daemon starts (e.g. to write a CNI conflist).
         self.on_prepare = on_prepare
@@ -218,7 +245,8 @@ class Daemon:
             return self  # already started (start_runtime() inside `with`)
         if not self.binary or not os.access(self.binary, os.X_OK):
             raise BenchError("%s: %s is not an executable" % (self.name, self.binary))
-        self.dir = make_tmpdir("cb-%s." % self.name[:4], keepable=True)
+        self.dir = make_tmpdir("cb-%s." % self.name[:4], keepable=True,
+                               parent=self.tmp_parent or "/tmp")
         self._prepare()
         if self.on_prepare is not None:
             self.on_prepare(self)
@@ -834,11 +862,12 @@ def build_pause_archive(path, name, binary=None):
 
 
 def memory(pid):
-    """Memory of one process in bytes: rss, rss_anon (from
-    /proc/PID/status) and pss (from /proc/PID/smaps_rollup; None when the
-    kernel lacks it)."""
-    out = {"rss": None, "rss_anon": None, "rss_file": None, "pss": None, "threads": None}
-    keys = {"VmRSS:": "rss", "RssAnon:": "rss_anon", "RssFile:": "rss_file"}
+    """Memory of one process in bytes: rss, rss_anon, rss_file, hwm (peak
+    RSS, VmHWM) and threads (from /proc/PID/status) and pss (from
+    /proc/PID/smaps_rollup; None when the kernel lacks it)."""
+    out = {"rss": None, "rss_anon": None, "rss_file": None, "pss": None, "threads": None,
+           "hwm": None}
+    keys = {"VmRSS:": "rss", "RssAnon:": "rss_anon", "RssFile:": "rss_file", "VmHWM:": "hwm"}
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             fields = line.split()
@@ -857,6 +886,198 @@ def memory(pid):
     except OSError:
         pass
     return out
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times(pid):
+    """CPU seconds of one process from /proc/PID/stat: (user, system,
+    children's user, children's system); the children's part counts only
+    children already waited for."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3); utime is field 14.
+    return tuple(int(fields[i]) / CLK_TCK for i in (11, 12, 13, 14))
+
+
+def host_cpu_busy():
+    """CPU seconds the whole machine has been busy (user, nice, system,
+    irq, softirq, steal of every CPU; /proc/stat) since boot."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def kernel_threads_cpu():
+    """CPU seconds used so far by the kernel's threads (kthreadd and its
+    children: writeback workers, ksoftirqd, ...), summed over those alive
+    now."""
+    total = 0
+    for pid in _pids():
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if pid == 2 or fields[1] == "2":
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+def io_counters(pid):
+    """{rchar, wchar, read_bytes, write_bytes, ...} of /proc/PID/io (bytes);
+    {} when unreadable."""
+    out = {}
+    try:
+        with open("/proc/%d/io" % pid) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                out[key.strip()] = int(value)
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def net_bytes(pid, iface="lo"):
+    """(rx_bytes, tx_bytes) of iface in the network namespace of pid
+    (/proc/PID/net/dev), None when absent."""
+    try:
+        with open("/proc/%d/net/dev" % pid) as f:
+            for line in f:
+                name, sep, rest = line.partition(":")
+                if sep and name.strip() == iface:
+                    fields = rest.split()
+                    return int(fields[0]), int(fields[8])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class PidSampler:
+    """Polls one process every `interval` seconds on a thread of its own
+    (a Python thread: the GIL is free while the main thread waits in a
+    gRPC call): VmRSS, CPU ticks (user+system), wchar from /proc/PID/io
+    and the rx bytes of `iface` in its network namespace.  samples is a
+    list of (monotonic s, rss bytes, cpu s, wchar, iface rx bytes, RssAnon
+    bytes).  Use as a context manager; bounded by max_seconds."""
+
+    def __init__(self, pid, interval=0.01, iface="lo", max_seconds=900.0):
+        self.pid = pid
+        self.interval = interval
+        self.iface = iface
+        self.max_seconds = max_seconds
+        self.samples = []
+        self.error = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def sample(self):
+        rss = anon = None
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith("RssAnon:"):
+                    anon = int(line.split()[1]) * 1024
+                    break
+        user, system, _, _ = cpu_times(self.pid)
+        wchar = io_counters(self.pid).get("wchar")
+        net = net_bytes(self.pid, self.iface) if self.iface else None
+        return (time.monotonic(), rss, user + system, wchar, net[0] if net else None, anon)
+
+    def _loop(self):
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.samples.append(self.sample())
+            except (OSError, ValueError, IndexError) as e:
+                self.error = e
+                return
+            self._stop.wait(self.interval)
+
+    def start(self):
+        self.samples.append(self.sample())
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        try:
+            self.samples.append(self.sample())
+        except (OSError, ValueError, IndexError) as e:
+            self.error = e
+        return self.samples
+
+    def peak_rss(self, field=1):
+        """Largest sampled VmRSS (field 5: RssAnon), None without samples."""
+        values = [s[field] for s in self.samples if s[field] is not None]
+        return max(values) if values else None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def drop_caches():
+    """sync, then drop the page cache, dentries and inodes
+    (/proc/sys/vm/drop_caches = 3; needs root).  Returns None or the reason
+    it could not."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as e:
+        return str(e)
+    return None
+
+
+def read_files(paths, chunk=1024 * 1024):
+    """Reads every file once (into the page cache); returns bytes read."""
+    total = 0
+    for path in paths:
+        try:
+            with open(path, "rb", buffering=0) as f:
+                while True:
+                    data = f.read(chunk)
+                    if not data:
+                        break
+                    total += len(data)
+        except OSError:
+            pass
+    return total
+
+
+def shared_libraries(binary):
+    """The shared libraries ldd lists for a binary (absolute paths)."""
+    try:
+        res = subprocess.run(["ldd", binary], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    out = []
+    for line in res.stdout.splitlines():
+        for word in line.split():
+            if word.startswith("/") and os.path.exists(word):
+                out.append(word)
+                break
+    return out
+
+
+def median(values):
+    """Median of a list of numbers (None for an empty one)."""
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    if len(values) % 2:
+        return values[mid]
+    return (values[mid - 1] + values[mid]) / 2.0
 
 
 def percentile(sorted_values, p):
