@@ -170,6 +170,34 @@ read_file(const char *path, size_t max_size, char **out, size_t *out_len, struct
   return 0;
 }
 
+char *
+quote_untrusted(const char *text, size_t len, size_t max_shown)
+{
+  size_t shown = len > max_shown ? max_shown : len;
+  char *out = xmalloc(shown * 4 + 8);
+  char *p = out;
+
+  *p++ = '"';
+  for (size_t i = 0; i < shown; i++)
+    {
+      unsigned char c = (unsigned char)text[i];
+      if (c == '"' || c == '\\')
+        {
+          *p++ = '\\';
+          *p++ = (char)c;
+        }
+      else if (c < 0x20 || c >= 0x7f)
+        p += sprintf(p, "\\x%02x", c);
+      else
+        *p++ = (char)c;
+    }
+  *p++ = '"';
+  if (shown < len)
+    p = stpcpy(p, "...");
+  *p = '\0';
+  return out;
+}
+
 bool
 id_is_valid(const char *id)
 {

@@ -25,6 +25,11 @@ bool str_has_suffix(const char *s, const char *suffix);
 size_t strv_length(char *const *strv);
 void strv_free(char **strv);
 
+/* Untrusted text as an error message shows it: in double quotes, with
+ * quotes, backslashes, control and non-ASCII bytes escaped (it must not
+ * break a log line), and cut after max_shown bytes with "...". */
+char *quote_untrusted(const char *text, size_t len, size_t max_shown);
+
 /* Monotonic and wall-clock time in nanoseconds. */
 int64_t time_monotonic_ns(void);
 int64_t time_realtime_ns(void);

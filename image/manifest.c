@@ -63,35 +63,10 @@ static const struct
   { "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", LAYER_COMPRESSION_GZIP },
 };
 
-/* An untrusted string as an error message shows it: quoted, control and
- * non-ASCII bytes escaped, cut short when long. */
 static char *
 quote(const char *s)
 {
-  size_t len = strlen(s);
-  size_t shown = len > QUOTE_MAX_LENGTH ? QUOTE_MAX_LENGTH : len;
-  char *out = xmalloc(shown * 4 + 8);
-  char *p = out;
-
-  *p++ = '"';
-  for (size_t i = 0; i < shown; i++)
-    {
-      unsigned char c = (unsigned char)s[i];
-      if (c == '"' || c == '\\')
-        {
-          *p++ = '\\';
-          *p++ = (char)c;
-        }
-      else if (c < 0x20 || c >= 0x7f)
-        p += sprintf(p, "\\x%02x", c);
-      else
-        *p++ = (char)c;
-    }
-  *p++ = '"';
-  if (shown < len)
-    p = stpcpy(p, "...");
-  *p = '\0';
-  return out;
+  return quote_untrusted(s, strlen(s), QUOTE_MAX_LENGTH);
 }
 
 static void

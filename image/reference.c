@@ -92,35 +92,10 @@ digest_is_valid(const char *digest)
   return strlen(digest + 7) == SHA256_HEX_LENGTH && all_lower_hex(digest + 7, SHA256_HEX_LENGTH);
 }
 
-/* Untrusted text as an error message shows it: quoted, with control and
- * non-ASCII bytes escaped (it came from a request and must not break a log
- * line), and cut short when it is long. */
 static char *
 quote_bytes(const char *text, size_t len)
 {
-  size_t shown = len > QUOTE_MAX_LENGTH ? QUOTE_MAX_LENGTH : len;
-  char *out = xmalloc(shown * 4 + 8);
-  char *p = out;
-
-  *p++ = '"';
-  for (size_t i = 0; i < shown; i++)
-    {
-      unsigned char c = (unsigned char)text[i];
-      if (c == '"' || c == '\\')
-        {
-          *p++ = '\\';
-          *p++ = (char)c;
-        }
-      else if (c < 0x20 || c >= 0x7f)
-        p += sprintf(p, "\\x%02x", c);
-      else
-        *p++ = (char)c;
-    }
-  *p++ = '"';
-  if (shown < len)
-    p = stpcpy(p, "...");
-  *p = '\0';
-  return out;
+  return quote_untrusted(text, len, QUOTE_MAX_LENGTH);
 }
 
 static int __attribute__((format(printf, 3, 4)))

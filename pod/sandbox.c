@@ -53,18 +53,6 @@ sandbox_shm_path(const struct pod_manager *manager, const char *id)
   return xasprintf("%s/sandboxes/%s/shm", manager->options.state_dir, id);
 }
 
-static char *
-sandbox_socket_dir(const struct pod_manager *manager, const char *id)
-{
-  return xasprintf("%s/conmon/%s", manager->options.state_dir, id);
-}
-
-static char *
-exit_dir(const struct pod_manager *manager)
-{
-  return xasprintf("%s/exits", manager->options.state_dir);
-}
-
 char *
 sandbox_reservation_key(const Runtime__V1__PodSandboxConfig *config)
 {
@@ -526,8 +514,8 @@ bundle_dir(const struct pod_manager *manager, const char *id)
 static void
 remove_monitor_files(const struct pod_manager *manager, const char *id)
 {
-  cleanup_free char *socket_dir = sandbox_socket_dir(manager, id);
-  cleanup_free char *exits = exit_dir(manager);
+  cleanup_free char *socket_dir = container_socket_dir(manager, id);
+  cleanup_free char *exits = container_exit_dir(manager);
   cleanup_free char *exit_file = xasprintf("%s/%s", exits, id);
   struct error err = ERROR_INIT;
 
@@ -540,7 +528,7 @@ remove_monitor_files(const struct pod_manager *manager, const char *id)
 static bool
 pause_has_exited(const struct pod_manager *manager, const struct sandbox *sandbox)
 {
-  cleanup_free char *exits = exit_dir(manager);
+  cleanup_free char *exits = container_exit_dir(manager);
   struct error err = ERROR_INIT;
   int status;
   int ret = monitor_read_exit(exits, sandbox->id, &status, &err);
@@ -558,9 +546,9 @@ pause_has_exited(const struct pod_manager *manager, const struct sandbox *sandbo
 static void
 wait_for_exit_file(const struct pod_manager *manager, const char *id)
 {
-  cleanup_free char *exits = exit_dir(manager);
+  cleanup_free char *exits = container_exit_dir(manager);
   cleanup_free char *path = xasprintf("%s/%s", exits, id);
-  cleanup_free char *socket_dir = sandbox_socket_dir(manager, id);
+  cleanup_free char *socket_dir = container_socket_dir(manager, id);
   cleanup_free char *conmon_pidfile = xasprintf("%s/conmon.pid", socket_dir);
   int64_t deadline = time_monotonic_ns() + 3000LL * 1000000LL;
 
@@ -656,8 +644,8 @@ step_pause(struct run_context *ctx, struct error *err)
   struct sandbox *sandbox = ctx->sandbox;
   struct pod_manager *manager = ctx->manager;
   cleanup_free char *bundle = bundle_dir(manager, sandbox->id);
-  cleanup_free char *socket_dir = sandbox_socket_dir(manager, sandbox->id);
-  cleanup_free char *exits = exit_dir(manager);
+  cleanup_free char *socket_dir = container_socket_dir(manager, sandbox->id);
+  cleanup_free char *exits = container_exit_dir(manager);
   const Runtime__V1__LinuxPodSandboxConfig *linux_config = sandbox->config->linux;
   struct oci_runtime runtime;
   struct monitor_launch launch = { 0 };
