@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,15 +40,16 @@ fsync_directory_of(const char *path, struct error *err)
   return 0;
 }
 
-int
-atomic_write_file(const char *path, const void *data, size_t len, mode_t mode, struct error *err)
+static int
+write_and_rename(const char *path, const void *data, size_t len, mode_t mode, bool durable,
+                 struct error *err)
 {
   cleanup_free char *temporary = xasprintf("%s.tmp.%d", path, (int)gettid());
   cleanup_close int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 
   if (fd < 0)
     return error_set_errno(err, errno, "create %s", temporary);
-  if (write_all(fd, data, len) < 0 || fsync(fd) < 0)
+  if (write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0))
     {
       int saved = errno;
       unlink(temporary);
@@ -59,5 +61,17 @@ atomic_write_file(const char *path, const void *data, size_t len, mode_t mode, s
       unlink(temporary);
       return error_set_errno(err, saved, "replace %s", path);
     }
-  return fsync_directory_of(path, err);
+  return durable ? fsync_directory_of(path, err) : 0;
+}
+
+int
+atomic_write_file(const char *path, const void *data, size_t len, mode_t mode, struct error *err)
+{
+  return write_and_rename(path, data, len, mode, true, err);
+}
+
+int
+replace_file(const char *path, const void *data, size_t len, mode_t mode, struct error *err)
+{
+  return write_and_rename(path, data, len, mode, false, err);
 }

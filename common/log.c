@@ -59,6 +59,13 @@ log_context_set(const char *method, const char *request_id)
 }
 
 void
+log_context_get(const char **method, const char **request_id)
+{
+  *method = context_method;
+  *request_id = context_request_id;
+}
+
+void
 log_write(enum log_level level, const char *fmt, ...)
 {
   char line[4096];

@@ -29,6 +29,8 @@ bool log_enabled(enum log_level level);
 /* The calling thread's RPC context; NULLs clear it.  The strings must
  * outlive the context (they are not copied). */
 void log_context_set(const char *method, const char *request_id);
+/* The calling thread's context, to hand to a thread working for it. */
+void log_context_get(const char **method, const char **request_id);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

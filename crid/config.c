@@ -74,6 +74,7 @@ struct field
 #define R struct registry_config
 
 static const char *const cgroup_managers[] = { "cgroupfs", "systemd", NULL };
+static const char *const seccomp_precompile_choices[] = { "auto", "always", "never", NULL };
 
 static const struct field crid_fields[] = {
   STRING(C, root, CHECK_ABSOLUTE, "Persistent data: images, containers and pod sandboxes."),
@@ -107,6 +108,9 @@ static const struct field handler_fields[] = {
          "The runtime's --root state directory; empty means <state_dir>/runtimes/<name>."),
   STRV(H, allowed_annotations, CHECK_NOT_EMPTY,
        "Annotations that pods using this handler may set to change its behaviour."),
+  CHOICE(H, seccomp_precompile, seccomp_precompile_choices,
+         "Hand the runtime seccomp filters compiled by crid (crun's run.oci.seccomp_bpf_data); "
+         "auto: when the runtime binary is crun."),
   FIELDS_END,
 };
 
@@ -327,7 +331,7 @@ fields_init_empty(void *base, const struct field *fields)
 {
   for (const struct field *f = fields; f->key; f++)
     if (f->kind == FIELD_STRING)
-      *field_string(base, f) = xstrdup("");
+      *field_string(base, f) = xstrdup(f->check == CHECK_CHOICE ? f->choices[0] : "");
     else if (f->kind == FIELD_STRV)
       *field_strv(base, f) = xcalloc(1, sizeof(char *));
 }
@@ -968,6 +972,16 @@ config_find_runtime(const struct crid_config *c, const char *name)
     if (strcmp(c->runtimes[i].name, name) == 0)
       return &c->runtimes[i];
   return NULL;
+}
+
+bool
+config_runtime_takes_compiled_seccomp(const struct runtime_handler_config *r)
+{
+  const char *slash = strrchr(r->runtime_path, '/');
+
+  if (strcmp(r->seccomp_precompile, "auto") != 0)
+    return strcmp(r->seccomp_precompile, "always") == 0;
+  return strcmp(slash ? slash + 1 : r->runtime_path, "crun") == 0;
 }
 
 const struct registry_config *

@@ -25,6 +25,7 @@ struct runtime_handler_config
   char *runtime_path;         /* the OCI runtime binary */
   char *runtime_root;         /* its --root; "" = <state_dir>/runtimes/<name> */
   char **allowed_annotations; /* NULL-terminated */
+  char *seccomp_precompile;   /* auto | always | never */
 };
 
 struct crid_config
@@ -81,6 +82,10 @@ int config_finalize(struct crid_config *c, struct error *err);
 
 const struct runtime_handler_config *config_find_runtime(const struct crid_config *c,
                                                          const char *name);
+/* Whether the handler gets filters compiled by crid: seccomp_precompile,
+ * where "auto" means the runtime binary is crun (the runtime that reads
+ * them from run.oci.seccomp_bpf_data). */
+bool config_runtime_takes_compiled_seccomp(const struct runtime_handler_config *r);
 const struct registry_config *config_find_registry(const struct crid_config *c, const char *prefix);
 
 /* The effective configuration as commented TOML that config_merge_* reads

@@ -209,6 +209,8 @@ pods_open(struct daemon *daemon, struct error *err)
       options.handlers[i].name = xstrdup(c->runtimes[i].name);
       options.handlers[i].path = xstrdup(c->runtimes[i].runtime_path);
       options.handlers[i].root = xstrdup(c->runtimes[i].runtime_root);
+      options.handlers[i].precompiled_seccomp
+          = config_runtime_takes_compiled_seccomp(&c->runtimes[i]);
     }
   options.cni_config_dir = xstrdup(c->network_dir);
   options.cni_plugin_dirs = xcalloc(strv_length(c->plugin_dirs) + 1, sizeof(char *));

@@ -12,6 +12,7 @@
 #include "pod/container.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
+#include "pod/seccomp_bpf.h"
 #include "pod/user.h"
 #include "pod/cgroup.h"
 #include "pod/monitor.h"
@@ -496,6 +497,7 @@ step_bundle(struct create_context *ctx, struct error *err)
   cleanup_free char *config_path = xasprintf("%s/config.json", ctx->dir);
   cleanup_free char *json = NULL;
   cleanup_free char *seccomp = NULL;
+  cleanup_free char *seccomp_bpf = NULL;
   struct user_resolved user = { 0 };
   struct oci_container_params p = { 0 };
   int ret;
@@ -529,11 +531,16 @@ step_bundle(struct create_context *ctx, struct error *err)
     return -1;
   p.user = &user.user;
   p.seccomp_json = seccomp;
-  ret = oci_spec_container(&p, &json, err);
+  ret = 0;
+  if (seccomp && pod_manager_handler(manager, container->handler)->precompiled_seccomp)
+    ret = seccomp_bpf_for(seccomp, &seccomp_bpf, err);
+  p.seccomp_bpf = seccomp_bpf;
+  if (ret == 0)
+    ret = oci_spec_container(&p, &json, err);
   user_resolved_clear(&user);
   if (ret < 0)
     return -1;
-  return atomic_write_file(config_path, json, strlen(json), 0600, err);
+  return replace_file(config_path, json, strlen(json), 0600, err);
 }
 
 static int

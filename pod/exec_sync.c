@@ -333,7 +333,7 @@ container_exec_sync(struct pod_manager *manager, struct container *container, ch
     return error_set_errno(err, errno, "exec in container %s: mkdtemp", container->id);
   process_path = xasprintf("%s/process.json", work);
   pid_file = xasprintf("%s/pid", work);
-  ret = atomic_write_file(process_path, json, strlen(json), 0600, err);
+  ret = replace_file(process_path, json, strlen(json), 0600, err);
   if (ret == 0)
     {
       argv[n++] = handler->path;

@@ -3,6 +3,7 @@
  * lists (so overrides and checks are easy), then written in one pass. */
 #include "pod/oci_spec.h"
 #include "pod/capabilities.h"
+#include "pod/seccomp_bpf.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -1198,6 +1199,8 @@ sandbox_write(const struct oci_sandbox_params *p, struct json_writer *w,
   json_begin_object(w);
   write_annotation(w, OCI_ANNOTATION_CONTAINER_TYPE, OCI_CONTAINER_TYPE_SANDBOX);
   write_sandbox_annotations(w, p->sandbox_id, p->config);
+  if (p->seccomp_bpf)
+    write_annotation(w, SECCOMP_BPF_ANNOTATION, p->seccomp_bpf);
   json_end_object(w);
 
   json_write_key(w, "linux");
@@ -1569,6 +1572,8 @@ container_write_annotations(struct json_writer *w, const struct oci_container_pa
   write_annotation(w, OCI_ANNOTATION_CONTAINER_NAME,
                    config->metadata ? config->metadata->name : "");
   write_annotation(w, OCI_ANNOTATION_IMAGE_NAME, image);
+  if (p->seccomp_bpf)
+    write_annotation(w, SECCOMP_BPF_ANNOTATION, p->seccomp_bpf);
   json_end_object(w);
 }
 

@@ -110,6 +110,9 @@ struct oci_sandbox_params
   /* The OCI linux.seccomp object as JSON text (pod/seccomp.c); NULL =
    * unconfined (no seccomp key). */
   const char *seccomp_json;
+  /* The same filter compiled (pod/seccomp_bpf.h), for a runtime that
+   * loads it from an annotation; NULL = the runtime compiles it. */
+  const char *seccomp_bpf;
   enum cgroup_mode cgroup_mode; /* CGROUP_MODE_UNKNOWN = the host's */
 };
 
@@ -139,6 +142,7 @@ struct oci_container_params
    * container security context, 0 where unset (no name resolution). */
   const struct oci_user *user;
   const char *seccomp_json; /* as for the sandbox; callers pass NULL for privileged */
+  const char *seccomp_bpf;  /* as for the sandbox */
   enum oci_apparmor apparmor;
   enum cgroup_mode cgroup_mode;
   /* Tests: /proc/self/mountinfo text for the propagation checks (NULL =

@@ -16,7 +16,7 @@ int
 pod_write_hostname(const char *path, const char *hostname, struct error *err)
 {
   cleanup_free char *text = xasprintf("%s\n", hostname);
-  return atomic_write_file(path, text, strlen(text), 0644, err);
+  return replace_file(path, text, strlen(text), 0644, err);
 }
 
 static bool
@@ -69,7 +69,7 @@ pod_write_resolv_conf(const char *path, const Runtime__V1__DNSConfig *dns, struc
           text = xstrdup("");
           len = 0;
         }
-      return atomic_write_file(path, text, len, 0644, err);
+      return replace_file(path, text, len, 0644, err);
     }
   if (check_dns_entries(dns->servers, dns->n_servers, "server", err) < 0
       || check_dns_entries(dns->searches, dns->n_searches, "search domain", err) < 0
@@ -96,7 +96,7 @@ pod_write_resolv_conf(const char *path, const Runtime__V1__DNSConfig *dns, struc
       free(text);
       text = next;
     }
-  return atomic_write_file(path, text, strlen(text), 0644, err);
+  return replace_file(path, text, strlen(text), 0644, err);
 }
 
 int

@@ -24,6 +24,9 @@ struct pod_runtime_handler
   char *name;
   char *path; /* runtime binary */
   char *root; /* its --root */
+  /* Give the runtime seccomp filters compiled by crid (crun's
+   * run.oci.seccomp_bpf_data, pod/seccomp_bpf.h). */
+  bool precompiled_seccomp;
 };
 
 struct pod_manager_options

@@ -7,6 +7,7 @@
 #include "pod/sandbox.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
+#include "pod/seccomp_bpf.h"
 
 #include "pod/cgroup.h"
 #include "pod/container.h"
@@ -620,6 +621,7 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   cleanup_free char *config_path = xasprintf("%s/config.json", bundle);
   cleanup_free char *json = NULL;
   cleanup_free char *seccomp = NULL;
+  cleanup_free char *seccomp_bpf = NULL;
   struct oci_sandbox_params params = { 0 };
 
   params.config = sandbox->config;
@@ -633,9 +635,13 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   if (pause_seccomp(sandbox, &seccomp, err) < 0)
     return error_wrap(err, "seccomp profile of the pod");
   params.seccomp_json = seccomp;
+  if (seccomp && pod_manager_handler(manager, sandbox->handler)->precompiled_seccomp
+      && seccomp_bpf_for(seccomp, &seccomp_bpf, err) < 0)
+    return error_wrap(err, "seccomp filter of the pod");
+  params.seccomp_bpf = seccomp_bpf;
   if (mkdir_p(bundle, 0700, err) < 0 || oci_spec_sandbox(&params, &json, err) < 0)
     return -1;
-  return atomic_write_file(config_path, json, strlen(json), 0600, err);
+  return replace_file(config_path, json, strlen(json), 0600, err);
 }
 
 static int
@@ -675,6 +681,59 @@ step_pause(struct run_context *ctx, struct error *err)
   return 0;
 }
 
+struct network_job
+{
+  struct run_context *ctx;
+  const char *log_method;
+  const char *log_request_id;
+  struct error err;
+  int ret;
+};
+
+static void *
+network_job_run(void *object)
+{
+  struct network_job *job = object;
+
+  log_context_set(job->log_method, job->log_request_id);
+  job->ret = step_network(job->ctx, &job->err);
+  return NULL;
+}
+
+/* CNI ADD needs only the pinned netns, and the pause container only
+ * joins that netns by path: the plugins and the runtime (each tens of
+ * milliseconds of other processes) run side by side.  The two steps touch
+ * separate fields of the sandbox.  When both fail, the network's error is
+ * the one returned: a CNI failure is what the caller has to act on. */
+static int
+step_network_and_pause(struct run_context *ctx, struct error *err)
+{
+  struct network_job job = { .ctx = ctx, .err = ERROR_INIT };
+  pthread_t thread;
+  int ret;
+
+  if (ctx->sandbox->host_network)
+    return step_pause(ctx, err);
+  log_context_get(&job.log_method, &job.log_request_id);
+  if (pthread_create(&thread, NULL, network_job_run, &job) != 0)
+    {
+      if (step_network(ctx, err) < 0)
+        return -1;
+      return step_pause(ctx, err);
+    }
+  ret = step_pause(ctx, err);
+  pthread_join(thread, NULL);
+  if (job.ret < 0)
+    {
+      if (ret < 0)
+        log_warn("%s", error_message(err));
+      error_clear(err);
+      error_move(err, &job.err);
+      return -1;
+    }
+  return ret;
+}
+
 static int
 run_steps(struct run_context *ctx, struct undo_list *undo, struct error *err)
 {
@@ -691,10 +750,8 @@ run_steps(struct run_context *ctx, struct undo_list *undo, struct error *err)
   if (step_shm(ctx, err) < 0)
     return -1;
   undo_push(undo, "network", undo_network, ctx);
-  if (step_network(ctx, err) < 0)
-    return -1;
   undo_push(undo, "pause container", undo_pause, ctx);
-  if (step_pause(ctx, err) < 0)
+  if (step_network_and_pause(ctx, err) < 0)
     return -1;
   ctx->sandbox->state = SANDBOX_READY;
   return sandbox_save(ctx->manager, ctx->sandbox, err);

@@ -782,3 +782,33 @@ def _attempt(fn, *args):
         return fn(*args)
     except Exception as e:  # collected and reported by the caller
         return e
+
+
+def test_crun_gets_the_seccomp_filter_it_would_compile(podenv_factory, pb):
+    """crid hands crun the RuntimeDefault filter already compiled
+    (run.oci.seccomp_bpf_data): the program crun loads must be the very
+    one crun compiles itself from linux.seccomp."""
+    env = podenv_factory(
+        config={
+            "crid.runtime.runtimes.crun-compiles": {
+                "runtime_path": RUNTIME_PATHS["crun"],
+                "seccomp_precompile": "never",
+            }
+        }
+    )
+    env.extra_runtimes["crun-compiles"] = RUNTIME_PATHS["crun"]
+    programs = {}
+    for handler in ("crun", "crun-compiles"):
+        sid = env.run_pod(env.pod_config(f"bpf-{handler}"), handler)
+        spec = json.loads((env.sandbox_dir(sid) / "bundle" / "config.json").read_text())
+        assert "seccomp" in spec["linux"]
+        has_program = "run.oci.seccomp_bpf_data" in spec.get("annotations", {})
+        assert has_program == (handler == "crun"), spec.get("annotations")
+        # crun keeps the program it loaded in its state dir.
+        programs[handler] = (env.runtime_roots()[handler] / sid / "seccomp.bpf").read_bytes()
+        assert env.status(sid).status.state == pb.SANDBOX_READY
+    assert len(programs["crun"]) > 0
+    assert programs["crun"] == programs["crun-compiles"]
+    for sid in [sandbox.id for sandbox in env.list()]:
+        env.stop_and_remove(sid)
+    env.assert_clean()
