@@ -14,6 +14,7 @@ struct pod_manager;
 struct image_store;
 struct image_puller;
 struct registry_client;
+struct cni_watch;
 
 /* Values given on the command line; they win over every config file and
  * are re-applied on reload. NULL = not given. */
@@ -45,6 +46,7 @@ struct daemon
   struct image_store *images;
   struct registry_client *registry;
   struct image_puller *puller;
+  struct cni_watch *network_watch; /* NULL: Status reads the CNI dir itself */
 };
 
 /* Loads files and applies overrides into c (freshly initialised). */

@@ -3,6 +3,7 @@
 #include "crid/server.h"
 #include "common/children.h"
 #include "pod/pod_manager.h"
+#include "netcni/cni_watch.h"
 #include "image/pull.h"
 #include "image/registry.h"
 #include "image/store.h"
@@ -188,6 +189,19 @@ own_directory(void)
   return xstrndup(path, slash && slash != path ? (size_t)(slash - path) : 1);
 }
 
+/* A node without a watchable CNI dir still serves: Status then reads it. */
+static void
+watch_network(struct daemon *daemon)
+{
+  struct error err = ERROR_INIT;
+
+  if (cni_watch_start(daemon->config.network_dir, &daemon->network_watch, &err) < 0)
+    {
+      log_warn("%s", error_message(&err));
+      error_clear(&err);
+    }
+}
+
 static struct pod_manager *
 pods_open(struct daemon *daemon, struct error *err)
 {
@@ -293,6 +307,7 @@ run_daemon(struct daemon *daemon)
            daemon->config.state_dir);
   if (prepare_directories(daemon, &err) < 0)
     goto fail;
+  watch_network(daemon);
   grpc_init();
   /* Image store recovery (leftovers of interrupted pulls) happens before
    * the socket exists; a locked store (an import running) stops us here. */
@@ -328,6 +343,7 @@ run_daemon(struct daemon *daemon)
     image_store_set_in_use_check(daemon->images, NULL, NULL);
   pod_manager_free(daemon->pods);
   images_close(daemon);
+  cni_watch_stop(daemon->network_watch);
   grpc_shutdown();
   log_info("crid stopped");
   return exit_code;

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "netcni/cni_config.h"
+#include "netcni/cni_watch.h"
 
 #include <string.h>
 
@@ -48,9 +49,8 @@ new_condition(struct rpc_call *call, const char *type, bool status, const char *
 }
 
 static Runtime__V1__RuntimeCondition *
-network_condition(struct rpc_call *call)
+network_condition_from_dir(struct rpc_call *call, const struct crid_config *config)
 {
-  struct crid_config *config = &call->daemon->config;
   struct cni_network_list *network = NULL;
   struct error err = ERROR_INIT;
   Runtime__V1__RuntimeCondition *condition;
@@ -70,6 +70,25 @@ network_condition(struct rpc_call *call)
                                       config->network_dir));
   cni_network_list_free(network);
   return new_condition(call, "NetworkReady", true, "", "");
+}
+
+/* From the watch of the config directory; read from the directory itself
+ * only when it is not watched. */
+static Runtime__V1__RuntimeCondition *
+network_condition(struct rpc_call *call)
+{
+  struct crid_config *config = &call->daemon->config;
+  cleanup_free char *name = NULL;
+  cleanup_free char *message = NULL;
+  enum cni_watch_state state = CNI_WATCH_LOST;
+
+  if (call->daemon->network_watch)
+    state = cni_watch_state(call->daemon->network_watch, &name, &message);
+  if (state == CNI_WATCH_READY)
+    return new_condition(call, "NetworkReady", true, "", "");
+  if (state == CNI_WATCH_NOT_READY)
+    return new_condition(call, "NetworkReady", false, "NetworkPluginNotReady", message);
+  return network_condition_from_dir(call, config);
 }
 
 static Runtime__V1__RuntimeHandler *

@@ -5,6 +5,7 @@ signals, the single-instance lock, the socket, and SIGHUP reload."""
 import json
 import os
 import random
+import shutil
 import signal
 import stat
 import threading
@@ -75,6 +76,33 @@ def test_status_network_ready_once_a_conflist_appears(crid, pb):
     r = crid.runtime.Status(pb.StatusRequest(), timeout=5)
     assert conditions(r)["RuntimeReady"].status is True
     assert conditions(r)["NetworkReady"].reason == ""
+
+
+def test_status_network_dir_created_watched_and_read_again_once_gone(crid_factory, pb):
+    """A missing CNI config dir is created at start and watched; if the
+    dir itself goes away, Status reads whatever is at that path again."""
+    crid = crid_factory(start=False)
+    shutil.rmtree(crid.network_dir, ignore_errors=True)
+    crid.start()
+    assert crid.network_dir.is_dir()
+
+    def network_ready():
+        r = crid.runtime.Status(pb.StatusRequest(), timeout=5)
+        return conditions(r)["NetworkReady"].status
+
+    assert not network_ready()
+    crid.write_conflist()
+    wait_for(network_ready, timeout=5, message="NetworkReady after writing a conflist")
+    assert "pod network ready" in crid.log_text()
+
+    moved = crid.network_dir.with_name("net.d.moved")
+    crid.network_dir.rename(moved)
+    wait_for(lambda: not network_ready(), timeout=5, message="NetworkReady=false, dir gone")
+    wait_for(
+        lambda: "no longer watched" in crid.log_text(), timeout=5, message="the lost-watch warning"
+    )
+    moved.rename(crid.network_dir)
+    wait_for(network_ready, timeout=5, message="NetworkReady read from the dir again")
 
 
 def test_status_network_not_ready_with_only_an_invalid_conflist(crid, pb):
