@@ -1,5 +1,4 @@
 #include "pod/namespace.h"
-#include "common/children.h"
 
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -8,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,26 +57,6 @@ sysctl_namespace_of(const char *key, enum pod_namespace_kind *kind, struct error
   return 0;
 }
 
-/* What the child needs, prepared before fork: after fork in a threaded
- * process only async-signal-safe calls are allowed, so no allocation. */
-struct child_plan
-{
-  int flags;
-  const char *hostname;
-  char **sysctl_paths;
-  const struct sysctl_setting *sysctls;
-  size_t n_sysctls;
-  int report_fd;
-};
-
-static void __attribute__((noreturn)) child_fail(const struct child_plan *plan, int step)
-{
-  int codes[2] = { step, errno };
-  if (write(plan->report_fd, codes, sizeof codes) < 0)
-    _exit(2);
-  _exit(1);
-}
-
 static int
 loopback_up(void)
 {
@@ -98,59 +78,11 @@ loopback_up(void)
   return ret;
 }
 
-enum child_step
-{
-  STEP_UNSHARE = 1,
-  STEP_LOOPBACK,
-  STEP_HOSTNAME,
-  STEP_SYSCTL, /* + index */
-};
-
-static void __attribute__((noreturn)) child_main(const struct child_plan *plan)
-{
-  if (unshare(plan->flags) < 0)
-    child_fail(plan, STEP_UNSHARE);
-  if ((plan->flags & CLONE_NEWNET) && loopback_up() < 0)
-    child_fail(plan, STEP_LOOPBACK);
-  if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0)
-    child_fail(plan, STEP_HOSTNAME);
-  for (size_t i = 0; i < plan->n_sysctls; i++)
-    {
-      int fd = open(plan->sysctl_paths[i], O_WRONLY | O_CLOEXEC);
-      size_t len = strlen(plan->sysctls[i].value);
-      if (fd < 0 || write(fd, plan->sysctls[i].value, len) != (ssize_t)len)
-        child_fail(plan, STEP_SYSCTL + (int)i);
-      close(fd);
-    }
-  /* Stay until the parent has bind-mounted our namespaces. */
-  if (write(plan->report_fd, "", 1) < 0)
-    _exit(2);
-  pause();
-  _exit(0);
-}
-
+/* Pins the calling thread's namespace of that name at <dir>/<name>. */
 static int
-explain_child_failure(const struct child_plan *plan, const int codes[2], struct error *err)
+pin_namespace(const char *dir, const char *name, struct error *err)
 {
-  int step = codes[0], code = codes[1];
-
-  if (step == STEP_UNSHARE)
-    return error_set_errno(err, code, "create namespaces");
-  if (step == STEP_LOOPBACK)
-    return error_set_errno(err, code, "bring up loopback in the pod network namespace");
-  if (step == STEP_HOSTNAME)
-    return error_set_errno(err, code, "set hostname \"%s\"", plan->hostname);
-  if (step >= STEP_SYSCTL && (size_t)(step - STEP_SYSCTL) < plan->n_sysctls)
-    return error_set_errno(err, code == ENOENT ? EINVAL : code, "set sysctl %s=%s",
-                           plan->sysctls[step - STEP_SYSCTL].key,
-                           plan->sysctls[step - STEP_SYSCTL].value);
-  return error_set(err, EIO, "namespace helper failed");
-}
-
-static int
-pin_namespace(pid_t pid, const char *dir, const char *name, struct error *err)
-{
-  cleanup_free char *source = xasprintf("/proc/%d/ns/%s", (int)pid, name);
+  cleanup_free char *source = xasprintf("/proc/thread-self/ns/%s", name);
   cleanup_free char *target = xasprintf("%s/%s", dir, name);
   int fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 
@@ -166,27 +98,65 @@ pin_namespace(pid_t pid, const char *dir, const char *name, struct error *err)
   return 0;
 }
 
-static void
-free_sysctl_paths(char **paths, size_t n)
+static int
+write_sysctl(const struct sysctl_setting *setting, struct error *err)
 {
-  for (size_t i = 0; i < n; i++)
-    free(paths[i]);
-  free(paths);
+  cleanup_free char *path = xasprintf("/proc/sys/%s", setting->key);
+  size_t len = strlen(setting->value);
+  cleanup_close int fd = -1;
+
+  for (char *p = path + strlen("/proc/sys/"); *p; p++)
+    if (*p == '.')
+      *p = '/';
+  /* /proc/sys/net and the IPC entries are those of the opening thread's
+   * namespaces. */
+  fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, setting->value, len) != (ssize_t)len)
+    return error_set_errno(err, errno == ENOENT ? EINVAL : errno, "set sysctl %s=%s", setting->key,
+                           setting->value);
+  return 0;
 }
 
-static char **
-sysctl_paths_of(const struct pod_namespaces_request *request)
+struct namespace_job
 {
-  char **paths = xcalloc(request->n_sysctls + 1, sizeof *paths);
+  const struct pod_namespaces_request *request;
+  int flags;
+  struct error err;
+  int ret;
+};
+
+/* Runs in a thread of its own: unshare(2) of network, IPC and UTS
+ * namespaces moves only the calling thread, which sets them up and pins
+ * them; they then outlive it.  Cheaper than a forked helper, which copies
+ * crid's page tables and has to be reaped. */
+static int
+namespace_setup(struct namespace_job *job)
+{
+  const struct pod_namespaces_request *request = job->request;
+  const char *hostname = (request->kinds & POD_NAMESPACE_UTS) ? request->hostname : NULL;
+
+  if (job->flags && unshare(job->flags) < 0)
+    return error_set_errno(&job->err, errno, "create namespaces");
+  if ((job->flags & CLONE_NEWNET) && loopback_up() < 0)
+    return error_set_errno(&job->err, errno, "bring up loopback in the pod network namespace");
+  if (hostname && sethostname(hostname, strlen(hostname)) < 0)
+    return error_set_errno(&job->err, errno, "set hostname \"%s\"", hostname);
   for (size_t i = 0; i < request->n_sysctls; i++)
-    {
-      char *path = xasprintf("/proc/sys/%s", request->sysctls[i].key);
-      for (char *p = path + strlen("/proc/sys/"); *p; p++)
-        if (*p == '.')
-          *p = '/';
-      paths[i] = path;
-    }
-  return paths;
+    if (write_sysctl(&request->sysctls[i], &job->err) < 0)
+      return -1;
+  for (size_t i = 0; i < N_KINDS; i++)
+    if ((request->kinds & namespace_kinds[i].kind)
+        && pin_namespace(request->dir, namespace_kinds[i].name, &job->err) < 0)
+      return -1;
+  return 0;
+}
+
+static void *
+namespace_thread(void *object)
+{
+  struct namespace_job *job = object;
+  job->ret = namespace_setup(job);
+  return NULL;
 }
 
 static int
@@ -206,94 +176,35 @@ validate_request(const struct pod_namespaces_request *request, struct error *err
   return 0;
 }
 
-static int
-run_child(struct child_plan *plan, pid_t *out, struct error *err)
-{
-  int fds[2];
-  int codes[2];
-  ssize_t n;
-  pid_t pid;
-
-  if (pipe2(fds, O_CLOEXEC) < 0)
-    return error_set_errno(err, errno, "pipe");
-  plan->report_fd = fds[1];
-  children_lock();
-  pid = fork();
-  if (pid > 0)
-    children_claim(pid);
-  if (pid != 0)
-    children_unlock();
-  if (pid < 0)
-    {
-      close(fds[0]);
-      close(fds[1]);
-      return error_set_errno(err, errno, "fork");
-    }
-  if (pid == 0)
-    {
-      close(fds[0]);
-      child_main(plan);
-    }
-  close(fds[1]);
-  do
-    n = read(fds[0], codes, sizeof codes);
-  while (n < 0 && errno == EINTR);
-  close(fds[0]);
-  *out = pid;
-  if (n == 1)
-    return 0;
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-  children_release(pid);
-  if (n == (ssize_t)sizeof codes)
-    return explain_child_failure(plan, codes, err);
-  return error_set(err, EIO, "namespace helper exited early");
-}
-
 int
 pod_namespaces_create(const struct pod_namespaces_request *request, struct error *err)
 {
-  struct child_plan plan = { 0 };
-  pid_t pid = -1;
-  int ret = 0;
+  struct namespace_job job = { .request = request, .err = ERROR_INIT };
+  pthread_t thread;
+  int code;
 
   if (validate_request(request, err) < 0)
     return -1;
   for (size_t i = 0; i < N_KINDS; i++)
     if (request->kinds & namespace_kinds[i].kind)
-      plan.flags |= namespace_kinds[i].clone_flag;
-  plan.hostname = (request->kinds & POD_NAMESPACE_UTS) ? request->hostname : NULL;
-  plan.sysctls = request->sysctls;
-  plan.n_sysctls = request->n_sysctls;
-  plan.sysctl_paths = sysctl_paths_of(request);
+      job.flags |= namespace_kinds[i].clone_flag;
   if (mkdir_p(request->dir, 0700, err) < 0)
-    {
-      free_sysctl_paths(plan.sysctl_paths, plan.n_sysctls);
-      return -1;
-    }
-  if (run_child(&plan, &pid, err) < 0)
-    {
-      pid = -1;
-      ret = -1;
-    }
-  for (size_t i = 0; ret == 0 && i < N_KINDS; i++)
-    if (request->kinds & namespace_kinds[i].kind)
-      ret = pin_namespace(pid, request->dir, namespace_kinds[i].name, err);
-  if (pid > 0)
-    {
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-      children_release(pid);
-    }
-  free_sysctl_paths(plan.sysctl_paths, plan.n_sysctls);
-  if (ret < 0)
+    return -1;
+  code = pthread_create(&thread, NULL, namespace_thread, &job);
+  if (code != 0)
+    return error_set_errno(err, code, "create namespaces: thread");
+  pthread_join(thread, NULL);
+  if (job.ret < 0)
     {
       struct error cleanup_err = ERROR_INIT;
+
+      error_move(err, &job.err);
       if (pod_namespaces_remove(request->dir, &cleanup_err) < 0)
         log_warn("roll back namespaces: %s", error_message(&cleanup_err));
       error_clear(&cleanup_err);
+      return -1;
     }
-  return ret;
+  return 0;
 }
 
 static int
