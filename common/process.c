@@ -10,7 +10,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -215,4 +217,55 @@ process_result_free(struct process_result *result)
   free(result->stdout_text);
   free(result->stderr_text);
   result->stdout_text = result->stderr_text = NULL;
+}
+
+/* Without pidfds (kernels before 5.3): kill(pid, 0) every millisecond. */
+static bool
+wait_ended_by_polling(pid_t pid, int64_t deadline)
+{
+  for (;;)
+    {
+      char path[64];
+      char state = 0;
+      cleanup_file FILE *stat = NULL;
+
+      if (kill(pid, 0) < 0 && errno == ESRCH)
+        return true;
+      snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+      stat = fopen(path, "re");
+      if (stat == NULL || fscanf(stat, "%*d (%*[^)]) %c", &state) != 1 || state == 'Z')
+        return true;
+      if (time_monotonic_ns() >= deadline)
+        return false;
+      usleep(1000);
+    }
+}
+
+bool
+process_wait_ended(pid_t pid, int timeout_ms)
+{
+  int64_t deadline = time_monotonic_ns() + (int64_t)timeout_ms * 1000000LL;
+  cleanup_close int fd = -1;
+
+  if (pid <= 0)
+    return true;
+  fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0)
+    return errno == ESRCH ? true : wait_ended_by_polling(pid, deadline);
+  for (;;)
+    {
+      struct pollfd pfd = { .fd = fd, .events = POLLIN };
+      int64_t left_ms = (deadline - time_monotonic_ns()) / 1000000LL;
+      int ready;
+
+      if (left_ms < 0)
+        left_ms = 0;
+      ready = poll(&pfd, 1, (int)left_ms);
+      if (ready > 0)
+        return true;
+      if (ready == 0)
+        return false;
+      if (errno != EINTR)
+        return wait_ended_by_polling(pid, deadline);
+    }
 }

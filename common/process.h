@@ -4,7 +4,9 @@
 #ifndef CRID_COMMON_PROCESS_H
 #define CRID_COMMON_PROCESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 
@@ -33,5 +35,10 @@ struct process_spec
  * or waited for; its exit status is in result. */
 int process_run(const struct process_spec *spec, struct process_result *result, struct error *err);
 void process_result_free(struct process_result *result);
+
+/* Waits at most timeout_ms for process pid (any process, not only a
+ * child) to end, woken by its pidfd rather than by polling; true once it
+ * has ended (a zombie counts as ended). */
+bool process_wait_ended(pid_t pid, int timeout_ms);
 
 #endif

@@ -1,5 +1,6 @@
 #include "pod/monitor.h"
 #include "common/children.h"
+#include "common/process.h"
 
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -160,6 +161,19 @@ read_pid_file(const char *path)
     pid = (pid_t)atoi(text);
   error_clear(&ignored);
   return pid;
+}
+
+pid_t
+monitor_read_pid(const char *socket_dir)
+{
+  cleanup_free char *path = xasprintf("%s/conmon.pid", socket_dir);
+  return read_pid_file(path);
+}
+
+void
+monitor_wait_ended(const char *socket_dir, int timeout_ms)
+{
+  process_wait_ended(monitor_read_pid(socket_dir), timeout_ms);
 }
 
 int

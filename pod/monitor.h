@@ -34,4 +34,13 @@ int monitor_create(const struct monitor_launch *launch, pid_t *container_pid, pi
  * when not (yet). */
 int monitor_read_exit(const char *exit_dir, const char *id, int *status, struct error *err);
 
+/* The monitor's pid from <socket_dir>/conmon.pid; 0 when unknown. */
+pid_t monitor_read_pid(const char *socket_dir);
+
+/* Waits at most timeout_ms for the monitor of socket_dir to end.  It
+ * writes the exit file last, so once it has ended nothing of it races
+ * with the removal of its files.  A monitor never started, or already
+ * gone, is no wait. */
+void monitor_wait_ended(const char *socket_dir, int timeout_ms);
+
 #endif

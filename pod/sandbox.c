@@ -5,6 +5,7 @@
  * process through crid-conmon, persist.  Every step that succeeded pushes
  * its undo, so a failure leaves nothing behind. */
 #include "pod/sandbox.h"
+#include "common/process.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
 #include "pod/seccomp_bpf.h"
@@ -35,6 +36,8 @@
 #include <unistd.h>
 
 #define PAUSE_STOP_TIMEOUT_MS 5000
+/* A monitor that died writes no exit file: the wait for one is bounded. */
+#define MONITOR_END_TIMEOUT_MS 3000
 
 char *
 sandbox_dir(const struct pod_manager *manager, const char *id)
@@ -540,33 +543,14 @@ pause_has_exited(const struct pod_manager *manager, const struct sandbox *sandbo
   return sandbox->pause_pid <= 0 || (kill(sandbox->pause_pid, 0) < 0 && errno == ESRCH);
 }
 
-/* The monitor writes the exit file last, once the container is gone and
- * its output drained; waiting for it means nothing of the monitor is left
- * to race with the removal of its files.  Bounded: a monitor that died
- * writes nothing. */
-static void
-wait_for_exit_file(const struct pod_manager *manager, const char *id)
-{
-  cleanup_free char *exits = container_exit_dir(manager);
-  cleanup_free char *path = xasprintf("%s/%s", exits, id);
-  cleanup_free char *socket_dir = container_socket_dir(manager, id);
-  cleanup_free char *conmon_pidfile = xasprintf("%s/conmon.pid", socket_dir);
-  int64_t deadline = time_monotonic_ns() + 3000LL * 1000000LL;
-
-  if (access(conmon_pidfile, F_OK) < 0)
-    return;
-  while (access(path, F_OK) < 0 && time_monotonic_ns() < deadline)
-    usleep(2000);
-}
-
 /* Stops the pause process
  (it exits on SIGTERM), then deletes it from the
  * runtime. */
 static int
 pause_destroy(struct pod_manager *manager, struct sandbox *sandbox, struct error *err)
 {
+  cleanup_free char *socket_dir = container_socket_dir(manager, sandbox->id);
   struct oci_runtime runtime;
-  int64_t deadline = time_monotonic_ns() + PAUSE_STOP_TIMEOUT_MS * 1000000LL;
 
   if (!sandbox->pause_created)
     return 0;
@@ -577,15 +561,14 @@ pause_destroy(struct pod_manager *manager, struct sandbox *sandbox, struct error
     {
       if (oci_runtime_kill(&runtime, sandbox->id, SIGTERM, false, err) < 0)
         return -1;
-      while (!pause_has_exited(manager, sandbox) && time_monotonic_ns() < deadline)
-        usleep(5000);
+      process_wait_ended(sandbox->pause_pid, PAUSE_STOP_TIMEOUT_MS);
       if (!pause_has_exited(manager, sandbox)
           && oci_runtime_kill(&runtime, sandbox->id, SIGKILL, true, err) < 0)
         return -1;
     }
   if (oci_runtime_delete(&runtime, sandbox->id, err) < 0)
     return -1;
-  wait_for_exit_file(manager, sandbox->id);
+  monitor_wait_ended(socket_dir, MONITOR_END_TIMEOUT_MS);
   remove_monitor_files(manager, sandbox->id);
   sandbox->pause_created = false;
   sandbox->pause_started = false;

@@ -9,12 +9,14 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/process.h"
 #include "common/util.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void
@@ -149,6 +151,58 @@ test_arena_releases_everything(void **state)
   assert_null(arena.blocks);
 }
 
+static void
+test_replace_file_replaces_whole_file(void **state)
+{
+  char dir[] = "/tmp/crid-test-replace-XXXXXX";
+  cleanup_free char *path = NULL;
+  cleanup_free char *text = NULL;
+  struct error err = ERROR_INIT;
+
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  path = xasprintf("%s/file", dir);
+  assert_int_equal(replace_file(path, "first version", 13, 0600, &err), 0);
+  assert_int_equal(replace_file(path, "second", 6, 0600, &err), 0);
+  assert_int_equal(read_file(path, 1024, &text, NULL, &err), 0);
+  assert_string_equal(text, "second");
+  unlink(path);
+  assert_int_equal(rmdir(dir), 0); /* no temporary file left */
+}
+
+/* A grandchild is not ours to wait for: the pidfd wait must still see it
+ * end, and give up at the timeout while it runs. */
+static void
+test_process_wait_ended(void **state)
+{
+  int fds[2];
+  pid_t child, grandchild = 0;
+
+  (void)state;
+  assert_int_equal(pipe(fds), 0);
+  child = fork();
+  assert_true(child >= 0);
+  if (child == 0)
+    {
+      pid_t pid = fork();
+      if (pid == 0)
+        {
+          usleep(300 * 1000);
+          _exit(0);
+        }
+      if (write(fds[1], &pid, sizeof pid) != sizeof pid)
+        _exit(1);
+      _exit(0); /* the grandchild is reparented */
+    }
+  assert_int_equal(read(fds[0], &grandchild, sizeof grandchild), sizeof grandchild);
+  waitpid(child, NULL, 0);
+  assert_false(process_wait_ended(grandchild, 20));
+  assert_true(process_wait_ended(grandchild, 5000));
+  assert_true(process_wait_ended(0, 10));
+  close(fds[0]);
+  close(fds[1]);
+}
+
 int
 main(void)
 {
@@ -161,6 +215,8 @@ main(void)
     cmocka_unit_test(test_json_parse_error_has_context),
     cmocka_unit_test(test_ids_and_path_components),
     cmocka_unit_test(test_arena_releases_everything),
+    cmocka_unit_test(test_replace_file_replaces_whole_file),
+    cmocka_unit_test(test_process_wait_ended),
   };
   return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
