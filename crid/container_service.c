@@ -213,16 +213,18 @@ copy_mounts(struct rpc_call *call, const Runtime__V1__ContainerConfig *config, s
   return mounts;
 }
 
+/* What is in force: an update's resources replace the request's. */
 static Runtime__V1__ContainerResources *
-copy_resources(struct rpc_call *call, const Runtime__V1__ContainerConfig *config)
+copy_resources(struct rpc_call *call, const struct container *container)
 {
+  const Runtime__V1__LinuxContainerResources *linux_resources = container_resources(container);
   Runtime__V1__ContainerResources *resources;
 
-  if (config->linux == NULL || config->linux->resources == NULL)
+  if (linux_resources == NULL)
     return NULL;
   resources = arena_new(&call->arena, Runtime__V1__ContainerResources);
   runtime__v1__container_resources__init(resources);
-  resources->linux = arena_copy_message(call, &config->linux->resources->base);
+  resources->linux = arena_copy_message(call, &linux_resources->base);
   return resources;
 }
 
@@ -286,7 +288,7 @@ status_of(struct rpc_call *call, const struct container *container)
            status->n_annotations);
   status->mounts = copy_mounts(call, config, &status->n_mounts);
   status->log_path = arena_strdup(&call->arena, container->log_path ? container->log_path : "");
-  status->resources = copy_resources(call, config);
+  status->resources = copy_resources(call, container);
   status->stop_signal = config->stop_signal;
   return status;
 }

@@ -543,6 +543,22 @@ step_bundle(struct create_context *ctx, struct error *err)
   return replace_file(config_path, json, strlen(json), 0600, err);
 }
 
+static void
+remove_cgroup(struct pod_manager *manager, struct container *container)
+{
+  cleanup_free char *fs_path = NULL;
+  struct error err = ERROR_INIT;
+
+  /* The runtime's delete removes it; this catches what a killed runtime
+   * left behind. */
+  if (container->cgroups_path == NULL
+      || cgroup_path_to_fs(container->cgroups_path, manager->options.systemd_cgroup, &fs_path, &err)
+             < 0
+      || cgroup_remove(fs_path, &err) < 0)
+    log_debug("container %.12s: %s", container->id, error_message(&err));
+  error_clear(&err);
+}
+
 static int
 destroy_in_runtime(struct pod_manager *manager, struct container *container, struct error *err)
 {
@@ -586,6 +602,9 @@ undo_monitor(void *object, struct error *err)
   struct create_context *ctx = object;
   if (destroy_in_runtime(ctx->manager, ctx->container, err) < 0)
     return -1;
+  /* A runtime that failed half-way through create may leave the cgroup
+   * it made (crun does, when a resource cannot be written). */
+  remove_cgroup(ctx->manager, ctx->container);
   remove_monitor_files(ctx->manager, ctx->container->id);
   return 0;
 }
@@ -786,22 +805,6 @@ container_stop(struct pod_manager *manager, struct container *container, int64_t
   return 0;
 }
 
-static void
-remove_cgroup(struct pod_manager *manager, struct container *container)
-{
-  cleanup_free char *fs_path = NULL;
-  struct error err = ERROR_INIT;
-
-  /* The runtime's delete removes it; this catches what a killed runtime
-   * left behind. */
-  if (container->cgroups_path == NULL
-      || cgroup_path_to_fs(container->cgroups_path, manager->options.systemd_cgroup, &fs_path, &err)
-             < 0
-      || cgroup_remove(fs_path, &err) < 0)
-    log_debug("container %.12s: %s", container->id, error_message(&err));
-  error_clear(&err);
-}
-
 static int
 remove_locked(struct pod_manager *manager, struct container *container, struct error *err)
 {
@@ -962,9 +965,80 @@ resources_json(const Runtime__V1__LinuxContainerResources *r)
   return json_writer_finish(w, NULL);
 }
 
-int
-container_update_resources(struct pod_manager *manager, struct container *container,
-                           const Runtime__V1__LinuxContainerResources *resources, struct error *err)
+const Runtime__V1__LinuxContainerResources *
+container_resources(const struct container *container)
+{
+  if (container->resources)
+    return container->resources;
+  if (container->config && container->config->linux)
+    return container->config->linux->resources;
+  return NULL;
+}
+
+/* An owned deep copy: packed and unpacked again, so that every part of
+ * it belongs to protobuf-c's free_unpacked. */
+static Runtime__V1__LinuxContainerResources *
+resources_copy(const Runtime__V1__LinuxContainerResources *r)
+{
+  size_t len = runtime__v1__linux_container_resources__get_packed_size(r);
+  cleanup_free uint8_t *bytes = xmalloc(len ? len : 1);
+  Runtime__V1__LinuxContainerResources *copy;
+
+  runtime__v1__linux_container_resources__pack(r, bytes);
+  copy = runtime__v1__linux_container_resources__unpack(NULL, len, bytes);
+  /* Bytes just packed from a valid message only fail to unpack without
+   * memory. */
+  if (copy == NULL)
+    abort();
+  return copy;
+}
+
+Runtime__V1__LinuxContainerResources *
+container_resources_merge(const Runtime__V1__LinuxContainerResources *current,
+                          const Runtime__V1__LinuxContainerResources *update)
+{
+  Runtime__V1__LinuxContainerResources merged = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__INIT;
+  cleanup_free Runtime__V1__LinuxContainerResources__UnifiedEntry **unified = NULL;
+
+  /* Shallow: merged only points into current and update until the copy. */
+  if (current)
+    merged = *current;
+  if (update == NULL)
+    return resources_copy(&merged);
+  if (update->cpu_period != 0)
+    merged.cpu_period = update->cpu_period;
+  if (update->cpu_quota != 0)
+    merged.cpu_quota = update->cpu_quota;
+  if (update->cpu_shares != 0)
+    merged.cpu_shares = update->cpu_shares;
+  if (update->memory_limit_in_bytes != 0)
+    merged.memory_limit_in_bytes = update->memory_limit_in_bytes;
+  if (update->memory_swap_limit_in_bytes != 0)
+    merged.memory_swap_limit_in_bytes = update->memory_swap_limit_in_bytes;
+  if (update->cpuset_cpus && update->cpuset_cpus[0])
+    merged.cpuset_cpus = update->cpuset_cpus;
+  if (update->cpuset_mems && update->cpuset_mems[0])
+    merged.cpuset_mems = update->cpuset_mems;
+  unified = xcalloc(merged.n_unified + update->n_unified + 1, sizeof *unified);
+  if (merged.n_unified)
+    memcpy(unified, merged.unified, merged.n_unified * sizeof *unified);
+  for (size_t i = 0; i < update->n_unified; i++)
+    {
+      size_t j = 0;
+      while (j < merged.n_unified && strcmp(unified[j]->key, update->unified[i]->key) != 0)
+        j++;
+      unified[j] = update->unified[i];
+      if (j == merged.n_unified)
+        merged.n_unified++;
+    }
+  merged.unified = unified;
+  return resources_copy(&merged);
+}
+
+/* With op_lock held: `<runtime> update --resources -`. */
+static int
+update_in_runtime(struct pod_manager *manager, struct container *container,
+                  const Runtime__V1__LinuxContainerResources *resources, struct error *err)
 {
   cleanup_free char *json = NULL;
   struct oci_runtime runtime;
@@ -974,10 +1048,6 @@ container_update_resources(struct pod_manager *manager, struct container *contai
   size_t n = 0;
   int ret = 0;
 
-  if (resources == NULL)
-    return 0;
-  if (has_ended(manager, container) || container->removed)
-    return error_set(err, EINVAL, "container %s is not running", container->id);
   json = resources_json(resources);
   runtime_of(manager, container, &runtime);
   argv[n++] = runtime.path;
@@ -996,15 +1066,53 @@ container_update_resources(struct pod_manager *manager, struct container *contai
   spec.input_len = strlen(json);
   spec.timeout_ms = 60000;
   spec.max_output = 64 * 1024;
-  pthread_mutex_lock(&container->op_lock);
   if (process_run(&spec, &result, err) < 0)
-    ret = -1;
-  else
+    return -1;
+  if (result.exit_code != 0)
+    ret = error_set(err, EIO, "%s update %s: %s", runtime.name, container->id,
+                    result.stderr_len ? result.stderr_text : result.stdout_text);
+  process_result_free(&result);
+  return ret;
+}
+
+int
+container_update_resources(struct pod_manager *manager, struct container *container,
+                           const Runtime__V1__LinuxContainerResources *resources, struct error *err)
+{
+  Runtime__V1__LinuxContainerResources *previous = NULL;
+  int ret = 0;
+
+  if (resources == NULL)
+    return 0;
+  pthread_mutex_lock(&container->op_lock);
+  if (container->removed || has_ended(manager, container))
+    ret = error_set(err, EINVAL, "container %s is not running", container->id);
+  else if (update_in_runtime(manager, container, resources, err) < 0)
     {
-      if (result.exit_code != 0)
-        ret = error_set(err, EIO, "%s update %s: %s", runtime.name, container->id,
-                        result.stderr_len ? result.stderr_text : result.stdout_text);
-      process_result_free(&result);
+      /* A runtime writes one cgroup file after the other (crun stops at
+       * the first it cannot write, after those before it): put back what
+       * is in force, so that a refused update changes nothing.  Fields
+       * nothing set before cannot be put back; the runtime's defaults
+       * are not known here. */
+      const Runtime__V1__LinuxContainerResources *current = container_resources(container);
+      struct error rollback_err = ERROR_INIT;
+      if (current && update_in_runtime(manager, container, current, &rollback_err) < 0)
+        log_warn("container %.12s: restore the resources after a refused update: %s", container->id,
+                 error_message(&rollback_err));
+      error_clear(&rollback_err);
+      ret = -1;
+    }
+  if (ret == 0)
+    {
+      /* The runtime applied it: from now on this is what ContainerStatus
+       * reports, also after a restart. */
+      pthread_mutex_lock(&container->lock);
+      previous = container->resources;
+      container->resources = container_resources_merge(container_resources(container), resources);
+      ret = container_save(manager, container, err);
+      pthread_mutex_unlock(&container->lock);
+      if (previous)
+        runtime__v1__linux_container_resources__free_unpacked(previous, NULL);
     }
   pthread_mutex_unlock(&container->op_lock);
   return ret;

@@ -59,6 +59,9 @@ struct container
   bool oom_killed;
   char *message; /* why it ended, when crid knows more than the code */
   pid_t pid;
+  /* The resources in force once UpdateContainerResources changed them
+   * (persisted in state.json); NULL: still those of the request. */
+  Runtime__V1__LinuxContainerResources *resources;
 
   /* What exists, so removal undoes exactly that. */
   bool rootfs_mounted;
@@ -86,6 +89,20 @@ int container_reopen_log(struct pod_manager *manager, struct container *containe
 int container_update_resources(struct pod_manager *manager, struct container *container,
                                const Runtime__V1__LinuxContainerResources *resources,
                                struct error *err);
+
+/* The resources in force: the last update's, else the request's; NULL
+ * when there are none.  With lock (or op_lock) held. */
+const Runtime__V1__LinuxContainerResources *container_resources(const struct container *container);
+/* A copy of current (NULL = none) with every field that update sets
+ * (non-zero numbers, non-empty strings, unified keys) replacing its value,
+ * as the runtime's update applies them: what update leaves unset stays in
+ * force.  oom_score_adj and hugepage limits are kept: an update does not
+ * change them (runc's update ignores hugetlb, so crid does not pass it).
+ * Free with runtime__v1__linux_container_resources__free_unpacked(r,
+ * NULL). */
+Runtime__V1__LinuxContainerResources *
+container_resources_merge(const Runtime__V1__LinuxContainerResources *current,
+                          const Runtime__V1__LinuxContainerResources *update);
 
 /* Learns of an exit from the exit file (also used by the exit watcher and
  * at recovery); cheap when nothing changed. */

@@ -52,6 +52,8 @@ container_unref(struct container *container)
   free(container->log_path);
   free(container->cgroups_path);
   free(container->message);
+  if (container->resources)
+    runtime__v1__linux_container_resources__free_unpacked(container->resources, NULL);
   pthread_mutex_destroy(&container->op_lock);
   pthread_mutex_destroy(&container->lock);
   free(container);
@@ -87,6 +89,47 @@ write_bool_field(struct json_writer *writer, const char *key, bool value)
   json_write_bool(writer, value);
 }
 
+/* The resources an update put in force, by their CRI field names. */
+static void
+write_resources(struct json_writer *writer, const Runtime__V1__LinuxContainerResources *r)
+{
+  json_write_key(writer, "resources");
+  if (r == NULL)
+    {
+      json_write_null(writer);
+      return;
+    }
+  json_begin_object(writer);
+  write_int_field(writer, "cpu_period", r->cpu_period);
+  write_int_field(writer, "cpu_quota", r->cpu_quota);
+  write_int_field(writer, "cpu_shares", r->cpu_shares);
+  write_int_field(writer, "memory_limit_in_bytes", r->memory_limit_in_bytes);
+  write_int_field(writer, "memory_swap_limit_in_bytes", r->memory_swap_limit_in_bytes);
+  write_int_field(writer, "oom_score_adj", r->oom_score_adj);
+  write_string_field(writer, "cpuset_cpus", r->cpuset_cpus);
+  write_string_field(writer, "cpuset_mems", r->cpuset_mems);
+  json_write_key(writer, "hugepage_limits");
+  json_begin_array(writer);
+  for (size_t i = 0; i < r->n_hugepage_limits; i++)
+    {
+      json_begin_object(writer);
+      write_string_field(writer, "page_size", r->hugepage_limits[i]->page_size);
+      /* uint64 in the message; limits beyond int64 mean nothing to a cgroup. */
+      write_int_field(writer, "limit", (int64_t)r->hugepage_limits[i]->limit);
+      json_end_object(writer);
+    }
+  json_end_array(writer);
+  json_write_key(writer, "unified");
+  json_begin_object(writer);
+  for (size_t i = 0; i < r->n_unified; i++)
+    {
+      json_write_key(writer, r->unified[i]->key);
+      json_write_string(writer, r->unified[i]->value ? r->unified[i]->value : "");
+    }
+  json_end_object(writer);
+  json_end_object(writer);
+}
+
 static char *
 state_to_json(const struct container *c, size_t *len)
 {
@@ -112,6 +155,7 @@ state_to_json(const struct container *c, size_t *len)
   write_bool_field(writer, "oom_killed", c->oom_killed);
   write_bool_field(writer, "rootfs_mounted", c->rootfs_mounted);
   write_bool_field(writer, "runtime_created", c->runtime_created);
+  write_resources(writer, c->resources);
   json_end_object(writer);
   return json_writer_finish(writer, len);
 }
@@ -155,6 +199,67 @@ int_field(const struct json_value *state, const char *key)
   return value;
 }
 
+/* The message back from write_resources' object; NULL for null (no
+ * update yet) or anything that is not an object. */
+static Runtime__V1__LinuxContainerResources *
+read_resources(const struct json_value *value)
+{
+  Runtime__V1__LinuxContainerResources r = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__INIT;
+  const struct json_value *hugepages = json_object_get(value, "hugepage_limits");
+  const struct json_value *unified = json_object_get(value, "unified");
+  size_t n_hugepages = json_array_size(hugepages);
+  size_t n_unified = json_object_size(unified);
+  cleanup_free Runtime__V1__HugepageLimit *hugepage_items
+      = xcalloc(n_hugepages + 1, sizeof *hugepage_items);
+  cleanup_free Runtime__V1__HugepageLimit **hugepage_list
+      = xcalloc(n_hugepages + 1, sizeof *hugepage_list);
+  cleanup_free Runtime__V1__LinuxContainerResources__UnifiedEntry *unified_items
+      = xcalloc(n_unified + 1, sizeof *unified_items);
+  cleanup_free Runtime__V1__LinuxContainerResources__UnifiedEntry **unified_list
+      = xcalloc(n_unified + 1, sizeof *unified_list);
+  const char *text;
+
+  if (!json_is_object(value))
+    return NULL;
+  r.cpu_period = int_field(value, "cpu_period");
+  r.cpu_quota = int_field(value, "cpu_quota");
+  r.cpu_shares = int_field(value, "cpu_shares");
+  r.memory_limit_in_bytes = int_field(value, "memory_limit_in_bytes");
+  r.memory_swap_limit_in_bytes = int_field(value, "memory_swap_limit_in_bytes");
+  r.oom_score_adj = int_field(value, "oom_score_adj");
+  if ((text = json_object_get_string(value, "cpuset_cpus")))
+    r.cpuset_cpus = (char *)text;
+  if ((text = json_object_get_string(value, "cpuset_mems")))
+    r.cpuset_mems = (char *)text;
+  for (size_t i = 0; i < n_hugepages; i++)
+    {
+      const struct json_value *item = json_array_at(hugepages, i);
+      text = json_object_get_string(item, "page_size");
+      if (text == NULL)
+        continue;
+      runtime__v1__hugepage_limit__init(&hugepage_items[r.n_hugepage_limits]);
+      hugepage_items[r.n_hugepage_limits].page_size = (char *)text;
+      hugepage_items[r.n_hugepage_limits].limit = (uint64_t)int_field(item, "limit");
+      hugepage_list[r.n_hugepage_limits] = &hugepage_items[r.n_hugepage_limits];
+      r.n_hugepage_limits++;
+    }
+  r.hugepage_limits = hugepage_list;
+  for (size_t i = 0; i < n_unified; i++)
+    {
+      text = json_string(json_object_value_at(unified, i));
+      if (text == NULL)
+        continue;
+      runtime__v1__linux_container_resources__unified_entry__init(&unified_items[r.n_unified]);
+      unified_items[r.n_unified].key = (char *)json_object_key_at(unified, i);
+      unified_items[r.n_unified].value = (char *)text;
+      unified_list[r.n_unified] = &unified_items[r.n_unified];
+      r.n_unified++;
+    }
+  r.unified = unified_list;
+  /* Merging over nothing copies r into memory of its own. */
+  return container_resources_merge(&r, NULL);
+}
+
 static void
 apply_state(struct container *c, const struct json_value *state)
 {
@@ -181,6 +286,7 @@ apply_state(struct container *c, const struct json_value *state)
   c->oom_killed = json_bool(json_object_get(state, "oom_killed"));
   c->rootfs_mounted = json_bool(json_object_get(state, "rootfs_mounted"));
   c->runtime_created = json_bool(json_object_get(state, "runtime_created"));
+  c->resources = read_resources(json_object_get(state, "resources"));
 }
 
 struct container *

@@ -1252,7 +1252,13 @@ oci_spec_sandbox(const struct oci_sandbox_params *p, char **json, struct error *
     return error_wrap(err, "sandbox spec");
 
   sandbox_namespaces(p, mode_of(p->cgroup_mode), &namespaces, ns_paths);
-  default_mounts(&mounts, false);
+  /* sysfs has one super block per network namespace, made by the first
+   * mount in it: the pause's.  runc mounts a read-only sysfs read-only at
+   * the super block, so a privileged container of the pod would find /sys
+   * read-only however it mounts it (containerd#8445; CRI-O mounts the
+   * infra's sysfs rw in privileged pods for this).  The pause's cgroup
+   * mount goes rw with it, which gives a pause nothing it would use. */
+  default_mounts(&mounts, sc && sc->privileged);
   /* With the host's IPC namespace, the host's shm goes with it. */
   shm_mount(&mounts, p->host_ipc ? "/dev/shm" : p->shm_path);
 

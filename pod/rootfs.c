@@ -38,7 +38,12 @@ rootfs_mount(const char *dir, char *const *lower_dirs, struct error *err)
   if (strlen(data) > MOUNT_DATA_MAX)
     return error_set(err, E2BIG, "too many image layers for one overlay mount (%zu bytes)",
                      strlen(data));
-  if (mount("overlay", rootfs, "overlay", MS_NODEV, data) < 0)
+  /* No nodev: device nodes a container makes in its root (it holds
+   * CAP_MKNOD by default) are the devices cgroup's to allow or deny, as
+   * with containerd and CRI-O.  crun re-mounts the root without nodev
+   * anyway, runc keeps it: with it, a privileged container could use such
+   * a node on crun only. */
+  if (mount("overlay", rootfs, "overlay", 0, data) < 0)
     return error_set_errno(err, errno, "mount overlay at %s", rootfs);
   return 0;
 }
