@@ -465,6 +465,20 @@ def cgroup_dirs(cgroup_parent):
     return found
 
 
+def cgroup_processes(cgroup_parent):
+    """pids in any cgroup at or below cgroup_parent: a test's own parent,
+    so they are its containers' processes (found even when they pivoted
+    into a root that no longer names the test dir)."""
+    pids = set()
+    for d in cgroup_dirs(cgroup_parent):
+        try:
+            text = Path(d, "cgroup.procs").read_text()
+        except OSError:
+            continue
+        pids.update(int(line) for line in text.split())
+    return pids
+
+
 def cgroup_children(cgroup_parent):
     """cgroups strictly below cgroup_parent (what a pod leaves behind)."""
     rel = cgroup_parent.strip("/")

@@ -298,6 +298,7 @@ class PodEnv:
                 for _ in range(3):
                     pids = set(nsutil.processes_of(self.crid.dir))
                     pids |= set(self.ns.processes())
+                    pids |= nsutil.cgroup_processes(self.cgroup_parent)
                     if not pids:
                         break
                     nsutil.kill_pids(pids)
