@@ -279,17 +279,29 @@ has_ended(struct pod_manager *manager, struct container *container)
   return ended;
 }
 
-/* Polls the exit file: the watcher's event may come a moment later, and a
- * poll needs no wake-up plumbing. */
+/* The monitor writes the exit file and then ends: its end (seen on a
+ * pidfd, no polling delay) is when the file is there to read.  The exit
+ * watcher's event may come a moment later, so this does not wait for it.
+ * A monitor that died without writing the file leaves the poll. */
 static bool
 wait_for_end(struct pod_manager *manager, struct container *container, int64_t timeout_ms)
 {
+  cleanup_free char *socket_dir = container_socket_dir(manager, container->id);
   int64_t deadline = time_monotonic_ns() + timeout_ms * 1000000LL;
+  pid_t monitor = monitor_read_pid(socket_dir);
 
   while (!has_ended(manager, container))
     {
-      if (time_monotonic_ns() >= deadline)
+      int64_t left_ms = (deadline - time_monotonic_ns()) / 1000000LL;
+
+      if (left_ms <= 0)
         return false;
+      if (monitor > 0)
+        {
+          process_wait_ended(monitor, (int)left_ms);
+          monitor = 0;
+          continue;
+        }
       usleep(10000);
     }
   return true;
