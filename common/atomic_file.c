@@ -11,23 +11,6 @@
 #include <unistd.h>
 
 static int
-write_all(int fd, const void *data, size_t len)
-{
-  const char *p = data;
-  while (len > 0)
-    {
-      ssize_t n = write(fd, p, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return -1;
-      p += n;
-      len -= n;
-    }
-  return 0;
-}
-
-static int
 fsync_directory_of(const char *path, struct error *err)
 {
   cleanup_free char *copy = xstrdup(path);

@@ -18,29 +18,6 @@
 
 extern char **environ;
 
-struct output_buffer
-{
-  char *data;
-  size_t len, cap, max;
-};
-
-static void
-buffer_append(struct output_buffer *buffer, const char *data, size_t len)
-{
-  if (buffer->len + len > buffer->max)
-    len = buffer->max - buffer->len;
-  if (len == 0)
-    return;
-  if (buffer->len + len + 1 > buffer->cap)
-    {
-      buffer->cap = (buffer->len + len + 1) * 2;
-      buffer->data = xrealloc(buffer->data, buffer->cap);
-    }
-  memcpy(buffer->data + buffer->len, data, len);
-  buffer->len += len;
-  buffer->data[buffer->len] = '\0';
-}
-
 static void
 close_pipe(int fds[2])
 {
@@ -91,30 +68,19 @@ spawn(const struct process_spec *spec, int in[2], int out[2], int errp[2], pid_t
   return 0;
 }
 
-static int
-remaining_ms(int64_t deadline_ns)
-{
-  int64_t left;
-  if (deadline_ns == 0)
-    return -1;
-  left = (deadline_ns - time_monotonic_ns()) / 1000000;
-  return left < 0 ? 0 : (int)left;
-}
-
 /* Feeds stdin and drains stdout/stderr until both close or time runs out. */
 static bool
-pump(const struct process_spec *spec, int in_fd, int out_fd, int err_fd, struct output_buffer *out,
-     struct output_buffer *errb)
+pump(const struct process_spec *spec, int in_fd, int out_fd, int err_fd, struct pipe_capture *out,
+     struct pipe_capture *errb)
 {
   int64_t deadline = spec->timeout_ms > 0 ? time_monotonic_ns() + spec->timeout_ms * 1000000LL : 0;
   size_t written = 0;
-  char chunk[16384];
 
   while (out_fd >= 0 || err_fd >= 0)
     {
       struct pollfd fds[3]
           = { { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 }, { in_fd, POLLOUT, 0 } };
-      int n = poll(fds, 3, remaining_ms(deadline));
+      int n = poll(fds, 3, time_remaining_ms(deadline));
       if (n < 0 && errno == EINTR)
         continue;
       if (n == 0)
@@ -125,19 +91,13 @@ pump(const struct process_spec *spec, int in_fd, int out_fd, int err_fd, struct 
           return false;
         }
       for (int i = 0; i < 2; i++)
-        if (fds[i].fd >= 0 && fds[i].revents)
+        if (fds[i].fd >= 0 && fds[i].revents && !pipe_capture_read(i == 0 ? out : errb, fds[i].fd))
           {
-            ssize_t got = read(fds[i].fd, chunk, sizeof chunk);
-            if (got > 0)
-              buffer_append(i == 0 ? out : errb, chunk, got);
-            else if (got == 0 || errno != EINTR)
-              {
-                close(fds[i].fd);
-                if (i == 0)
-                  out_fd = -1;
-                else
-                  err_fd = -1;
-              }
+            close(fds[i].fd);
+            if (i == 0)
+              out_fd = -1;
+            else
+              err_fd = -1;
           }
       if (in_fd >= 0 && fds[2].revents)
         {
@@ -160,8 +120,8 @@ int
 process_run(const struct process_spec *spec, struct process_result *result, struct error *err)
 {
   int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 };
-  struct output_buffer out_buffer = { .max = spec->max_output };
-  struct output_buffer err_buffer = { .max = spec->max_output };
+  struct pipe_capture out_buffer = { .max = spec->max_output };
+  struct pipe_capture err_buffer = { .max = spec->max_output };
   pid_t pid;
   int status;
 

@@ -118,6 +118,17 @@ time_realtime_ns(void)
 }
 
 int
+time_remaining_ms(int64_t deadline_ns)
+{
+  int64_t left;
+
+  if (deadline_ns == 0)
+    return -1;
+  left = (deadline_ns - time_monotonic_ns()) / 1000000;
+  return left < 0 ? 0 : (int)left;
+}
+
+int
 mkdir_p(const char *path, mode_t mode, struct error *err)
 {
   cleanup_free char *copy = xstrdup(path);
@@ -167,6 +178,68 @@ read_file(const char *path, size_t max_size, char **out, size_t *out_len, struct
   *out = steal_pointer(&buffer);
   if (out_len)
     *out_len = used;
+  return 0;
+}
+
+pid_t
+read_pid_file(const char *path)
+{
+  cleanup_free char *text = NULL;
+  struct error ignored = ERROR_INIT;
+  pid_t pid = 0;
+
+  if (read_file(path, 64, &text, NULL, &ignored) == 0)
+    pid = (pid_t)atoi(text);
+  error_clear(&ignored);
+  return pid;
+}
+
+static void
+pipe_capture_append(struct pipe_capture *capture, const char *data, size_t len)
+{
+  if (capture->len + len > capture->max)
+    len = capture->max - capture->len;
+  if (len == 0)
+    return;
+  if (capture->len + len + 1 > capture->cap)
+    {
+      /* Doubling, but never past what max can hold. */
+      capture->cap = (capture->len + len + 1) * 2;
+      if (capture->cap > capture->max + 1)
+        capture->cap = capture->max + 1;
+      capture->data = xrealloc(capture->data, capture->cap);
+    }
+  memcpy(capture->data + capture->len, data, len);
+  capture->len += len;
+  capture->data[capture->len] = '\0';
+}
+
+bool
+pipe_capture_read(struct pipe_capture *capture, int fd)
+{
+  char chunk[65536];
+  ssize_t got = read(fd, chunk, sizeof chunk);
+
+  if (got > 0)
+    pipe_capture_append(capture, chunk, got);
+  return got > 0 || (got < 0 && errno == EINTR);
+}
+
+int
+write_all(int fd, const void *data, size_t len)
+{
+  const char *p = data;
+
+  while (len > 0)
+    {
+      ssize_t n = write(fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -1;
+      p += n;
+      len -= n;
+    }
   return 0;
 }
 

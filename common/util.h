@@ -1,6 +1,6 @@
-/* common/util: allocation that aborts on out-of-memory, string and path
- * helpers, and the validation of ids and names that come from requests
- * before they are ever used in a path. */
+/* common/util: allocation that aborts on out-of-memory, string, path,
+ * time and file helpers, and the validation of ids and names that come
+ * from requests before they are ever used in a path. */
 #ifndef CRID_COMMON_UTIL_H
 #define CRID_COMMON_UTIL_H
 
@@ -33,12 +33,38 @@ char *quote_untrusted(const char *text, size_t len, size_t max_shown);
 /* Monotonic and wall-clock time in nanoseconds. */
 int64_t time_monotonic_ns(void);
 int64_t time_realtime_ns(void);
+/* The time left until a time_monotonic_ns() deadline, in milliseconds
+ * as poll() takes them: -1 (no limit) when deadline_ns is 0, 0 once it
+ * has passed. */
+int time_remaining_ms(int64_t deadline_ns);
 
 /* Creates path and its missing parents with mode; existing dirs are fine. */
 int mkdir_p(const char *path, mode_t mode, struct error *err);
 
 /* Reads a whole file (at most max_size bytes, else EFBIG), NUL-terminated. */
 int read_file(const char *path, size_t max_size, char **out, size_t *out_len, struct error *err);
+
+/* The pid in a pid file (a runtime's --pid-file, conmon.pid); 0 when the
+ * file is missing or unreadable: a process that may not have written it
+ * yet, or may be gone, is not an error. */
+pid_t read_pid_file(const char *path);
+
+/* What a program writes to a pipe, as far as it is kept: at most max
+ * bytes, NUL-terminated once anything is; what comes beyond max is read
+ * and dropped, so the program never blocks on a full pipe. */
+struct pipe_capture
+{
+  char *data; /* NULL until something is kept */
+  size_t len, cap, max;
+};
+
+/* Reads what fd has ready into capture; false once fd has reached its
+ * end or failed, when it is no longer worth polling. */
+bool pipe_capture_read(struct pipe_capture *capture, int fd);
+
+/* Writes all len bytes, retrying short writes and EINTR; -1 with errno
+ * set on failure. */
+int write_all(int fd, const void *data, size_t len);
 
 /* A 64-character lower-case hexadecimal id, as crid generates them. */
 bool id_is_valid(const char *id);

@@ -3,6 +3,7 @@
  * UpdateContainerResources: protobuf in, pod/container.c, protobuf out. */
 #include "crid/daemon.h"
 #include "crid/rpc.h"
+#include "crid/service_common.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -13,8 +14,6 @@
 
 #include <errno.h>
 #include <string.h>
-
-#define SPEC_MAX_SIZE (4 * 1024 * 1024)
 
 /* ---- Helpers ---------------------------------------------------------- */
 
@@ -48,37 +47,10 @@ arena_copy_message(struct rpc_call *call, const ProtobufCMessage *message)
   return protobuf_c_message_unpack(message->descriptor, &allocator, len, bytes);
 }
 
-#define COPY_MAP(call, source, n_source, entry_type, entry_init, out, n_out)                       \
-  do                                                                                               \
-    {                                                                                              \
-      (n_out) = (n_source);                                                                        \
-      (out) = arena_new_array(&(call)->arena, entry_type *, (n_source) + 1);                       \
-      for (size_t i_ = 0; i_ < (n_source); i_++)                                                   \
-        {                                                                                          \
-          entry_type *entry_ = arena_new(&(call)->arena, entry_type);                              \
-          entry_init(entry_);                                                                      \
-          entry_->key = arena_strdup(&(call)->arena, (source)[i_]->key);                           \
-          entry_->value = arena_strdup(&(call)->arena, (source)[i_]->value);                       \
-          (out)[i_] = entry_;                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-  while (0)
-
 static struct container *
 find_container(struct rpc_call *call, const char *id, struct error *err)
 {
   return pod_manager_find_container(call->daemon->pods, id, err);
-}
-
-/* A missing container is fine for the idempotent calls. */
-static struct container *
-find_or_absent(struct rpc_call *call, const char *id, bool *absent, struct error *err)
-{
-  struct container *container = find_container(call, id, err);
-  *absent = container == NULL && err->code == ENOENT;
-  if (*absent)
-    error_clear(err);
-  return container;
 }
 
 static Runtime__V1__ContainerMetadata *
@@ -106,11 +78,10 @@ RPC_HANDLER(rpc_create_container)
 {
   Runtime__V1__CreateContainerResponse *reply
       = arena_new(&call->arena, Runtime__V1__CreateContainerResponse);
-  size_t len = protobuf_c_message_get_packed_size(request);
-  cleanup_free uint8_t *bytes = xmalloc(len ? len : 1);
+  size_t len;
+  cleanup_free uint8_t *bytes = rpc_pack_request(request, &len);
   struct container *container;
 
-  protobuf_c_message_pack(request, bytes);
   if (container_create(call->daemon->pods, bytes, len, &container, err) < 0)
     return -1;
   runtime__v1__create_container_response__init(reply);
@@ -124,8 +95,6 @@ RPC_HANDLER(rpc_start_container)
 {
   const Runtime__V1__StartContainerRequest *start
       = (const Runtime__V1__StartContainerRequest *)request;
-  Runtime__V1__StartContainerResponse *reply
-      = arena_new(&call->arena, Runtime__V1__StartContainerResponse);
   struct container *container = find_container(call, start->container_id, err);
   int ret;
 
@@ -133,60 +102,38 @@ RPC_HANDLER(rpc_start_container)
     return -1;
   ret = container_start(call->daemon->pods, container, err);
   container_unref(container);
-  if (ret < 0)
-    return -1;
-  runtime__v1__start_container_response__init(reply);
-  *response = &reply->base;
-  return 0;
+  return rpc_reply_empty(call, ret, &runtime__v1__start_container_response__descriptor, response);
 }
 
 RPC_HANDLER(rpc_stop_container)
 {
+  const ProtobufCMessageDescriptor *reply_type = &runtime__v1__stop_container_response__descriptor;
   const Runtime__V1__StopContainerRequest *stop
       = (const Runtime__V1__StopContainerRequest *)request;
-  Runtime__V1__StopContainerResponse *reply
-      = arena_new(&call->arena, Runtime__V1__StopContainerResponse);
-  bool absent;
-  struct container *container = find_or_absent(call, stop->container_id, &absent, err);
+  struct container *container = find_container(call, stop->container_id, err);
   int ret;
 
-  if (container == NULL && !absent)
-    return -1;
-  if (container)
-    {
-      ret = container_stop(call->daemon->pods, container, stop->timeout < 0 ? 0 : stop->timeout,
-                           err);
-      container_unref(container);
-      if (ret < 0)
-        return -1;
-    }
-  runtime__v1__stop_container_response__init(reply);
-  *response = &reply->base;
-  return 0;
+  if (container == NULL)
+    return rpc_reply_empty(call, rpc_gone_is_done(err), reply_type, response);
+  ret = container_stop(call->daemon->pods, container, stop->timeout < 0 ? 0 : stop->timeout, err);
+  container_unref(container);
+  return rpc_reply_empty(call, ret, reply_type, response);
 }
 
 RPC_HANDLER(rpc_remove_container)
 {
+  const ProtobufCMessageDescriptor *reply_type
+      = &runtime__v1__remove_container_response__descriptor;
   const Runtime__V1__RemoveContainerRequest *remove
       = (const Runtime__V1__RemoveContainerRequest *)request;
-  Runtime__V1__RemoveContainerResponse *reply
-      = arena_new(&call->arena, Runtime__V1__RemoveContainerResponse);
-  bool absent;
-  struct container *container = find_or_absent(call, remove->container_id, &absent, err);
+  struct container *container = find_container(call, remove->container_id, err);
   int ret;
 
-  if (container == NULL && !absent)
-    return -1;
-  if (container)
-    {
-      ret = container_remove(call->daemon->pods, container, err);
-      container_unref(container);
-      if (ret < 0)
-        return -1;
-    }
-  runtime__v1__remove_container_response__init(reply);
-  *response = &reply->base;
-  return 0;
+  if (container == NULL)
+    return rpc_reply_empty(call, rpc_gone_is_done(err), reply_type, response);
+  ret = container_remove(call->daemon->pods, container, err);
+  container_unref(container);
+  return rpc_reply_empty(call, ret, reply_type, response);
 }
 
 /* ---- Status and list -------------------------------------------------- */
@@ -235,14 +182,7 @@ verbose_info(struct rpc_call *call, const struct container *container)
   struct json_writer *writer = json_writer_new(false);
   cleanup_free char *dir = container_dir(pods, container->id);
   cleanup_free char *spec_path = xasprintf("%s/config.json", dir);
-  cleanup_free char *spec_text = NULL;
-  cleanup_json struct json_value *spec = NULL;
-  struct error ignored = ERROR_INIT;
-  size_t spec_len = 0;
 
-  if (read_file(spec_path, SPEC_MAX_SIZE, &spec_text, &spec_len, &ignored) == 0)
-    spec = json_parse(spec_text, spec_len, &ignored);
-  error_clear(&ignored);
   json_begin_object(writer);
   json_write_key(writer, "pid");
   json_write_int(writer, container->state == CONTAINER_RUNNING ? container->pid : 0);
@@ -254,10 +194,7 @@ verbose_info(struct rpc_call *call, const struct container *container)
   json_write_string(writer, container->cgroups_path ? container->cgroups_path : "");
   json_write_key(writer, "bundle");
   json_write_string(writer, dir);
-  json_write_key(writer, "runtimeSpec");
-  json_write_value(writer, spec);
-  json_end_object(writer);
-  return arena_adopt(&call->arena, json_writer_finish(writer, NULL));
+  return rpc_verbose_info_finish(call, writer, spec_path);
 }
 
 static Runtime__V1__ContainerStatus *
@@ -280,12 +217,13 @@ status_of(struct rpc_call *call, const struct container *container)
   status->reason = (char *)reason_of(container);
   if (container->state == CONTAINER_EXITED && container->message)
     status->message = arena_strdup(&call->arena, container->message);
-  COPY_MAP(call, config->labels, config->n_labels, Runtime__V1__ContainerStatus__LabelsEntry,
-           runtime__v1__container_status__labels_entry__init, status->labels, status->n_labels);
-  COPY_MAP(call, config->annotations, config->n_annotations,
-           Runtime__V1__ContainerStatus__AnnotationsEntry,
-           runtime__v1__container_status__annotations_entry__init, status->annotations,
-           status->n_annotations);
+  status->n_labels = config->n_labels;
+  status->labels = rpc_copy_map(call, &runtime__v1__container_status__labels_entry__descriptor,
+                                config->labels, config->n_labels);
+  status->n_annotations = config->n_annotations;
+  status->annotations
+      = rpc_copy_map(call, &runtime__v1__container_status__annotations_entry__descriptor,
+                     config->annotations, config->n_annotations);
   status->mounts = copy_mounts(call, config, &status->n_mounts);
   status->log_path = arena_strdup(&call->arena, container->log_path ? container->log_path : "");
   status->resources = copy_resources(call, container);
@@ -315,15 +253,10 @@ RPC_HANDLER(rpc_container_status)
   reply->status = status_of(call, container);
   if (status_request->verbose)
     {
-      Runtime__V1__ContainerStatusResponse__InfoEntry *entry
-          = arena_new(&call->arena, Runtime__V1__ContainerStatusResponse__InfoEntry);
-      runtime__v1__container_status_response__info_entry__init(entry);
-      entry->key = (char *)"info";
-      entry->value = verbose_info(call, container);
       reply->n_info = 1;
       reply->info
-          = arena_new_array(&call->arena, Runtime__V1__ContainerStatusResponse__InfoEntry *, 1);
-      reply->info[0] = entry;
+          = rpc_info_map(call, &runtime__v1__container_status_response__info_entry__descriptor,
+                         verbose_info(call, container));
     }
   pthread_mutex_unlock(&container->lock);
   container_unref(container);
@@ -332,36 +265,17 @@ RPC_HANDLER(rpc_container_status)
 }
 
 static bool
-labels_match(const struct container *container, const Runtime__V1__ContainerFilter *filter)
-{
-  const Runtime__V1__ContainerConfig *config = container->config;
-
-  for (size_t i = 0; i < filter->n_label_selector; i++)
-    {
-      bool found = false;
-      for (size_t j = 0; j < config->n_labels && !found; j++)
-        found = strcmp(config->labels[j]->key, filter->label_selector[i]->key) == 0
-                && strcmp(config->labels[j]->value, filter->label_selector[i]->value) == 0;
-      if (!found)
-        return false;
-    }
-  return true;
-}
-
-static bool
 filter_matches(const struct container *container, const Runtime__V1__ContainerFilter *filter)
 {
   if (filter == NULL)
     return true;
-  if (filter->id[0] && strncmp(container->id, filter->id, strlen(filter->id)) != 0)
-    return false;
-  if (filter->pod_sandbox_id[0]
-      && strncmp(container->sandbox_id, filter->pod_sandbox_id, strlen(filter->pod_sandbox_id))
-             != 0)
+  if (!rpc_id_matches(container->id, filter->id)
+      || !rpc_id_matches(container->sandbox_id, filter->pod_sandbox_id))
     return false;
   if (filter->state && (int)filter->state->state != (int)container->state)
     return false;
-  return labels_match(container, filter);
+  return rpc_labels_match(container->config->labels, container->config->n_labels,
+                          filter->label_selector, filter->n_label_selector);
 }
 
 static Runtime__V1__Container *
@@ -379,11 +293,12 @@ list_item(struct rpc_call *call, const struct container *container)
   item->image_id = item->image_ref;
   item->state = (Runtime__V1__ContainerState)container->state;
   item->created_at = container->created_at;
-  COPY_MAP(call, config->labels, config->n_labels, Runtime__V1__Container__LabelsEntry,
-           runtime__v1__container__labels_entry__init, item->labels, item->n_labels);
-  COPY_MAP(call, config->annotations, config->n_annotations,
-           Runtime__V1__Container__AnnotationsEntry,
-           runtime__v1__container__annotations_entry__init, item->annotations, item->n_annotations);
+  item->n_labels = config->n_labels;
+  item->labels = rpc_copy_map(call, &runtime__v1__container__labels_entry__descriptor,
+                              config->labels, config->n_labels);
+  item->n_annotations = config->n_annotations;
+  item->annotations = rpc_copy_map(call, &runtime__v1__container__annotations_entry__descriptor,
+                                   config->annotations, config->n_annotations);
   return item;
 }
 
@@ -461,8 +376,6 @@ RPC_HANDLER(rpc_reopen_container_log)
 {
   const Runtime__V1__ReopenContainerLogRequest *reopen
       = (const Runtime__V1__ReopenContainerLogRequest *)request;
-  Runtime__V1__ReopenContainerLogResponse *reply
-      = arena_new(&call->arena, Runtime__V1__ReopenContainerLogResponse);
   struct container *container = find_container(call, reopen->container_id, err);
   int ret;
 
@@ -470,19 +383,14 @@ RPC_HANDLER(rpc_reopen_container_log)
     return -1;
   ret = container_reopen_log(call->daemon->pods, container, err);
   container_unref(container);
-  if (ret < 0)
-    return -1;
-  runtime__v1__reopen_container_log_response__init(reply);
-  *response = &reply->base;
-  return 0;
+  return rpc_reply_empty(call, ret, &runtime__v1__reopen_container_log_response__descriptor,
+                         response);
 }
 
 RPC_HANDLER(rpc_update_container_resources)
 {
   const Runtime__V1__UpdateContainerResourcesRequest *update
       = (const Runtime__V1__UpdateContainerResourcesRequest *)request;
-  Runtime__V1__UpdateContainerResourcesResponse *reply
-      = arena_new(&call->arena, Runtime__V1__UpdateContainerResourcesResponse);
   struct container *container = find_container(call, update->container_id, err);
   int ret;
 
@@ -490,9 +398,6 @@ RPC_HANDLER(rpc_update_container_resources)
     return -1;
   ret = container_update_resources(call->daemon->pods, container, update->linux, err);
   container_unref(container);
-  if (ret < 0)
-    return -1;
-  runtime__v1__update_container_resources_response__init(reply);
-  *response = &reply->base;
-  return 0;
+  return rpc_reply_empty(call, ret, &runtime__v1__update_container_resources_response__descriptor,
+                         response);
 }

@@ -2,6 +2,7 @@
  * ListPodSandbox: protobuf in, pod/sandbox.c, protobuf out. */
 #include "crid/daemon.h"
 #include "crid/rpc.h"
+#include "crid/service_common.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -9,10 +10,7 @@
 #include "pod/pod_manager.h"
 #include "pod/sandbox.h"
 
-#include <errno.h>
 #include <string.h>
-
-#define SPEC_MAX_SIZE (4 * 1024 * 1024)
 
 int
 rpc_run_pod_sandbox(struct rpc_call *call, const ProtobufCMessage *request,
@@ -20,13 +18,10 @@ rpc_run_pod_sandbox(struct rpc_call *call, const ProtobufCMessage *request,
 {
   Runtime__V1__RunPodSandboxResponse *reply
       = arena_new(&call->arena, Runtime__V1__RunPodSandboxResponse);
-  size_t len = protobuf_c_message_get_packed_size(request);
-  cleanup_free uint8_t *bytes = xmalloc(len);
+  size_t len;
+  cleanup_free uint8_t *bytes = rpc_pack_request(request, &len);
   struct sandbox *sandbox;
 
-  /* Re-packed from the decoded request: the same fields, so labels and
-   * annotations come back byte for byte. */
-  protobuf_c_message_pack(request, bytes);
   if (sandbox_run(call->daemon->pods, bytes, len, &sandbox, err) < 0)
     return -1;
   runtime__v1__run_pod_sandbox_response__init(reply);
@@ -36,87 +31,42 @@ rpc_run_pod_sandbox(struct rpc_call *call, const ProtobufCMessage *request,
   return 0;
 }
 
-/* A missing sandbox is fine for the idempotent calls. */
-static struct sandbox *
-find_or_absent(struct rpc_call *call, const char *id, bool *absent, struct error *err)
-{
-  struct sandbox *sandbox = pod_manager_find_sandbox(call->daemon->pods, id, err);
-  *absent = sandbox == NULL && err->code == ENOENT;
-  if (*absent)
-    error_clear(err);
-  return sandbox;
-}
-
 int
 rpc_stop_pod_sandbox(struct rpc_call *call, const ProtobufCMessage *request,
                      ProtobufCMessage **response, struct error *err)
 {
+  const ProtobufCMessageDescriptor *reply_type
+      = &runtime__v1__stop_pod_sandbox_response__descriptor;
   const Runtime__V1__StopPodSandboxRequest *stop
       = (const Runtime__V1__StopPodSandboxRequest *)request;
-  Runtime__V1__StopPodSandboxResponse *reply
-      = arena_new(&call->arena, Runtime__V1__StopPodSandboxResponse);
-  bool absent;
-  struct sandbox *sandbox = find_or_absent(call, stop->pod_sandbox_id, &absent, err);
+  struct sandbox *sandbox = pod_manager_find_sandbox(call->daemon->pods, stop->pod_sandbox_id, err);
   int ret;
 
-  if (sandbox == NULL && !absent)
-    return -1;
-  if (sandbox)
-    {
-      ret = sandbox_stop(call->daemon->pods, sandbox, err);
-      sandbox_unref(sandbox);
-      if (ret < 0)
-        return -1;
-    }
-  runtime__v1__stop_pod_sandbox_response__init(reply);
-  *response = &reply->base;
-  return 0;
+  if (sandbox == NULL)
+    return rpc_reply_empty(call, rpc_gone_is_done(err), reply_type, response);
+  ret = sandbox_stop(call->daemon->pods, sandbox, err);
+  sandbox_unref(sandbox);
+  return rpc_reply_empty(call, ret, reply_type, response);
 }
 
 int
 rpc_remove_pod_sandbox(struct rpc_call *call, const ProtobufCMessage *request,
                        ProtobufCMessage **response, struct error *err)
 {
+  const ProtobufCMessageDescriptor *reply_type
+      = &runtime__v1__remove_pod_sandbox_response__descriptor;
   const Runtime__V1__RemovePodSandboxRequest *remove
       = (const Runtime__V1__RemovePodSandboxRequest *)request;
-  Runtime__V1__RemovePodSandboxResponse *reply
-      = arena_new(&call->arena, Runtime__V1__RemovePodSandboxResponse);
-  bool absent;
-  struct sandbox *sandbox = find_or_absent(call, remove->pod_sandbox_id, &absent, err);
+  struct sandbox *sandbox
+      = pod_manager_find_sandbox(call->daemon->pods, remove->pod_sandbox_id, err);
   int ret;
 
-  if (sandbox == NULL && !absent)
-    return -1;
-  if (sandbox)
-    {
-      ret = sandbox_remove(call->daemon->pods, sandbox, err);
-      sandbox_unref(sandbox);
-      if (ret < 0)
-        return -1;
-    }
-  runtime__v1__remove_pod_sandbox_response__init(reply);
-  *response = &reply->base;
-  return 0;
+  if (sandbox == NULL)
+    return rpc_reply_empty(call, rpc_gone_is_done(err), reply_type, response);
+  ret = sandbox_remove(call->daemon->pods, sandbox, err);
+  sandbox_unref(sandbox);
+  return rpc_reply_empty(call, ret, reply_type, response);
 }
-
-/* Map entries are retyped (each message has its own entry type with the
- * same layout) and copied into the arena: the sandbox may go away before
- * the reply is packed. */
-#define COPY_MAP(call, source, n_source, entry_type, entry_init, out, n_out)                       \
-  do                                                                                               \
-    {                                                                                              \
-      (n_out) = (n_source);                                                                        \
-      (out) = arena_new_array(&(call)->arena, entry_type *, (n_source) + 1);                       \
-      for (size_t i_ = 0; i_ < (n_source); i_++)                                                   \
-        {                                                                                          \
-          entry_type *entry_ = arena_new(&(call)->arena, entry_type);                              \
-          entry_init(entry_);                                                                      \
-          entry_->key = arena_strdup(&(call)->arena, (source)[i_]->key);                           \
-          entry_->value = arena_strdup(&(call)->arena, (source)[i_]->value);                       \
-          (out)[i_] = entry_;                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-  while (0)
 
 static Runtime__V1__PodSandboxMetadata *
 copy_metadata(struct rpc_call *call, const Runtime__V1__PodSandboxMetadata *source)
@@ -182,14 +132,7 @@ verbose_info(struct rpc_call *call, const struct sandbox *sandbox)
   cleanup_free char *dir = sandbox_dir(pods, sandbox->id);
   cleanup_free char *ns_dir = sandbox_namespace_dir(pods, sandbox->id);
   cleanup_free char *spec_path = xasprintf("%s/bundle/config.json", dir);
-  cleanup_free char *spec_text = NULL;
-  struct error ignored = ERROR_INIT;
-  size_t spec_len = 0;
-  cleanup_json struct json_value *spec = NULL;
 
-  if (read_file(spec_path, SPEC_MAX_SIZE, &spec_text, &spec_len, &ignored) == 0)
-    spec = json_parse(spec_text, spec_len, &ignored);
-  error_clear(&ignored);
   json_begin_object(writer);
   json_write_key(writer, "pid");
   json_write_int(writer, sandbox->state == SANDBOX_READY ? sandbox->pause_pid : 0);
@@ -204,10 +147,7 @@ verbose_info(struct rpc_call *call, const struct sandbox *sandbox)
   json_write_string(writer, sandbox->handler);
   json_write_key(writer, "network");
   json_write_string(writer, sandbox->network_name ? sandbox->network_name : "");
-  json_write_key(writer, "runtimeSpec");
-  json_write_value(writer, spec);
-  json_end_object(writer);
-  return arena_adopt(&call->arena, json_writer_finish(writer, NULL));
+  return rpc_verbose_info_finish(call, writer, spec_path);
 }
 
 int
@@ -236,25 +176,20 @@ rpc_pod_sandbox_status(struct rpc_call *call, const ProtobufCMessage *request,
   status->created_at = sandbox->created_at;
   status->network = network_status(call, sandbox);
   status->linux = linux_status(call, sandbox);
-  COPY_MAP(call, sandbox->config->labels, sandbox->config->n_labels,
-           Runtime__V1__PodSandboxStatus__LabelsEntry,
-           runtime__v1__pod_sandbox_status__labels_entry__init, status->labels, status->n_labels);
-  COPY_MAP(call, sandbox->config->annotations, sandbox->config->n_annotations,
-           Runtime__V1__PodSandboxStatus__AnnotationsEntry,
-           runtime__v1__pod_sandbox_status__annotations_entry__init, status->annotations,
-           status->n_annotations);
+  status->n_labels = sandbox->config->n_labels;
+  status->labels = rpc_copy_map(call, &runtime__v1__pod_sandbox_status__labels_entry__descriptor,
+                                sandbox->config->labels, status->n_labels);
+  status->n_annotations = sandbox->config->n_annotations;
+  status->annotations
+      = rpc_copy_map(call, &runtime__v1__pod_sandbox_status__annotations_entry__descriptor,
+                     sandbox->config->annotations, status->n_annotations);
   status->runtime_handler = arena_strdup(&call->arena, sandbox->request->runtime_handler);
   if (status_request->verbose)
     {
-      Runtime__V1__PodSandboxStatusResponse__InfoEntry *entry
-          = arena_new(&call->arena, Runtime__V1__PodSandboxStatusResponse__InfoEntry);
-      runtime__v1__pod_sandbox_status_response__info_entry__init(entry);
-      entry->key = (char *)"info";
-      entry->value = verbose_info(call, sandbox);
       reply->n_info = 1;
       reply->info
-          = arena_new_array(&call->arena, Runtime__V1__PodSandboxStatusResponse__InfoEntry *, 1);
-      reply->info[0] = entry;
+          = rpc_info_map(call, &runtime__v1__pod_sandbox_status_response__info_entry__descriptor,
+                         verbose_info(call, sandbox));
     }
   pthread_mutex_unlock(&sandbox->lock);
   sandbox_unref(sandbox);
@@ -265,30 +200,16 @@ rpc_pod_sandbox_status(struct rpc_call *call, const ProtobufCMessage *request,
 }
 
 static bool
-labels_match(const struct sandbox *sandbox, const Runtime__V1__PodSandboxFilter *filter)
-{
-  for (size_t i = 0; i < filter->n_label_selector; i++)
-    {
-      bool found = false;
-      for (size_t j = 0; j < sandbox->config->n_labels && !found; j++)
-        found = strcmp(sandbox->config->labels[j]->key, filter->label_selector[i]->key) == 0
-                && strcmp(sandbox->config->labels[j]->value, filter->label_selector[i]->value) == 0;
-      if (!found)
-        return false;
-    }
-  return true;
-}
-
-static bool
 filter_matches(const struct sandbox *sandbox, const Runtime__V1__PodSandboxFilter *filter)
 {
   if (filter == NULL)
     return true;
-  if (filter->id[0] && strncmp(sandbox->id, filter->id, strlen(filter->id)) != 0)
+  if (!rpc_id_matches(sandbox->id, filter->id))
     return false;
   if (filter->state && (int)filter->state->state != (int)sandbox->state)
     return false;
-  return labels_match(sandbox, filter);
+  return rpc_labels_match(sandbox->config->labels, sandbox->config->n_labels,
+                          filter->label_selector, filter->n_label_selector);
 }
 
 static Runtime__V1__PodSandbox *
@@ -302,13 +223,12 @@ list_item(struct rpc_call *call, const struct sandbox *sandbox)
   item->state = sandbox->state == SANDBOX_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
                                                 : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
   item->created_at = sandbox->created_at;
-  COPY_MAP(call, sandbox->config->labels, sandbox->config->n_labels,
-           Runtime__V1__PodSandbox__LabelsEntry, runtime__v1__pod_sandbox__labels_entry__init,
-           item->labels, item->n_labels);
-  COPY_MAP(call, sandbox->config->annotations, sandbox->config->n_annotations,
-           Runtime__V1__PodSandbox__AnnotationsEntry,
-           runtime__v1__pod_sandbox__annotations_entry__init, item->annotations,
-           item->n_annotations);
+  item->n_labels = sandbox->config->n_labels;
+  item->labels = rpc_copy_map(call, &runtime__v1__pod_sandbox__labels_entry__descriptor,
+                              sandbox->config->labels, item->n_labels);
+  item->n_annotations = sandbox->config->n_annotations;
+  item->annotations = rpc_copy_map(call, &runtime__v1__pod_sandbox__annotations_entry__descriptor,
+                                   sandbox->config->annotations, item->n_annotations);
   item->runtime_handler = arena_strdup(&call->arena, sandbox->request->runtime_handler);
   return item;
 }

@@ -191,24 +191,6 @@ job_request(struct job *job)
   return request;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
-{
-  const char *p = data;
-
-  while (len > 0)
-    {
-      ssize_t n = write(fd, p, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return -1;
-      p += n;
-      len -= n;
-    }
-  return 0;
-}
-
 /* ---- A blob into the store ---------------------------------------------- */
 
 struct blob_sink

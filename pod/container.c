@@ -192,21 +192,6 @@ process_alive(pid_t pid)
   return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
-static pid_t
-monitor_pid_of(const struct pod_manager *manager, const char *id)
-{
-  cleanup_free char *dir = container_socket_dir(manager, id);
-  cleanup_free char *path = xasprintf("%s/conmon.pid", dir);
-  cleanup_free char *text = NULL;
-  struct error ignored = ERROR_INIT;
-  pid_t pid = 0;
-
-  if (read_file(path, 64, &text, NULL, &ignored) == 0)
-    pid = (pid_t)atoi(text);
-  error_clear(&ignored);
-  return pid;
-}
-
 /* With lock held: reads the exit file; true when the container has
  * ended (now or before). */
 static bool
@@ -234,7 +219,7 @@ refresh_locked(struct pod_manager *manager, struct container *container)
     {
       /* No exit file: the monitor still runs, or it is gone (a reboot,
        * a kill) and nobody will ever write one. */
-      if (process_alive(container->pid) || process_alive(monitor_pid_of(manager, container->id)))
+      if (process_alive(container->pid) || process_alive(monitor_read_pid(socket_dir)))
         return false;
       /* The monitor may have written the file just now. */
       if (monitor_read_exit(exits, container->id, &status, &err) <= 0)

@@ -4,7 +4,7 @@
  * sandbox's. */
 #include "pod/container.h"
 #include "pod/pod_manager.h"
-#include "common/atomic_file.h"
+#include "pod/state_file.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -13,10 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define CONTAINER_STATE_VERSION 1
-#define CONTAINER_FILE_MAX (16 * 1024 * 1024)
 
 static const char *const state_names[] = { "created", "running", "exited", "unknown" };
 
@@ -65,30 +63,6 @@ container_reservation_key(const char *sandbox_id, const Runtime__V1__ContainerCo
   return xasprintf("%s_%s_%u", sandbox_id, config->metadata->name, config->metadata->attempt);
 }
 
-static void
-write_string_field(struct json_writer *writer, const char *key, const char *value)
-{
-  json_write_key(writer, key);
-  if (value)
-    json_write_string(writer, value);
-  else
-    json_write_null(writer);
-}
-
-static void
-write_int_field(struct json_writer *writer, const char *key, int64_t value)
-{
-  json_write_key(writer, key);
-  json_write_int(writer, value);
-}
-
-static void
-write_bool_field(struct json_writer *writer, const char *key, bool value)
-{
-  json_write_key(writer, key);
-  json_write_bool(writer, value);
-}
-
 /* The resources an update put in force, by their CRI field names. */
 static void
 write_resources(struct json_writer *writer, const Runtime__V1__LinuxContainerResources *r)
@@ -100,22 +74,22 @@ write_resources(struct json_writer *writer, const Runtime__V1__LinuxContainerRes
       return;
     }
   json_begin_object(writer);
-  write_int_field(writer, "cpu_period", r->cpu_period);
-  write_int_field(writer, "cpu_quota", r->cpu_quota);
-  write_int_field(writer, "cpu_shares", r->cpu_shares);
-  write_int_field(writer, "memory_limit_in_bytes", r->memory_limit_in_bytes);
-  write_int_field(writer, "memory_swap_limit_in_bytes", r->memory_swap_limit_in_bytes);
-  write_int_field(writer, "oom_score_adj", r->oom_score_adj);
-  write_string_field(writer, "cpuset_cpus", r->cpuset_cpus);
-  write_string_field(writer, "cpuset_mems", r->cpuset_mems);
+  state_write_int(writer, "cpu_period", r->cpu_period);
+  state_write_int(writer, "cpu_quota", r->cpu_quota);
+  state_write_int(writer, "cpu_shares", r->cpu_shares);
+  state_write_int(writer, "memory_limit_in_bytes", r->memory_limit_in_bytes);
+  state_write_int(writer, "memory_swap_limit_in_bytes", r->memory_swap_limit_in_bytes);
+  state_write_int(writer, "oom_score_adj", r->oom_score_adj);
+  state_write_string(writer, "cpuset_cpus", r->cpuset_cpus);
+  state_write_string(writer, "cpuset_mems", r->cpuset_mems);
   json_write_key(writer, "hugepage_limits");
   json_begin_array(writer);
   for (size_t i = 0; i < r->n_hugepage_limits; i++)
     {
       json_begin_object(writer);
-      write_string_field(writer, "page_size", r->hugepage_limits[i]->page_size);
+      state_write_string(writer, "page_size", r->hugepage_limits[i]->page_size);
       /* uint64 in the message; limits beyond int64 mean nothing to a cgroup. */
-      write_int_field(writer, "limit", (int64_t)r->hugepage_limits[i]->limit);
+      state_write_int(writer, "limit", (int64_t)r->hugepage_limits[i]->limit);
       json_end_object(writer);
     }
   json_end_array(writer);
@@ -136,25 +110,25 @@ state_to_json(const struct container *c, size_t *len)
   struct json_writer *writer = json_writer_new(true);
 
   json_begin_object(writer);
-  write_int_field(writer, "version", CONTAINER_STATE_VERSION);
-  write_string_field(writer, "id", c->id);
-  write_string_field(writer, "sandbox_id", c->sandbox_id);
-  write_string_field(writer, "state", state_names[c->state]);
-  write_string_field(writer, "handler", c->handler);
-  write_string_field(writer, "image_name", c->image_name);
-  write_string_field(writer, "image_id", c->image_id);
-  write_string_field(writer, "log_path", c->log_path);
-  write_string_field(writer, "cgroups_path", c->cgroups_path);
-  write_string_field(writer, "message", c->message);
-  write_int_field(writer, "stop_signal", c->stop_signal);
-  write_int_field(writer, "created_at", c->created_at);
-  write_int_field(writer, "started_at", c->started_at);
-  write_int_field(writer, "finished_at", c->finished_at);
-  write_int_field(writer, "exit_code", c->exit_code);
-  write_int_field(writer, "pid", c->pid);
-  write_bool_field(writer, "oom_killed", c->oom_killed);
-  write_bool_field(writer, "rootfs_mounted", c->rootfs_mounted);
-  write_bool_field(writer, "runtime_created", c->runtime_created);
+  state_write_int(writer, "version", CONTAINER_STATE_VERSION);
+  state_write_string(writer, "id", c->id);
+  state_write_string(writer, "sandbox_id", c->sandbox_id);
+  state_write_string(writer, "state", state_names[c->state]);
+  state_write_string(writer, "handler", c->handler);
+  state_write_string(writer, "image_name", c->image_name);
+  state_write_string(writer, "image_id", c->image_id);
+  state_write_string(writer, "log_path", c->log_path);
+  state_write_string(writer, "cgroups_path", c->cgroups_path);
+  state_write_string(writer, "message", c->message);
+  state_write_int(writer, "stop_signal", c->stop_signal);
+  state_write_int(writer, "created_at", c->created_at);
+  state_write_int(writer, "started_at", c->started_at);
+  state_write_int(writer, "finished_at", c->finished_at);
+  state_write_int(writer, "exit_code", c->exit_code);
+  state_write_int(writer, "pid", c->pid);
+  state_write_bool(writer, "oom_killed", c->oom_killed);
+  state_write_bool(writer, "rootfs_mounted", c->rootfs_mounted);
+  state_write_bool(writer, "runtime_created", c->runtime_created);
   write_resources(writer, c->resources);
   json_end_object(writer);
   return json_writer_finish(writer, len);
@@ -165,38 +139,12 @@ container_save(const struct pod_manager *manager, const struct container *contai
                struct error *err)
 {
   cleanup_free char *dir = container_dir(manager, container->id);
-  cleanup_free char *request_path = xasprintf("%s/request.pb", dir);
-  cleanup_free char *state_path = xasprintf("%s/state.json", dir);
-  cleanup_free char *text = NULL;
   size_t len;
-  struct stat st;
+  cleanup_free char *text = state_to_json(container, &len);
 
-  if (mkdir_p(dir, 0700, err) < 0)
-    return error_wrap(err, "save container %s", container->id);
-  if (stat(request_path, &st) < 0
-      && atomic_write_file(request_path, container->request_bytes, container->request_len, 0600,
-                           err)
-             < 0)
-    return error_wrap(err, "save container %s", container->id);
-  text = state_to_json(container, &len);
-  if (atomic_write_file(state_path, text, len, 0600, err) < 0)
+  if (state_file_save(dir, container->request_bytes, container->request_len, text, len, err) < 0)
     return error_wrap(err, "save container %s", container->id);
   return 0;
-}
-
-static char *
-dup_field(const struct json_value *state, const char *key)
-{
-  const char *value = json_object_get_string(state, key);
-  return value ? xstrdup(value) : NULL;
-}
-
-static int64_t
-int_field(const struct json_value *state, const char *key)
-{
-  int64_t value = 0;
-  json_integer(json_object_get(state, key), &value);
-  return value;
 }
 
 /* The message back from write_resources' object; NULL for null (no
@@ -221,12 +169,12 @@ read_resources(const struct json_value *value)
 
   if (!json_is_object(value))
     return NULL;
-  r.cpu_period = int_field(value, "cpu_period");
-  r.cpu_quota = int_field(value, "cpu_quota");
-  r.cpu_shares = int_field(value, "cpu_shares");
-  r.memory_limit_in_bytes = int_field(value, "memory_limit_in_bytes");
-  r.memory_swap_limit_in_bytes = int_field(value, "memory_swap_limit_in_bytes");
-  r.oom_score_adj = int_field(value, "oom_score_adj");
+  r.cpu_period = state_read_int(value, "cpu_period");
+  r.cpu_quota = state_read_int(value, "cpu_quota");
+  r.cpu_shares = state_read_int(value, "cpu_shares");
+  r.memory_limit_in_bytes = state_read_int(value, "memory_limit_in_bytes");
+  r.memory_swap_limit_in_bytes = state_read_int(value, "memory_swap_limit_in_bytes");
+  r.oom_score_adj = state_read_int(value, "oom_score_adj");
   if ((text = json_object_get_string(value, "cpuset_cpus")))
     r.cpuset_cpus = (char *)text;
   if ((text = json_object_get_string(value, "cpuset_mems")))
@@ -239,7 +187,7 @@ read_resources(const struct json_value *value)
         continue;
       runtime__v1__hugepage_limit__init(&hugepage_items[r.n_hugepage_limits]);
       hugepage_items[r.n_hugepage_limits].page_size = (char *)text;
-      hugepage_items[r.n_hugepage_limits].limit = (uint64_t)int_field(item, "limit");
+      hugepage_items[r.n_hugepage_limits].limit = (uint64_t)state_read_int(item, "limit");
       hugepage_list[r.n_hugepage_limits] = &hugepage_items[r.n_hugepage_limits];
       r.n_hugepage_limits++;
     }
@@ -271,21 +219,21 @@ apply_state(struct container *c, const struct json_value *state)
       c->state = (enum container_state)i;
   text = json_object_get_string(state, "sandbox_id");
   snprintf(c->sandbox_id, sizeof c->sandbox_id, "%s", text ? text : "");
-  c->handler = dup_field(state, "handler");
-  c->image_name = dup_field(state, "image_name");
-  c->image_id = dup_field(state, "image_id");
-  c->log_path = dup_field(state, "log_path");
-  c->cgroups_path = dup_field(state, "cgroups_path");
-  c->message = dup_field(state, "message");
-  c->stop_signal = (int)int_field(state, "stop_signal");
-  c->created_at = int_field(state, "created_at");
-  c->started_at = int_field(state, "started_at");
-  c->finished_at = int_field(state, "finished_at");
-  c->exit_code = (int)int_field(state, "exit_code");
-  c->pid = (pid_t)int_field(state, "pid");
-  c->oom_killed = json_bool(json_object_get(state, "oom_killed"));
-  c->rootfs_mounted = json_bool(json_object_get(state, "rootfs_mounted"));
-  c->runtime_created = json_bool(json_object_get(state, "runtime_created"));
+  c->handler = state_read_string(state, "handler");
+  c->image_name = state_read_string(state, "image_name");
+  c->image_id = state_read_string(state, "image_id");
+  c->log_path = state_read_string(state, "log_path");
+  c->cgroups_path = state_read_string(state, "cgroups_path");
+  c->message = state_read_string(state, "message");
+  c->stop_signal = (int)state_read_int(state, "stop_signal");
+  c->created_at = state_read_int(state, "created_at");
+  c->started_at = state_read_int(state, "started_at");
+  c->finished_at = state_read_int(state, "finished_at");
+  c->exit_code = (int)state_read_int(state, "exit_code");
+  c->pid = (pid_t)state_read_int(state, "pid");
+  c->oom_killed = state_read_bool(state, "oom_killed");
+  c->rootfs_mounted = state_read_bool(state, "rootfs_mounted");
+  c->runtime_created = state_read_bool(state, "runtime_created");
   c->resources = read_resources(json_object_get(state, "resources"));
 }
 
@@ -293,30 +241,22 @@ struct container *
 container_load(const struct pod_manager *manager, const char *id, struct error *err)
 {
   cleanup_free char *dir = container_dir(manager, id);
-  cleanup_free char *request_path = xasprintf("%s/request.pb", dir);
-  cleanup_free char *state_path = xasprintf("%s/state.json", dir);
-  cleanup_free char *text = NULL;
   cleanup_json struct json_value *state = NULL;
   struct container *container = container_new();
-  char *bytes = NULL;
-  size_t len;
 
   snprintf(container->id, sizeof container->id, "%s", id);
-  if (read_file(request_path, CONTAINER_FILE_MAX, &bytes, &len, err) < 0)
+  if (state_file_read_request(dir, &container->request_bytes, &container->request_len, err) < 0)
     goto fail;
-  container->request_bytes = (uint8_t *)bytes;
-  container->request_len = len;
-  container->request = runtime__v1__create_container_request__unpack(NULL, len, (uint8_t *)bytes);
+  container->request = runtime__v1__create_container_request__unpack(NULL, container->request_len,
+                                                                     container->request_bytes);
   if (container->request == NULL || container->request->config == NULL
       || container->request->config->metadata == NULL)
     {
-      error_set(err, EINVAL, "%s does not decode", request_path);
+      error_set(err, EINVAL, "%s/request.pb does not decode", dir);
       goto fail;
     }
   container->config = container->request->config;
-  if (read_file(state_path, CONTAINER_FILE_MAX, &text, &len, err) < 0)
-    goto fail;
-  state = json_parse(text, len, err);
+  state = state_file_read_state(dir, err);
   if (state == NULL)
     goto fail;
   apply_state(container, state);

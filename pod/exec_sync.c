@@ -110,39 +110,6 @@ spawn_runtime(char *const *argv, int out_fd, int err_fd, pid_t *pid, struct erro
   return 0;
 }
 
-struct capture
-{
-  char *data;
-  size_t len;
-};
-
-static void
-capture_append(struct capture *c, const char *chunk, size_t n)
-{
-  /* Beyond the cap: read and dropped, so the command never blocks. */
-  if (c->len >= EXEC_SYNC_MAX_OUTPUT)
-    return;
-  if (n > EXEC_SYNC_MAX_OUTPUT - c->len)
-    n = EXEC_SYNC_MAX_OUTPUT - c->len;
-  c->data = xrealloc(c->data, c->len + n + 1);
-  memcpy(c->data + c->len, chunk, n);
-  c->len += n;
-  c->data[c->len] = '\0';
-}
-
-static pid_t
-read_pid(const char *path)
-{
-  cleanup_free char *text = NULL;
-  struct error ignored = ERROR_INIT;
-  pid_t pid = 0;
-
-  if (read_file(path, 64, &text, NULL, &ignored) == 0)
-    pid = (pid_t)atoi(text);
-  error_clear(&ignored);
-  return pid;
-}
-
 /* The process group of pid, from /proc/<pid>/stat (field 5). */
 static pid_t
 pgid_of(pid_t pid)
@@ -189,31 +156,20 @@ kill_command(pid_t runtime_pid, pid_t command_pid)
     }
 }
 
-static int
-remaining_ms(int64_t deadline)
-{
-  int64_t left;
-  if (deadline == 0)
-    return -1;
-  left = (deadline - time_monotonic_ns()) / 1000000;
-  return left < 0 ? 0 : (int)left;
-}
-
 /* Reads both pipes until they close; at the deadline kills the command,
  * then after a grace the runtime's whole group. */
 static void
 pump(int out_fd, int err_fd, pid_t runtime_pid, const char *pid_file, int64_t timeout_s,
-     struct capture *out, struct capture *errc, bool *timed_out)
+     struct pipe_capture *out, struct pipe_capture *errc, bool *timed_out)
 {
   int64_t deadline = timeout_s > 0 ? time_monotonic_ns() + timeout_s * 1000000000LL : 0;
   int fds_open[2] = { out_fd, err_fd };
   bool grace = false;
-  char chunk[65536];
 
   while (fds_open[0] >= 0 || fds_open[1] >= 0)
     {
       struct pollfd fds[2] = { { fds_open[0], POLLIN, 0 }, { fds_open[1], POLLIN, 0 } };
-      int n = poll(fds, 2, remaining_ms(deadline));
+      int n = poll(fds, 2, time_remaining_ms(deadline));
       if (n < 0 && errno == EINTR)
         continue;
       if (n == 0)
@@ -221,7 +177,7 @@ pump(int out_fd, int err_fd, pid_t runtime_pid, const char *pid_file, int64_t ti
           if (!grace)
             {
               *timed_out = true;
-              kill_command(runtime_pid, read_pid(pid_file));
+              kill_command(runtime_pid, read_pid_file(pid_file));
               grace = true;
               deadline = time_monotonic_ns() + KILL_GRACE_MS * 1000000LL;
               continue;
@@ -232,14 +188,8 @@ pump(int out_fd, int err_fd, pid_t runtime_pid, const char *pid_file, int64_t ti
           break;
         }
       for (int i = 0; i < 2; i++)
-        if (fds[i].fd >= 0 && fds[i].revents)
-          {
-            ssize_t got = read(fds[i].fd, chunk, sizeof chunk);
-            if (got > 0)
-              capture_append(i == 0 ? out : errc, chunk, got);
-            else if (got == 0 || errno != EINTR)
-              fds_open[i] = -1;
-          }
+        if (fds[i].fd >= 0 && fds[i].revents && !pipe_capture_read(i == 0 ? out : errc, fds[i].fd))
+          fds_open[i] = -1;
     }
 }
 
@@ -248,7 +198,8 @@ run_exec(const char *const *argv, const char *pid_file, int64_t timeout_s,
          struct exec_sync_result *result, struct error *err)
 {
   int out[2] = { -1, -1 }, errp[2] = { -1, -1 };
-  struct capture out_capture = { 0 }, err_capture = { 0 };
+  struct pipe_capture out_capture = { .max = EXEC_SYNC_MAX_OUTPUT };
+  struct pipe_capture err_capture = { .max = EXEC_SYNC_MAX_OUTPUT };
   pid_t pid;
   int status = 0;
 

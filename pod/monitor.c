@@ -151,18 +151,6 @@ parse_sync(const char *line, pid_t *pid, struct error *err)
   return 0;
 }
 
-static pid_t
-read_pid_file(const char *path)
-{
-  cleanup_free char *text = NULL;
-  struct error ignored = ERROR_INIT;
-  pid_t pid = 0;
-  if (read_file(path, 64, &text, NULL, &ignored) == 0)
-    pid = (pid_t)atoi(text);
-  error_clear(&ignored);
-  return pid;
-}
-
 pid_t
 monitor_read_pid(const char *socket_dir)
 {

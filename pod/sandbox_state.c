@@ -3,7 +3,7 @@
  * state.json carries a version so a later crid can read an older file. */
 #include "pod/pod_manager.h"
 #include "pod/sandbox.h"
-#include "common/atomic_file.h"
+#include "pod/state_file.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -12,10 +12,8 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define SANDBOX_STATE_VERSION 1
-#define SANDBOX_FILE_MAX (16 * 1024 * 1024)
 
 struct sandbox *
 sandbox_new(void)
@@ -53,54 +51,33 @@ sandbox_unref(struct sandbox *sandbox)
   free(sandbox);
 }
 
-static void
-write_string_field(struct json_writer *writer, const char *key, const char *value)
-{
-  json_write_key(writer, key);
-  if (value)
-    json_write_string(writer, value);
-  else
-    json_write_null(writer);
-}
-
-static void
-write_bool_field(struct json_writer *writer, const char *key, bool value)
-{
-  json_write_key(writer, key);
-  json_write_bool(writer, value);
-}
-
 static char *
 state_to_json(const struct sandbox *sandbox, size_t *len)
 {
   struct json_writer *writer = json_writer_new(true);
 
   json_begin_object(writer);
-  json_write_key(writer, "version");
-  json_write_int(writer, SANDBOX_STATE_VERSION);
-  write_string_field(writer, "id", sandbox->id);
-  json_write_key(writer, "state");
-  json_write_string(writer, sandbox->state == SANDBOX_READY ? "ready" : "notready");
-  json_write_key(writer, "created_at");
-  json_write_int(writer, sandbox->created_at);
-  write_string_field(writer, "handler", sandbox->handler);
-  json_write_key(writer, "pause_pid");
-  json_write_int(writer, sandbox->pause_pid);
+  state_write_int(writer, "version", SANDBOX_STATE_VERSION);
+  state_write_string(writer, "id", sandbox->id);
+  state_write_string(writer, "state", sandbox->state == SANDBOX_READY ? "ready" : "notready");
+  state_write_int(writer, "created_at", sandbox->created_at);
+  state_write_string(writer, "handler", sandbox->handler);
+  state_write_int(writer, "pause_pid", sandbox->pause_pid);
   json_write_key(writer, "ips");
   json_begin_array(writer);
   for (size_t i = 0; sandbox->ips && sandbox->ips[i]; i++)
     json_write_string(writer, sandbox->ips[i]);
   json_end_array(writer);
-  write_string_field(writer, "network_name", sandbox->network_name);
-  write_string_field(writer, "network_config", sandbox->network_config);
-  write_string_field(writer, "network_result", sandbox->network_result);
-  write_string_field(writer, "cgroup_parent", sandbox->cgroup_parent);
-  write_string_field(writer, "cgroups_path", sandbox->cgroups_path);
-  write_bool_field(writer, "namespaces_pinned", sandbox->namespaces_pinned);
-  write_bool_field(writer, "shm_mounted", sandbox->shm_mounted);
-  write_bool_field(writer, "network_attached", sandbox->network_attached);
-  write_bool_field(writer, "pause_created", sandbox->pause_created);
-  write_bool_field(writer, "pause_started", sandbox->pause_started);
+  state_write_string(writer, "network_name", sandbox->network_name);
+  state_write_string(writer, "network_config", sandbox->network_config);
+  state_write_string(writer, "network_result", sandbox->network_result);
+  state_write_string(writer, "cgroup_parent", sandbox->cgroup_parent);
+  state_write_string(writer, "cgroups_path", sandbox->cgroups_path);
+  state_write_bool(writer, "namespaces_pinned", sandbox->namespaces_pinned);
+  state_write_bool(writer, "shm_mounted", sandbox->shm_mounted);
+  state_write_bool(writer, "network_attached", sandbox->network_attached);
+  state_write_bool(writer, "pause_created", sandbox->pause_created);
+  state_write_bool(writer, "pause_started", sandbox->pause_started);
   json_end_object(writer);
   return json_writer_finish(writer, len);
 }
@@ -109,30 +86,12 @@ int
 sandbox_save(const struct pod_manager *manager, const struct sandbox *sandbox, struct error *err)
 {
   cleanup_free char *dir = sandbox_dir(manager, sandbox->id);
-  cleanup_free char *request_path = xasprintf("%s/request.pb", dir);
-  cleanup_free char *state_path = xasprintf("%s/state.json", dir);
-  cleanup_free char *text = NULL;
   size_t len;
-  struct stat st;
+  cleanup_free char *text = state_to_json(sandbox, &len);
 
-  if (mkdir_p(dir, 0700, err) < 0)
-    return error_wrap(err, "save sandbox %s", sandbox->id);
-  /* The request never changes: written once. */
-  if (stat(request_path, &st) < 0
-      && atomic_write_file(request_path, sandbox->request_bytes, sandbox->request_len, 0600, err)
-             < 0)
-    return error_wrap(err, "save sandbox %s", sandbox->id);
-  text = state_to_json(sandbox, &len);
-  if (atomic_write_file(state_path, text, len, 0600, err) < 0)
+  if (state_file_save(dir, sandbox->request_bytes, sandbox->request_len, text, len, err) < 0)
     return error_wrap(err, "save sandbox %s", sandbox->id);
   return 0;
-}
-
-static char *
-dup_field(const struct json_value *state, const char *key)
-{
-  const char *value = json_object_get_string(state, key);
-  return value ? xstrdup(value) : NULL;
 }
 
 static void
@@ -140,58 +99,46 @@ apply_state(struct sandbox *sandbox, const struct json_value *state)
 {
   const struct json_value *ips = json_object_get(state, "ips");
   const char *text = json_object_get_string(state, "state");
-  int64_t number;
 
   sandbox->state = text && strcmp(text, "ready") == 0 ? SANDBOX_READY : SANDBOX_NOTREADY;
-  if (json_integer(json_object_get(state, "created_at"), &number))
-    sandbox->created_at = number;
-  if (json_integer(json_object_get(state, "pause_pid"), &number))
-    sandbox->pause_pid = (pid_t)number;
-  sandbox->handler = dup_field(state, "handler");
+  sandbox->created_at = state_read_int(state, "created_at");
+  sandbox->pause_pid = (pid_t)state_read_int(state, "pause_pid");
+  sandbox->handler = state_read_string(state, "handler");
   sandbox->ips = xcalloc(json_array_size(ips) + 1, sizeof(char *));
   for (size_t i = 0, n = 0; i < json_array_size(ips); i++)
     if (json_string(json_array_at(ips, i)))
       sandbox->ips[n++] = xstrdup(json_string(json_array_at(ips, i)));
-  sandbox->network_name = dup_field(state, "network_name");
-  sandbox->network_config = dup_field(state, "network_config");
-  sandbox->network_result = dup_field(state, "network_result");
-  sandbox->cgroup_parent = dup_field(state, "cgroup_parent");
-  sandbox->cgroups_path = dup_field(state, "cgroups_path");
-  sandbox->namespaces_pinned = json_bool(json_object_get(state, "namespaces_pinned"));
-  sandbox->shm_mounted = json_bool(json_object_get(state, "shm_mounted"));
-  sandbox->network_attached = json_bool(json_object_get(state, "network_attached"));
-  sandbox->pause_created = json_bool(json_object_get(state, "pause_created"));
-  sandbox->pause_started = json_bool(json_object_get(state, "pause_started"));
+  sandbox->network_name = state_read_string(state, "network_name");
+  sandbox->network_config = state_read_string(state, "network_config");
+  sandbox->network_result = state_read_string(state, "network_result");
+  sandbox->cgroup_parent = state_read_string(state, "cgroup_parent");
+  sandbox->cgroups_path = state_read_string(state, "cgroups_path");
+  sandbox->namespaces_pinned = state_read_bool(state, "namespaces_pinned");
+  sandbox->shm_mounted = state_read_bool(state, "shm_mounted");
+  sandbox->network_attached = state_read_bool(state, "network_attached");
+  sandbox->pause_created = state_read_bool(state, "pause_created");
+  sandbox->pause_started = state_read_bool(state, "pause_started");
 }
 
 struct sandbox *
 sandbox_load(const struct pod_manager *manager, const char *id, struct error *err)
 {
   cleanup_free char *dir = sandbox_dir(manager, id);
-  cleanup_free char *request_path = xasprintf("%s/request.pb", dir);
-  cleanup_free char *state_path = xasprintf("%s/state.json", dir);
-  cleanup_free char *text = NULL;
   cleanup_json struct json_value *state = NULL;
   struct sandbox *sandbox = sandbox_new();
-  char *bytes = NULL;
-  size_t len;
 
   snprintf(sandbox->id, sizeof sandbox->id, "%s", id);
-  if (read_file(request_path, SANDBOX_FILE_MAX, &bytes, &len, err) < 0)
+  if (state_file_read_request(dir, &sandbox->request_bytes, &sandbox->request_len, err) < 0)
     goto fail;
-  sandbox->request_bytes = (uint8_t *)bytes;
-  sandbox->request_len = len;
-  sandbox->request
-      = runtime__v1__run_pod_sandbox_request__unpack(NULL, len, sandbox->request_bytes);
+  sandbox->request = runtime__v1__run_pod_sandbox_request__unpack(NULL, sandbox->request_len,
+                                                                  sandbox->request_bytes);
   if (sandbox->request == NULL || sandbox->request->config == NULL)
     {
-      error_set(err, EINVAL, "%s does not decode", request_path);
+      error_set(err, EINVAL, "%s/request.pb does not decode", dir);
       goto fail;
     }
   sandbox->config = sandbox->request->config;
-  if (read_file(state_path, SANDBOX_FILE_MAX, &text, &len, err) < 0)
-    goto fail;
-  state = json_parse(text, len, err);
+  state = state_file_read_state(dir, err);
   if (state == NULL)
     goto fail;
   apply_state(sandbox, state);
