@@ -44,6 +44,7 @@ struct cm_options
   bool stdin_once;
   bool systemd_cgroup;
   bool no_pivot;
+  bool start; /* run --detach instead of create */
 };
 
 /* ---- util.c ---- */

@@ -14,7 +14,7 @@
  *               --exit-dir DIR --socket-dir DIR --container-pidfile FILE
  *               [--conmon-pidfile FILE] [--log-path FILE] [--log-size-max BYTES]
  *               [--terminal] [--stdin] [--stdin-once] [--systemd-cgroup]
- *               [--no-pivot] [--log-level error|warn|info|debug]
+ *               [--no-pivot] [--start] [--log-level error|warn|info|debug]
  *   crid-conmon --version
  * ID must be usable as a file name.  <socket-dir>/console must fit in a
  * sockaddr_un (socket-dir at most 99 bytes).  socket-dir is created
@@ -50,6 +50,9 @@
  *      default signal mask and dispositions:
  *        <runtime> [--systemd-cgroup] [ARG...] create --bundle B
  *            --pid-file P [--no-pivot] [--console-socket S] ID
+ *      or, with --start, `run --detach` in place of `create`: the
+ *      container is created and started in one runtime call, for
+ *      containers nothing has to happen to between the two (the pause).
  *      stdin = a pipe (--stdin, no --terminal) or /dev/null; stdout = a
  *      pipe (/dev/null with --terminal); stderr = a pipe.  With --terminal
  *      S is <socket-dir>/console, where the runtime sends the pty master
@@ -184,6 +187,7 @@ enum
   OPT_STDIN_ONCE,
   OPT_SYSTEMD_CGROUP,
   OPT_NO_PIVOT,
+  OPT_START,
   OPT_LOG_LEVEL,
   OPT_VERSION,
 };
@@ -204,6 +208,7 @@ static const struct option long_options[] = {
   { "stdin-once", no_argument, NULL, OPT_STDIN_ONCE },
   { "systemd-cgroup", no_argument, NULL, OPT_SYSTEMD_CGROUP },
   { "no-pivot", no_argument, NULL, OPT_NO_PIVOT },
+  { "start", no_argument, NULL, OPT_START },
   { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -280,6 +285,9 @@ parse_options(int argc, char **argv, struct cm_options *o)
           break;
         case OPT_NO_PIVOT:
           o->no_pivot = true;
+          break;
+        case OPT_START:
+          o->start = true;
           break;
         case OPT_LOG_LEVEL:
           level = cm_msg_level_parse(optarg);
@@ -500,7 +508,13 @@ runtime_argv(const struct cm_options *o, const char *console_path)
     argv[n++] = "--systemd-cgroup";
   for (size_t i = 0; i < o->n_runtime_args; i++)
     argv[n++] = o->runtime_args[i];
-  argv[n++] = "create";
+  if (o->start)
+    {
+      argv[n++] = "run";
+      argv[n++] = "--detach";
+    }
+  else
+    argv[n++] = "create";
   argv[n++] = "--bundle";
   argv[n++] = o->bundle;
   argv[n++] = "--pid-file";

@@ -57,6 +57,8 @@ build_argv(const struct monitor_launch *launch, const char **argv, const char *r
     push(argv, &n, "--stdin-once", NULL);
   if (launch->runtime->systemd_cgroup)
     push(argv, &n, "--systemd-cgroup", NULL);
+  if (launch->start)
+    push(argv, &n, "--start", NULL);
   argv[n] = NULL;
 }
 

@@ -22,10 +22,13 @@ struct monitor_launch
   bool terminal;
   bool stdin_open;
   bool stdin_once;
+  /* Create and start in one runtime call (`run --detach`). */
+  bool start;
 };
 
 /* Runs `<runtime> create` through a new monitor; on success the container
- * exists in state "created" and *container_pid is its init.  On failure
+ * exists in state "created" (or "running" with launch->start) and
+ * *container_pid is its init.  On failure
  * the runtime's own error text is in err. */
 int monitor_create(const struct monitor_launch *launch, pid_t *container_pid, pid_t *monitor_pid,
                    struct error *err);

@@ -653,14 +653,15 @@ step_pause(struct run_context *ctx, struct error *err)
                                     .id = sandbox->id,
                                     .bundle = bundle,
                                     .exit_dir = exits,
-                                    .socket_dir = socket_dir };
-  /* From here on the runtime may hold state for it: delete is owed. */
+                                    .socket_dir = socket_dir,
+                                    .start = true };
+  /* From here on the runtime may hold state for it: delete is owed.
+   * Nothing happens to the pause between create and start (the network
+   * is set up beside it), so one `run --detach` saves a runtime call. */
   sandbox->pause_created = true;
-  if (monitor_create(&launch, &sandbox->pause_pid, &monitor_pid, err) < 0)
-    return error_wrap(err, "create the pause container");
-  if (oci_runtime_start(&runtime, sandbox->id, err) < 0)
-    return error_wrap(err, "start the pause container");
   sandbox->pause_started = true;
+  if (monitor_create(&launch, &sandbox->pause_pid, &monitor_pid, err) < 0)
+    return error_wrap(err, "run the pause container");
   return 0;
 }
 

@@ -246,6 +246,8 @@ FAILING_RUNTIME = """#!/bin/sh
 # crid test OCI runtime: {real} with an injected failure chosen by the
 # first word of {mode_file}: "create" fails before creating anything,
 # "create-after" creates and then reports failure, "start" fails start.
+# `run` (create and start in one, used for the pause) fails before
+# anything in "create" mode, and after running the container otherwise.
 mode=$(cat {mode_file} 2>/dev/null)
 cmd=
 for a in "$@"; do
@@ -255,11 +257,11 @@ for a in "$@"; do
 done
 echo "$cmd $*" >> {log}
 case "$mode:$cmd" in
-create:create|start:start)
+create:create|create:run|start:start)
     echo "crid-test: injected $cmd failure" >&2
     exit 1
     ;;
-create-after:create)
+create-after:create|create-after:run|start:run)
     {real} "$@" || exit $?
     echo "crid-test: injected failure after create" >&2
     exit 1
