@@ -10,6 +10,9 @@ the same run and through the same Python client:
   - the same CNI conflist for both (bridge + host-local + portmap,
     cniVersion 1.0.0, ipMasq false), each with its own bridge, subnet
     10.253.<n>.0/24 and host-local dataDir in the daemon's temp dir;
+  - run state on tmpfs, as /run is on a node: crid's state dir (with
+    its runtimes' roots), containerd's state dir and its runtimes' roots;
+    the persistent dirs stay in the temp dir (ext4 here);
   - pods under a cgroup parent of their own (/crid-bench-<hex>, cgroupfs),
     removed afterwards;
   - the same pause binary: crid runs its built-in crid-pause; containerd
@@ -109,7 +112,7 @@ class PodWorld:
 
     def start(self):
         self.netns = benchlib.Netns()
-        kwargs = {"netns": self.netns.path, "on_prepare": self._prepare}
+        kwargs = {"netns": self.netns.path, "on_prepare": self._prepare, "state_tmpfs": True}
         if self.name == "containerd":
             kwargs.update(
                 cri_options={

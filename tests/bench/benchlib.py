@@ -199,8 +199,14 @@ class Daemon:
     name = "?"
     binary = None
 
-    def __init__(self, log_level="info", netns=None, on_prepare=None, tmp_parent=None):
+    def __init__(self, log_level="info", netns=None, on_prepare=None, tmp_parent=None,
+                 state_tmpfs=False):
         self.log_level = log_level
+        # Run state (the daemon's state dir, its OCI runtimes' roots) on a
+        # tmpfs of its own, as /run is on a node; persistent dirs stay on
+        # the temp dir's file system.
+        self.state_tmpfs = state_tmpfs
+        self.tmpfs_mounts = []
         # Where the daemon's temp dir goes (default /tmp), e.g. a
         # make_spread_dir().
         self.tmp_parent = tmp_parent
@@ -221,6 +227,22 @@ class Daemon:
     # subclasses fill these in
     def _prepare(self):
         raise NotImplementedError
+
+    def run_dirs(self):
+        """The dirs that live under /run on a node (for state_tmpfs)."""
+        return []
+
+    def _mount_run_dirs(self):
+        for d in self.run_dirs():
+            os.makedirs(d, mode=0o711, exist_ok=True)
+            run_cmd(["mount", "-t", "tmpfs", "-o", "mode=0711,size=512m", "cb-run", d])
+            self.tmpfs_mounts.append(d)
+
+    def _unmount_run_dirs(self):
+        for d in reversed(self.tmpfs_mounts):
+            subprocess.run(["umount", d], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        self.tmpfs_mounts = []
 
     def _command(self):
         raise NotImplementedError
@@ -248,6 +270,8 @@ class Daemon:
         self.dir = make_tmpdir("cb-%s." % self.name[:4], keepable=True,
                                parent=self.tmp_parent or "/tmp")
         self._prepare()
+        if self.state_tmpfs:
+            self._mount_run_dirs()
         if self.on_prepare is not None:
             self.on_prepare(self)
         self.log_path = os.path.join(self.dir, "daemon.log")
@@ -379,7 +403,7 @@ class Daemon:
                 except ProcessLookupError:
                     pass
             time.sleep(0.2)
-        mounts = _mounts_under(self.dir)
+        mounts = [m for m in _mounts_under(self.dir) if m not in self.tmpfs_mounts]
         if mounts:
             print("bench: %s left %d mounts under %s; unmounting"
                   % (self.name, len(mounts), self.dir), file=sys.stderr)
@@ -387,8 +411,11 @@ class Daemon:
                 subprocess.run(["umount", point], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
             for point in sorted(_mounts_under(self.dir), key=len, reverse=True):
+                if point in self.tmpfs_mounts:
+                    continue
                 subprocess.run(["umount", "-l", point], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        self._unmount_run_dirs()
 
     def __enter__(self):
         return self.start()
@@ -421,6 +448,9 @@ class Crid(Daemon):
         self.config_file = os.path.join(self.dir, "crid.conf")
         with open(self.config_file, "w") as f:
             f.write(self.config_text())
+
+    def run_dirs(self):
+        return [self.state_dir]  # runtime roots are below it
 
     def config_text(self):
         return (
@@ -486,6 +516,9 @@ class Containerd(Daemon):
         self.config_file = os.path.join(self.dir, "config.toml")
         with open(self.config_file, "w") as f:
             f.write(self.config_text())
+
+    def run_dirs(self):
+        return [self.state_dir, os.path.join(self.dir, "runtime-root")]
 
     def config_text(self):
         # Keys as printed by `containerd config default` of 1.6.20.
