@@ -8,9 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -423,4 +427,87 @@ cgroup_remove(const char *fs_path, struct error *err)
   ret = cgroup_remove_under(roots, fs_path, err);
   strv_free(roots);
   return ret;
+}
+
+char *
+cgroup_v1_tasks_file(const char *proc_cgroup, const char *root)
+{
+  /* Lines are "ID:CONTROLLERS:PATH"; cgroup2 is "0::PATH" and named
+   * hierarchies ("name=systemd") are left out. */
+  for (const char *line = proc_cgroup; line && *line;)
+    {
+      const char *end = strchrnul(line, '\n');
+      const char *first = memchr(line, ':', (size_t)(end - line));
+      const char *second = first ? memchr(first + 1, ':', (size_t)(end - first - 1)) : NULL;
+
+      if (second && second > first + 1 && strncmp(first + 1, "name=", 5) != 0)
+        {
+          cleanup_free char *controllers = xstrndup(first + 1, (size_t)(second - first - 1));
+          cleanup_free char *path = xstrndup(second + 1, (size_t)(end - second - 1));
+          char *comma = strchr(controllers, ',');
+          /* A co-mounted hierarchy ("cpu,cpuacct") is mounted under its
+           * joined name; the first controller alone has a link to it. */
+          if (comma)
+            *comma = '\0';
+          if (path[0] == '/' && strstr(path, "..") == NULL)
+            return xasprintf("%s/%s%s%stasks", root, controllers, path,
+                             path[strlen(path) - 1] == '/' ? "" : "/");
+        }
+      line = *end ? end + 1 : end;
+    }
+  return NULL;
+}
+
+static atomic_bool attach_primer_running;
+
+static void *
+attach_primer(void *object)
+{
+  const char *tasks = object;
+  char tid[32];
+  int len = snprintf(tid, sizeof tid, "%ld", (long)syscall(SYS_gettid));
+  int fd = open(tasks, O_WRONLY | O_CLOEXEC);
+
+  if (fd >= 0)
+    {
+      /* A failure only costs the time this would have saved. */
+      (void)!write(fd, tid, (size_t)len);
+      close(fd);
+    }
+  atomic_store(&attach_primer_running, false);
+  return NULL;
+}
+
+static pthread_once_t own_tasks_once = PTHREAD_ONCE_INIT;
+static char *own_tasks;
+
+static void
+find_own_tasks_file(void)
+{
+  cleanup_free char *text = NULL;
+  struct error err = ERROR_INIT;
+
+  if (cgroup_host_mode() != CGROUP_MODE_UNIFIED
+      && read_file("/proc/self/cgroup", 64 * 1024, &text, NULL, &err) == 0)
+    own_tasks = cgroup_v1_tasks_file(text, CGROUP_ROOT);
+  error_clear(&err);
+}
+
+void
+cgroup_prepare_attach(void)
+{
+  const char *tasks;
+  pthread_attr_t attr;
+  pthread_t thread;
+
+  pthread_once(&own_tasks_once, find_own_tasks_file);
+  tasks = own_tasks;
+  /* One primer at a time: concurrent creates share its grace period. */
+  if (tasks == NULL || atomic_exchange(&attach_primer_running, true))
+    return;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&thread, &attr, attach_primer, (void *)tasks) != 0)
+    atomic_store(&attach_primer_running, false);
+  pthread_attr_destroy(&attr);
 }

@@ -679,6 +679,7 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
   ctx.container = container_from_request(request_bytes, request_len, err);
   if (ctx.container == NULL)
     return -1;
+  cgroup_prepare_attach();
   ctx.sandbox = pod_manager_find_sandbox(manager, ctx.container->request->pod_sandbox_id, err);
   if (ctx.sandbox == NULL)
     {

@@ -751,6 +751,7 @@ sandbox_run(struct pod_manager *manager, const uint8_t *request_bytes, size_t re
   ctx.sandbox = sandbox_from_request(manager, request_bytes, request_len, err);
   if (ctx.sandbox == NULL)
     return -1;
+  cgroup_prepare_attach();
   pthread_mutex_lock(&ctx.sandbox->lock);
   if (run_steps(&ctx, &undo, err) < 0)
     {

@@ -314,6 +314,27 @@ test_remove_bottom_up_in_every_hierarchy(void **state)
   assert_int_equal(rmdir(c), 0);
 }
 
+static void
+test_v1_tasks_file(void **state)
+{
+  char *path;
+
+  (void)state;
+  path = cgroup_v1_tasks_file("12:name=systemd:/x\n11:cpu,cpuacct:/kubepods/a\n0::/b\n", "/r");
+  assert_string_equal(path, "/r/cpu/kubepods/a/tasks");
+  free(path);
+  path = cgroup_v1_tasks_file("8:pids:/\n", "/sys/fs/cgroup");
+  assert_string_equal(path, "/sys/fs/cgroup/pids/tasks");
+  free(path);
+  assert_null(cgroup_v1_tasks_file("0::/system.slice/crid.service\n", "/r"));
+  assert_null(cgroup_v1_tasks_file("1:name=systemd:/a\n", "/r"));
+  assert_null(cgroup_v1_tasks_file("3:pids:/../etc\n", "/r"));
+  assert_null(cgroup_v1_tasks_file("", "/r"));
+  /* Whatever the host, it returns at once and never fails. */
+  cgroup_prepare_attach();
+  cgroup_prepare_attach();
+}
+
 int
 main(void)
 {
@@ -325,6 +346,7 @@ main(void)
     cmocka_unit_test(test_hierarchies_from_mountinfo),
     cmocka_unit_test(test_host_mode),
     cmocka_unit_test(test_remove_bottom_up_in_every_hierarchy),
+    cmocka_unit_test(test_v1_tasks_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
