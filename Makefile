@@ -15,8 +15,10 @@ CRID_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # GNU mode predefines the macro `linux`, which collides with the CRI
 # proto's fields of that name: -Ulinux for everything.
 WARNINGS := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-CPPFLAGS_ALL := -D_GNU_SOURCE -Ulinux -I. -I$(GEN) \
-	-DCRID_VERSION='"$(CRID_VERSION)"' -DCRID_COMMIT='"$(CRID_COMMIT)"'
+CPPFLAGS_ALL := -D_GNU_SOURCE -Ulinux -I. -I$(GEN)
+# CRID_VERSION and CRID_COMMIT, rewritten only when they change, so what
+# includes it is rebuilt after every commit and nothing else is.
+VERSION_H := $(GEN)/version.h
 CFLAGS ?= -O2 -g
 CFLAGS_ALL := -std=gnu11 $(WARNINGS) $(CFLAGS) -fno-strict-aliasing
 
@@ -58,7 +60,16 @@ $(OBJ)/gen/api.pb-c.o: $(PROTO_C)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) -std=gnu11 -O2 -g -c $< -o $@
 
-$(OBJ)/%.o: %.c | $(PROTO_H)
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define CRID_VERSION "%s"\n#define CRID_COMMIT "%s"\n' '$(CRID_VERSION)' \
+		'$(CRID_COMMIT)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+.PHONY: FORCE
+FORCE:
+
+$(OBJ)/%.o: %.c | $(PROTO_H) $(VERSION_H)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
@@ -76,9 +87,9 @@ $(BIN)/crid-conmon: $(CONMON_OBJ)
 
 # The infra process of every pod: static, so it runs from a root
 # filesystem that holds nothing but itself.
-$(BIN)/crid-pause: $(PAUSE_SRC)
+$(BIN)/crid-pause: $(PAUSE_SRC) $(VERSION_H)
 	@mkdir -p $(BIN)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -Os -static -s -o $@ $<
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -Os -static -s -o $@ $(PAUSE_SRC)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)

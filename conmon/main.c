@@ -108,6 +108,7 @@
  * crid-conmon's own exit code is never the container's: read the exit
  * file. */
 #include "conmon/conmon.h"
+#include "version.h"
 
 #include <errno.h>
 #include <fcntl.h>

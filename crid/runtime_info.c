@@ -2,6 +2,7 @@
  * asks about the runtime itself. */
 #include "crid/daemon.h"
 #include "crid/rpc.h"
+#include "version.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/log.h"

@@ -35,9 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef CRID_VERSION
-#define CRID_VERSION "dev"
-#endif
+#include "version.h"
 
 #define USER_AGENT "crid/" CRID_VERSION
 #define CONNECT_TIMEOUT_SECONDS 30L

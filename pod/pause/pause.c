@@ -2,6 +2,8 @@
  * namespaces open by existing, reaps the zombies of a shared PID namespace,
  * and exits 0 on SIGTERM or SIGINT.  Static, so that a root filesystem with
  * nothing but this binary runs it. */
+#include "version.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
