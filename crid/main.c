@@ -189,6 +189,20 @@ own_directory(void)
   return xstrndup(path, slash && slash != path ? (size_t)(slash - path) : 1);
 }
 
+/* A runtime whose features cannot be read gets none: a feature it has
+ * goes unused, which is safe. */
+static void
+probe_runtime_features(struct pod_runtime_handler *handler)
+{
+  struct error err = ERROR_INIT;
+
+  if (oci_runtime_features(handler->path, &handler->features, &err) < 0)
+    {
+      log_warn("runtime handler %s: %s", handler->name, error_message(&err));
+      error_clear(&err);
+    }
+}
+
 /* A node without a watchable CNI dir still serves: Status then reads it. */
 static void
 watch_network(struct daemon *daemon)
@@ -225,6 +239,7 @@ pods_open(struct daemon *daemon, struct error *err)
       options.handlers[i].root = xstrdup(c->runtimes[i].runtime_root);
       options.handlers[i].precompiled_seccomp
           = config_runtime_takes_compiled_seccomp(&c->runtimes[i]);
+      probe_runtime_features(&options.handlers[i]);
     }
   options.cni_config_dir = xstrdup(c->network_dir);
   options.cni_plugin_dirs = xcalloc(strv_length(c->plugin_dirs) + 1, sizeof(char *));

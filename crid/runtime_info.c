@@ -9,6 +9,7 @@
 #include "common/util.h"
 #include "netcni/cni_config.h"
 #include "netcni/cni_watch.h"
+#include "pod/pod_manager.h"
 
 #include <string.h>
 
@@ -95,6 +96,8 @@ network_condition(struct rpc_call *call)
 static Runtime__V1__RuntimeHandler *
 new_handler(struct rpc_call *call, const char *name)
 {
+  const struct pod_runtime_handler *known
+      = call->daemon->pods ? pod_manager_handler(call->daemon->pods, name) : NULL;
   Runtime__V1__RuntimeHandler *handler = arena_new(&call->arena, Runtime__V1__RuntimeHandler);
   Runtime__V1__RuntimeHandlerFeatures *features
       = arena_new(&call->arena, Runtime__V1__RuntimeHandlerFeatures);
@@ -102,6 +105,7 @@ new_handler(struct rpc_call *call, const char *name)
   runtime__v1__runtime_handler_features__init(features);
   handler->name = arena_strdup(&call->arena, name);
   handler->features = features;
+  features->recursive_read_only_mounts = known && known->features.recursive_read_only;
   return handler;
 }
 

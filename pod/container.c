@@ -532,6 +532,8 @@ step_bundle(struct create_context *ctx, struct error *err)
   if (seccomp && pod_manager_handler(manager, container->handler)->precompiled_seccomp)
     ret = seccomp_bpf_for(seccomp, &seccomp_bpf, err);
   p.seccomp_bpf = seccomp_bpf;
+  p.runtime_has_rro
+      = pod_manager_handler(manager, container->handler)->features.recursive_read_only;
   if (ret == 0)
     ret = oci_spec_container(&p, &json, err);
   user_resolved_clear(&user);

@@ -163,3 +163,40 @@ oci_runtime_state(const struct oci_runtime *runtime, const char *id, enum oci_st
     *pid = (pid_t)value;
   return 0;
 }
+
+static bool
+lists_string(const struct json_value *array, const char *s)
+{
+  for (size_t i = 0; i < json_array_size(array); i++)
+    if (json_string(json_array_at(array, i))
+        && strcmp(json_string(json_array_at(array, i)), s) == 0)
+      return true;
+  return false;
+}
+
+int
+oci_runtime_features(const char *path, struct oci_runtime_features *out, struct error *err)
+{
+  const char *argv[] = { path, "features", NULL };
+  struct process_spec spec = { .path = path,
+                               .argv = (char *const *)argv,
+                               .timeout_ms = RUNTIME_TIMEOUT_MS,
+                               .max_output = RUNTIME_MAX_OUTPUT };
+  struct process_result result = { 0 };
+  struct error parse_err = ERROR_INIT;
+  struct json_value *features;
+
+  memset(out, 0, sizeof *out);
+  if (process_run(&spec, &result, err) < 0)
+    return error_wrap(err, "%s features", path);
+  /* Runtimes older than the features command know no more than the OCI
+   * basics: nothing to report. */
+  features = result.exit_code == 0 ? json_parse(result.stdout_text, result.stdout_len, &parse_err)
+                                   : NULL;
+  error_clear(&parse_err);
+  if (features)
+    out->recursive_read_only = lists_string(json_object_get(features, "mountOptions"), "rro");
+  json_free(features);
+  process_result_free(&result);
+  return 0;
+}

@@ -37,4 +37,13 @@ int oci_runtime_delete(const struct oci_runtime *runtime, const char *id, struct
 int oci_runtime_state(const struct oci_runtime *runtime, const char *id, enum oci_status *status,
                       pid_t *pid, struct error *err);
 
+/* What `<runtime> features` (OCI runtime-spec features document) says
+ * about the runtime; all false for a runtime without that command. */
+struct oci_runtime_features
+{
+  bool recursive_read_only; /* the "rro" mount option */
+};
+
+int oci_runtime_features(const char *path, struct oci_runtime_features *out, struct error *err);
+
 #endif

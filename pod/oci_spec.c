@@ -579,7 +579,8 @@ check_propagation(const struct oci_container_params *p, const char *source, int 
 }
 
 static int
-cri_mount_options(const Runtime__V1__Mount *m, char **out, struct error *err)
+cri_mount_options(const struct oci_container_params *p, const Runtime__V1__Mount *m, char **out,
+                  struct error *err)
 {
   const char *propagation;
 
@@ -602,6 +603,10 @@ cri_mount_options(const Runtime__V1__Mount *m, char **out, struct error *err)
       && (!m->readonly || m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE))
     return error_set(err, EINVAL,
                      "mount %s: recursive read-only needs readonly and private propagation",
+                     m->container_path);
+  if (m->recursive_read_only && !p->runtime_has_rro)
+    return error_set(err, EINVAL,
+                     "mount %s: the runtime handler does not support recursive read-only mounts",
                      m->container_path);
   *out = xasprintf("rbind,%s%s", propagation,
                    m->recursive_read_only ? ",rro" : (m->readonly ? ",ro" : ""));
@@ -651,7 +656,7 @@ cri_mounts(const struct oci_container_params *p, struct mount_list *out, const c
       cleanup_free char *options = NULL;
       cleanup_free char *destination = NULL;
 
-      if (prepare_mount_source(p, m, err) < 0 || cri_mount_options(m, &options, err) < 0)
+      if (prepare_mount_source(p, m, err) < 0 || cri_mount_options(p, m, &options, err) < 0)
         return -1;
       if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL)
         *rootfs_prop = "rshared";

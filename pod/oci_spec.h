@@ -143,6 +143,7 @@ struct oci_container_params
   const struct oci_user *user;
   const char *seccomp_json; /* as for the sandbox; callers pass NULL for privileged */
   const char *seccomp_bpf;  /* as for the sandbox */
+  bool runtime_has_rro;     /* the runtime takes the "rro" mount option */
   enum oci_apparmor apparmor;
   enum cgroup_mode cgroup_mode;
   /* Tests: /proc/self/mountinfo text for the propagation checks (NULL =

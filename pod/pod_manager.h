@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "pod/oci_runtime.h"
 
 struct sandbox;
 struct container;
@@ -27,6 +28,7 @@ struct pod_runtime_handler
   /* Give the runtime seccomp filters compiled by crid (crun's
    * run.oci.seccomp_bpf_data, pod/seccomp_bpf.h). */
   bool precompiled_seccomp;
+  struct oci_runtime_features features; /* probed at start */
 };
 
 struct pod_manager_options

@@ -8,6 +8,7 @@ import random
 import shutil
 import signal
 import stat
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +131,23 @@ def test_status_lists_runtime_handlers(crid, pb):
     assert "crun" in names
     assert "runc" in names
     assert len(names) == len(set(names))
+
+
+def runtime_has_rro(binary):
+    """What `<runtime> features` says about the "rro" mount option (False
+    for a runtime without that command)."""
+    result = subprocess.run([binary, "features"], capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        return False
+    return "rro" in json.loads(result.stdout).get("mountOptions", [])
+
+
+def test_status_reports_recursive_read_only_as_the_runtime_does(crid, pb):
+    r = crid.runtime.Status(pb.StatusRequest(), timeout=5)
+    features = {h.name: h.features.recursive_read_only_mounts for h in r.runtime_handlers}
+    assert features["crun"] == runtime_has_rro("/usr/bin/crun")
+    assert features["runc"] == runtime_has_rro("/usr/sbin/runc")
+    assert features[""] == features["crun"]  # the default handler
 
 
 def test_runtime_config_cgroupfs_by_default(crid, pb):

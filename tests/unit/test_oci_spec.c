@@ -627,8 +627,10 @@ test_cri_mounts_and_propagation(void **state)
   assert_int_equal(build_error(f, "propagation"), EINVAL);
   mounts[0]->propagation = RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE;
 
-  /* Recursive read-only. */
+  /* Recursive read-only, only with a runtime that has it. */
   mounts[0]->recursive_read_only = true;
+  assert_int_equal(build_error(f, "does not support recursive read-only"), EINVAL);
+  f->params.runtime_has_rro = true;
   {
     cleanup_json struct json_value *spec = build(f);
     const char *rro[] = { "rbind", "rprivate", "rro", NULL };
