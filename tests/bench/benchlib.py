@@ -100,6 +100,11 @@ def _mounts_under(path):
     return found
 
 
+def mounts_under(path):
+    """Mount points at or below path, as listed in /proc/self/mountinfo."""
+    return _mounts_under(path)
+
+
 def remove_tree(path):
     """rm -rf path, unless something is still mounted below it."""
     if not path or not os.path.isdir(path):
@@ -149,6 +154,22 @@ def make_spread_dir(prefix, keepable=False):
     if res.returncode != 0:
         return path, "chattr +T %s: %s" % (path, res.stdout.strip())
     return path, None
+
+
+def set_topdir(path):
+    """`chattr +T path` on an existing directory (the ext4 flag of
+    make_spread_dir()): directories made in it afterwards go to block
+    groups of their own, away from inodes freed lately near it.  Returns
+    None or the reason it could not (another file system)."""
+    try:
+        res = subprocess.run(["chattr", "+T", path], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    if res.returncode != 0:
+        return "chattr +T %s: %s" % (path, res.stdout.strip())
+    return None
 
 
 # ---------------------------------------------------------------- CRI stubs
@@ -1139,6 +1160,17 @@ def summarize_ns(samples_ns, percentiles=(50, 90, 99)):
     for p in percentiles:
         res["p%g" % p] = percentile(s, p) / 1e6
     return res
+
+
+def wait_until(predicate, timeout, interval=0.05):
+    """Calls predicate() until it returns something true or timeout
+    seconds pass (bounded); returns its last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
 
 
 def time_calls(fn, count):

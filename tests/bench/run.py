@@ -12,7 +12,9 @@ benchlib.Table or a list of them.  Benchmarks print figures and never
 assert timings; the exit status is non-zero only when a benchmark could
 not run.  Environment: BENCH_RUNTIMES=crid,containerd narrows the
 runtimes, BENCH_KEEP=1 keeps the daemons' temp dirs, CRID_BIN and
-CONTAINERD_BIN override the binaries.
+CONTAINERD_BIN override the binaries, BENCH_SANDBOX_HANDLERS and
+BENCH_CONTAINER_HANDLERS (default crun,runc) pick the OCI runtime
+handlers of the sandbox and container benchmarks.
 """
 
 import glob
