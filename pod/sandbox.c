@@ -667,7 +667,8 @@ step_pause(struct run_context *ctx, struct error *err)
 
 struct network_job
 {
-  struct run_context *ctx;
+  undo_function fn;
+  void *object;
   const char *log_method;
   const char *log_request_id;
   struct error err;
@@ -680,42 +681,53 @@ network_job_run(void *object)
   struct network_job *job = object;
 
   log_context_set(job->log_method, job->log_request_id);
-  job->ret = step_network(job->ctx, &job->err);
+  job->ret = job->fn(job->object, &job->err);
   return NULL;
 }
 
-/* CNI ADD needs only the pinned netns, and the pause container only
- * joins that netns by path: the plugins and the runtime (each tens of
- * milliseconds of other processes) run side by side.  The two steps touch
- * separate fields of the sandbox.  When both fail, the network's error is
- * the one returned: a CNI failure is what the caller has to act on. */
+/* Runs the network step in a thread of its own while the pause step runs
+ * in this one.  CNI needs only the pinned netns, and the pause only joins
+ * that netns by path, so the plugins and the runtime (tens of
+ * milliseconds each, in other processes) overlap, when the pod starts and
+ * when it stops.  The two steps touch separate fields of the sandbox.
+ * When both fail, the network's error is returned: a CNI failure is what
+ * the caller has to act on. */
 static int
-step_network_and_pause(struct run_context *ctx, struct error *err)
+network_beside_pause(struct run_context *ctx, undo_function network, undo_function pause,
+                     struct error *err)
 {
-  struct network_job job = { .ctx = ctx, .err = ERROR_INIT };
+  struct network_job job = { .fn = network, .object = ctx, .err = ERROR_INIT };
   pthread_t thread;
   int ret;
 
-  if (ctx->sandbox->host_network)
-    return step_pause(ctx, err);
   log_context_get(&job.log_method, &job.log_request_id);
   if (pthread_create(&thread, NULL, network_job_run, &job) != 0)
     {
-      if (step_network(ctx, err) < 0)
-        return -1;
-      return step_pause(ctx, err);
+      ret = network(ctx, err);
+      return ret < 0 ? ret : pause(ctx, err);
     }
-  ret = step_pause(ctx, err);
+  ret = pause(ctx, err);
   pthread_join(thread, NULL);
   if (job.ret < 0)
     {
       if (ret < 0)
         log_warn("%s", error_message(err));
-      error_clear(err);
       error_move(err, &job.err);
       return -1;
     }
   return ret;
+}
+
+static int
+network_up(void *object, struct error *err)
+{
+  return step_network(object, err);
+}
+
+static int
+pause_up(void *object, struct error *err)
+{
+  return step_pause(object, err);
 }
 
 static int
@@ -735,7 +747,7 @@ run_steps(struct run_context *ctx, struct undo_list *undo, struct error *err)
     return -1;
   undo_push(undo, "network", undo_network, ctx);
   undo_push(undo, "pause container", undo_pause, ctx);
-  if (step_network_and_pause(ctx, err) < 0)
+  if (network_beside_pause(ctx, network_up, pause_up, err) < 0)
     return -1;
   ctx->sandbox->state = SANDBOX_READY;
   return sandbox_save(ctx->manager, ctx->sandbox, err);
@@ -774,15 +786,14 @@ stop_locked(struct pod_manager *manager, struct sandbox *sandbox, struct error *
 {
   cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
   cleanup_free char *shm = sandbox_shm_path(manager, sandbox->id);
+  struct run_context ctx = { manager, sandbox };
 
   /* The pod's containers first: they live in its namespaces.  Kubelet has
    * stopped them with their grace periods already; what is left is
    * killed. */
   if (container_stop_pod(manager, sandbox->id, 0, err) < 0)
     return error_wrap(err, "stop sandbox %s", sandbox->id);
-  if (pause_destroy(manager, sandbox, err) < 0)
-    return error_wrap(err, "stop sandbox %s", sandbox->id);
-  if (network_detach(manager, sandbox, err) < 0)
+  if (network_beside_pause(&ctx, undo_network, undo_pause, err) < 0)
     return error_wrap(err, "stop sandbox %s", sandbox->id);
   if (sandbox->shm_mounted || access(shm, F_OK) == 0)
     {
