@@ -660,41 +660,10 @@ def run():
     failures, notes, details = [], [], []
     hs = handlers()
     image = busybox_image()
-    for index, name in enumerate(benchlib.runtime_names(), start=1):
-        before = bench_sandbox.host_paths()
-        world = ContainerWorld(name, index, image)
-        results = []
-        try:
-            with world:
-                version = world.daemon.version()
-                details.append("%s: %s %s, daemon in netns %s, bridge %s, subnet %s, cgroup "
-                               "parent %s" % (name, version.runtime_name,
-                                              version.runtime_version, world.netns.name,
-                                              world.bridge, world.subnet, world.cgroup_parent))
-                for h in hs:
-                    try:
-                        results.append(measure(world, h, failures))
-                    except Exception as e:  # noqa: BLE001 - report, go on
-                        failures.append("%s/%s: %s" % (name, h, str(e)[:500]))
-                        results.append({"handler": h})
-        except Exception as e:  # noqa: BLE001
-            failures.append("%s: %s" % (name, str(e)[:800]))
-            if world.daemon is not None and world.daemon.log_path:
-                notes.append("%s log tail:\n    %s"
-                             % (name, world.daemon.log_tail(10).replace("\n", "\n    ")))
-        notes.extend(world.notes)
-        created = bench_sandbox.host_paths() - before
-        for p in sorted(created):
-            if os.path.isdir(p) and not os.path.islink(p):
-                bench_sandbox.remove_empty_dirs(p)
-        still = {p for p in created if os.path.lexists(p)}
-        if created:
-            notes.append("%s created %s during the run%s"
-                         % (name, ", ".join(sorted(created)),
-                            "; left non-empty: %s" % ", ".join(sorted(still)) if still
-                            else " (empty afterwards, removed)"))
-        done = {r["handler"] for r in results}
-        for r in results + [{"handler": h} for h in hs if h not in done]:
+    for name, results in bench_sandbox.each_runtime(
+            lambda name, index: ContainerWorld(name, index, image), hs,
+            lambda world, h: measure(world, h, failures), failures, notes, details):
+        for r in results:
             add_rows(tables, name, r)
 
     tables["create_start"].note(

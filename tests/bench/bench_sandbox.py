@@ -441,30 +441,16 @@ def remove_empty_dirs(path):
             pass
 
 
-def run():
-    tables = {
-        "run": benchlib.Table("sandbox: RunPodSandbox latency, %d sequential pods" % PODS,
-                              ["runtime", "handler", "p50 ms", "p95 ms", "min ms", "max ms",
-                               "mean ms"]),
-        "remove": benchlib.Table("sandbox: StopPodSandbox + RemovePodSandbox latency, %d "
-                                 "sequential pods" % PODS,
-                                 ["runtime", "handler", "p50 ms", "p95 ms", "min ms", "max ms",
-                                  "mean ms"]),
-        "par": benchlib.Table("sandbox: %d pods at once (%d threads)" % (PODS, PODS),
-                              ["runtime", "handler", "ok", "run wall s", "call p50 ms",
-                               "call max ms", "stop+remove wall s"]),
-        "mem": benchlib.Table("sandbox: memory at %d running pods" % PODS,
-                              ["runtime", "handler", "daemon RSS MB", "daemon PSS MB",
-                               "pod procs", "pods RSS MB", "pods PSS MB", "RSS/pod MB",
-                               "PSS/pod MB"]),
-    }
-    failures = []
-    notes = []
-    details = []
-    hs = handlers()
+def each_runtime(make_world, hs, measure, failures, notes, details):
+    """For each runtime to compare: a world (make_world(name, index), a
+    PodWorld) set up, measure(world, handler) for each handler, the world
+    torn down, host paths it created reported and removed when empty.
+    Yields (runtime name, a result dict per handler; {"handler": h} for
+    one that could not be measured); failures, notes and details (one
+    line per runtime) are appended to."""
     for index, name in enumerate(benchlib.runtime_names(), start=1):
         before = host_paths()
-        world = PodWorld(name, index)
+        world = make_world(name, index)
         results = []
         try:
             with world:
@@ -495,8 +481,30 @@ def run():
                          % (name, ", ".join(sorted(created)),
                             "; left non-empty: %s" % ", ".join(sorted(still)) if still
                             else " (empty afterwards, removed)"))
-        if not results:
-            results = [{"handler": h} for h in hs]
+        done = {r["handler"] for r in results}
+        yield name, results + [{"handler": h} for h in hs if h not in done]
+
+
+def run():
+    tables = {
+        "run": benchlib.Table("sandbox: RunPodSandbox latency, %d sequential pods" % PODS,
+                              ["runtime", "handler", "p50 ms", "p95 ms", "min ms", "max ms",
+                               "mean ms"]),
+        "remove": benchlib.Table("sandbox: StopPodSandbox + RemovePodSandbox latency, %d "
+                                 "sequential pods" % PODS,
+                                 ["runtime", "handler", "p50 ms", "p95 ms", "min ms", "max ms",
+                                  "mean ms"]),
+        "par": benchlib.Table("sandbox: %d pods at once (%d threads)" % (PODS, PODS),
+                              ["runtime", "handler", "ok", "run wall s", "call p50 ms",
+                               "call max ms", "stop+remove wall s"]),
+        "mem": benchlib.Table("sandbox: memory at %d running pods" % PODS,
+                              ["runtime", "handler", "daemon RSS MB", "daemon PSS MB",
+                               "pod procs", "pods RSS MB", "pods PSS MB", "RSS/pod MB",
+                               "PSS/pod MB"]),
+    }
+    failures, notes, details = [], [], []
+    hs = handlers()
+    for name, results in each_runtime(PodWorld, hs, measure, failures, notes, details):
         for r in results:
             h = r["handler"]
             for key in ("run", "remove"):
