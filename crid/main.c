@@ -189,6 +189,39 @@ own_directory(void)
   return xstrndup(path, slash && slash != path ? (size_t)(slash - path) : 1);
 }
 
+/* The handler runs its binary from a read-only bind mount under the
+ * state dir (pod/oci_runtime.h says why); without one it runs it as it
+ * is, which only costs time. */
+static void
+pin_runtime_binary(struct pod_runtime_handler *handler, const char *state_dir)
+{
+  cleanup_free char *dir = xasprintf("%s/runtime-bin", state_dir);
+  struct error err = ERROR_INIT;
+  char *pinned = NULL;
+
+  if (oci_runtime_pin_binary(handler->path, dir, handler->name, &pinned, &err) < 0)
+    {
+      log_warn("runtime handler %s: %s; running %s as it is", handler->name, error_message(&err),
+               handler->path);
+      error_clear(&err);
+      return;
+    }
+  free(handler->path);
+  handler->path = pinned;
+}
+
+static void
+unpin_runtime_binaries(const struct daemon *daemon)
+{
+  cleanup_free char *dir = xasprintf("%s/runtime-bin/", daemon->config.state_dir);
+  const struct pod_manager_options *options = &daemon->pods->options;
+
+  for (size_t i = 0; i < options->n_handlers; i++)
+    if (str_has_prefix(options->handlers[i].path, dir))
+      oci_runtime_unpin_binary(options->handlers[i].path);
+  rmdir(dir);
+}
+
 /* A runtime whose features cannot be read gets none: a feature it has
  * goes unused, which is safe. */
 static void
@@ -239,6 +272,7 @@ pods_open(struct daemon *daemon, struct error *err)
       options.handlers[i].root = xstrdup(c->runtimes[i].runtime_root);
       options.handlers[i].precompiled_seccomp
           = config_runtime_takes_compiled_seccomp(&c->runtimes[i]);
+      pin_runtime_binary(&options.handlers[i], c->state_dir);
       probe_runtime_features(&options.handlers[i]);
     }
   options.cni_config_dir = xstrdup(c->network_dir);
@@ -356,6 +390,8 @@ run_daemon(struct daemon *daemon)
   server_free(server);
   if (daemon->images)
     image_store_set_in_use_check(daemon->images, NULL, NULL);
+  if (daemon->pods)
+    unpin_runtime_binaries(daemon);
   pod_manager_free(daemon->pods);
   images_close(daemon);
   cni_watch_stop(daemon->network_watch);

@@ -5,6 +5,9 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -198,5 +201,39 @@ oci_runtime_features(const char *path, struct oci_runtime_features *out, struct 
     out->recursive_read_only = lists_string(json_object_get(features, "mountOptions"), "rro");
   json_free(features);
   process_result_free(&result);
+  return 0;
+}
+
+void
+oci_runtime_unpin_binary(const char *pinned)
+{
+  /* A crid killed twice may have left more than one mount stacked. */
+  for (int i = 0; i < 8 && umount2(pinned, MNT_DETACH) == 0; i++)
+    ;
+  unlink(pinned);
+}
+
+int
+oci_runtime_pin_binary(const char *binary, const char *dir, const char *name, char **pinned,
+                       struct error *err)
+{
+  cleanup_free char *target = xasprintf("%s/%s", dir, name);
+  int fd;
+
+  if (mkdir_p(dir, 0700, err) < 0)
+    return -1;
+  oci_runtime_unpin_binary(target); /* left by a crid that did not stop cleanly */
+  fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500);
+  if (fd < 0)
+    return error_set_errno(err, errno, "create %s", target);
+  close(fd);
+  if (mount(binary, target, NULL, MS_BIND, NULL) < 0
+      || mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+    {
+      int saved = errno;
+      oci_runtime_unpin_binary(target);
+      return error_set_errno(err, saved, "bind %s read-only at %s", binary, target);
+    }
+  *pinned = steal_pointer(&target);
   return 0;
 }

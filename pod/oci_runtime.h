@@ -46,4 +46,18 @@ struct oci_runtime_features
 
 int oci_runtime_features(const char *path, struct oci_runtime_features *out, struct error *err);
 
+/* Runtimes guard against CVE-2019-5736 (a container rewriting the host's
+ * runtime binary through /proc/self/exe) by re-executing themselves from
+ * a safe copy at every call: crun from a read-only bind mount of its
+ * binary it makes each time, runc from a memfd copy of itself.  Both skip
+ * that when their binary already sits on a read-only mount.  This makes
+ * such a mount once, at <dir>/<name>: a read-only bind mount of binary,
+ * the same protection for one mount at start instead of a mount or a copy
+ * and a second exec per call.  *pinned is the path to run; on failure the
+ * caller runs binary as it is. */
+int oci_runtime_pin_binary(const char *binary, const char *dir, const char *name, char **pinned,
+                           struct error *err);
+/* Unmounts and removes a pinned binary; nothing there is fine. */
+void oci_runtime_unpin_binary(const char *pinned);
+
 #endif

@@ -399,6 +399,12 @@ def mounts_under(prefix):
     return found
 
 
+def leaked_mounts_under(prefix):
+    """mounts_under(prefix) but for the read-only runtime binaries a
+    running crid keeps under <state>/runtime-bin/ (they are not a pod's)."""
+    return [m for m in mounts_under(prefix) if "/runtime-bin/" not in m]
+
+
 def _proc_pids():
     for entry in os.listdir("/proc"):
         if entry.isdigit():

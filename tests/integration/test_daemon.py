@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
@@ -148,6 +149,38 @@ def test_status_reports_recursive_read_only_as_the_runtime_does(crid, pb):
     assert features["crun"] == runtime_has_rro("/usr/bin/crun")
     assert features["runc"] == runtime_has_rro("/usr/sbin/runc")
     assert features[""] == features["crun"]  # the default handler
+
+
+def read_only_mounts_under(prefix):
+    """{mount point: its options} of the mounts below prefix."""
+    found = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4].startswith(str(prefix) + "/"):
+            found[fields[4]] = fields[5].split(",")
+    return found
+
+
+def test_runtime_binaries_run_from_read_only_mounts(crid_factory, pb):
+    """Each handler's binary is bind-mounted read-only under the state dir
+    (so crun and runc skip their per-call self-copy); a clean stop removes
+    the mounts, and those of a killed crid are replaced at the next start."""
+    crid = crid_factory()
+    pins = crid.state_dir / "runtime-bin"
+    mounts = read_only_mounts_under(pins)
+    assert set(mounts) == {str(pins / "crun"), str(pins / "runc")}, mounts
+    assert all("ro" in options for options in mounts.values()), mounts
+    assert (pins / "crun").read_bytes() == Path("/usr/bin/crun").read_bytes()
+    r = crid.runtime.Version(pb.VersionRequest(), timeout=5)
+    assert r.runtime_name == "crid"
+
+    crid.stop(sig=signal.SIGKILL)
+    assert read_only_mounts_under(pins)  # left behind by the kill
+    crid.start()
+    assert set(read_only_mounts_under(pins)) == {str(pins / "crun"), str(pins / "runc")}
+    assert crid.stop() == 0
+    assert read_only_mounts_under(pins) == {}
+    assert not pins.exists()
 
 
 def test_runtime_config_cgroupfs_by_default(crid, pb):

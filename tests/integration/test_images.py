@@ -552,7 +552,7 @@ def test_whiteouts_on_overlay(crid_plain, reg, images):
     finally:
         subprocess.run(["umount", str(mnt)], check=True, capture_output=True, timeout=10)
     assert tree == bi.WHITEOUT_MERGED
-    assert nsutil.mounts_under(crid.dir) == []
+    assert nsutil.leaked_mounts_under(crid.dir) == []
 
 
 # --------------------------------------------------------------------------

@@ -245,7 +245,7 @@ class PodEnv:
         dnat = self.nat_rules_mentioning("CNI-DN-")
         if dnat:
             found.append(f"portmap DNAT rules in {self.ns.name}: {dnat}")
-        mounts = nsutil.mounts_under(self.crid.dir)
+        mounts = nsutil.leaked_mounts_under(self.crid.dir)
         if mounts:
             found.append(f"mounts under {self.crid.dir}: {mounts}")
         for directory in (
