@@ -12,7 +12,6 @@
 #include "pod/container.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
-#include "pod/seccomp_bpf.h"
 #include "pod/user.h"
 #include "pod/cgroup.h"
 #include "pod/monitor.h"
@@ -63,17 +62,6 @@ char *
 container_exit_dir(const struct pod_manager *manager)
 {
   return xasprintf("%s/exits", manager->options.state_dir);
-}
-
-static void
-runtime_of(const struct pod_manager *manager, const struct container *container,
-           struct oci_runtime *runtime)
-{
-  const struct pod_runtime_handler *handler = pod_manager_handler(manager, container->handler);
-  runtime->name = handler->name;
-  runtime->path = handler->path;
-  runtime->root = handler->root;
-  runtime->systemd_cgroup = manager->options.systemd_cgroup;
 }
 
 /* ---- Signals --------------------------------------------------------- */
@@ -528,9 +516,7 @@ step_bundle(struct create_context *ctx, struct error *err)
     return -1;
   p.user = &user.user;
   p.seccomp_json = seccomp;
-  ret = 0;
-  if (seccomp && pod_manager_handler(manager, container->handler)->precompiled_seccomp)
-    ret = seccomp_bpf_for(seccomp, &seccomp_bpf, err);
+  ret = pod_manager_seccomp_bpf(manager, container->handler, seccomp, &seccomp_bpf, err);
   p.seccomp_bpf = seccomp_bpf;
   p.runtime_has_rro
       = pod_manager_handler(manager, container->handler)->features.recursive_read_only;
@@ -565,7 +551,7 @@ destroy_in_runtime(struct pod_manager *manager, struct container *container, str
 
   if (!container->runtime_created)
     return 0;
-  runtime_of(manager, container, &runtime);
+  pod_manager_runtime(manager, container->handler, &runtime);
   if (!has_ended(manager, container))
     {
       if (oci_runtime_kill(&runtime, container->id, SIGKILL, false, err) < 0)
@@ -619,7 +605,7 @@ step_monitor(struct create_context *ctx, struct error *err)
   struct monitor_launch launch;
   pid_t monitor_pid;
 
-  runtime_of(manager, container, &runtime);
+  pod_manager_runtime(manager, container->handler, &runtime);
   launch = (struct monitor_launch){ .conmon_path = manager->options.conmon_path,
                                     .runtime = &runtime,
                                     .id = container->id,
@@ -743,7 +729,7 @@ container_start(struct pod_manager *manager, struct container *container, struct
     ret = error_set(err, EINVAL, "container %s is not in the created state", container->id);
   else
     {
-      runtime_of(manager, container, &runtime);
+      pod_manager_runtime(manager, container->handler, &runtime);
       ret = oci_runtime_start(&runtime, container->id, err);
     }
   if (ret == 0)
@@ -770,7 +756,7 @@ stop_locked(struct pod_manager *manager, struct container *container, int64_t ti
 
   if (container->removed || !container->runtime_created || has_ended(manager, container))
     return 0;
-  runtime_of(manager, container, &runtime);
+  pod_manager_runtime(manager, container->handler, &runtime);
   pthread_mutex_lock(&container->lock);
   /* A created container sits in the runtime's init: only KILL ends it. */
   signo = container->state == CONTAINER_CREATED ? SIGKILL : container->stop_signal;
@@ -1049,7 +1035,7 @@ update_in_runtime(struct pod_manager *manager, struct container *container,
   int ret = 0;
 
   json = resources_json(resources);
-  runtime_of(manager, container, &runtime);
+  pod_manager_runtime(manager, container->handler, &runtime);
   argv[n++] = runtime.path;
   if (runtime.systemd_cgroup)
     argv[n++] = "--systemd-cgroup";

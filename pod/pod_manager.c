@@ -1,4 +1,5 @@
 #include "pod/pod_manager.h"
+#include "pod/seccomp_bpf.h"
 #include "pod/container.h"
 #include "pod/exit_watch.h"
 #include "pod/sandbox.h"
@@ -179,6 +180,28 @@ pod_manager_handler(const struct pod_manager *manager, const char *name)
     if (strcmp(manager->options.handlers[i].name, name) == 0)
       return &manager->options.handlers[i];
   return NULL;
+}
+
+void
+pod_manager_runtime(const struct pod_manager *manager, const char *handler,
+                    struct oci_runtime *runtime)
+{
+  const struct pod_runtime_handler *h = pod_manager_handler(manager, handler);
+
+  runtime->name = h->name;
+  runtime->path = h->path;
+  runtime->root = h->root;
+  runtime->systemd_cgroup = manager->options.systemd_cgroup;
+}
+
+int
+pod_manager_seccomp_bpf(const struct pod_manager *manager, const char *handler,
+                        const char *seccomp_json, char **bpf, struct error *err)
+{
+  *bpf = NULL;
+  if (seccomp_json == NULL || !pod_manager_handler(manager, handler)->precompiled_seccomp)
+    return 0;
+  return seccomp_bpf_for(seccomp_json, bpf, err);
 }
 
 char *sandbox_reservation_key(const Runtime__V1__PodSandboxConfig *config);

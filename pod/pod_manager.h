@@ -65,6 +65,14 @@ struct pod_manager
 struct pod_manager *pod_manager_new(struct pod_manager_options *options, struct error *err);
 void pod_manager_free(struct pod_manager *manager);
 
+/* The OCI runtime of a handler ("" = the default), for pod/oci_runtime.h. */
+void pod_manager_runtime(const struct pod_manager *manager, const char *handler,
+                         struct oci_runtime *runtime);
+/* seccomp_json compiled for the handler's runtime when it takes filters
+ * ready-made (pod/seccomp_bpf.h); *bpf is NULL when it does not, or when
+ * seccomp_json is NULL (unconfined). */
+int pod_manager_seccomp_bpf(const struct pod_manager *manager, const char *handler,
+                            const char *seccomp_json, char **bpf, struct error *err);
 const struct pod_runtime_handler *pod_manager_handler(const struct pod_manager *manager,
                                                       const char *name);
 

@@ -8,7 +8,6 @@
 #include "common/process.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
-#include "pod/seccomp_bpf.h"
 
 #include "pod/cgroup.h"
 #include "pod/container.h"
@@ -62,17 +61,6 @@ sandbox_reservation_key(const Runtime__V1__PodSandboxConfig *config)
 {
   const Runtime__V1__PodSandboxMetadata *m = config->metadata;
   return xasprintf("%s_%s_%s_%u", m->name, m->namespace_, m->uid, m->attempt);
-}
-
-static void
-runtime_of(const struct pod_manager *manager, const struct sandbox *sandbox,
-           struct oci_runtime *runtime)
-{
-  const struct pod_runtime_handler *handler = pod_manager_handler(manager, sandbox->handler);
-  runtime->name = handler->name;
-  runtime->path = handler->path;
-  runtime->root = handler->root;
-  runtime->systemd_cgroup = manager->options.systemd_cgroup;
 }
 
 /* Checks the request before anything is created. */
@@ -554,7 +542,7 @@ pause_destroy(struct pod_manager *manager, struct sandbox *sandbox, struct error
 
   if (!sandbox->pause_created)
     return 0;
-  runtime_of(manager, sandbox, &runtime);
+  pod_manager_runtime(manager, sandbox->handler, &runtime);
   /* A pause that never started sits in the runtime's init, which ignores
    * SIGTERM: delete --force alone ends it. */
   if (sandbox->pause_started && !pause_has_exited(manager, sandbox))
@@ -618,8 +606,7 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   if (pause_seccomp(sandbox, &seccomp, err) < 0)
     return error_wrap(err, "seccomp profile of the pod");
   params.seccomp_json = seccomp;
-  if (seccomp && pod_manager_handler(manager, sandbox->handler)->precompiled_seccomp
-      && seccomp_bpf_for(seccomp, &seccomp_bpf, err) < 0)
+  if (pod_manager_seccomp_bpf(manager, sandbox->handler, seccomp, &seccomp_bpf, err) < 0)
     return error_wrap(err, "seccomp filter of the pod");
   params.seccomp_bpf = seccomp_bpf;
   if (mkdir_p(bundle, 0700, err) < 0 || oci_spec_sandbox(&params, &json, err) < 0)
@@ -647,7 +634,7 @@ step_pause(struct run_context *ctx, struct error *err)
     return -1;
   if (write_pause_bundle(ctx, bundle, err) < 0)
     return error_wrap(err, "pause bundle");
-  runtime_of(manager, sandbox, &runtime);
+  pod_manager_runtime(manager, sandbox->handler, &runtime);
   launch = (struct monitor_launch){ .conmon_path = manager->options.conmon_path,
                                     .runtime = &runtime,
                                     .id = sandbox->id,
