@@ -22,11 +22,12 @@ VERSION_H := $(GEN)/version.h
 CFLAGS ?= -O2 -g
 CFLAGS_ALL := -std=gnu11 $(WARNINGS) $(CFLAGS) -fno-strict-aliasing
 
-PKGS := grpc libprotobuf-c yajl libcurl libarchive libcrypto libzstd zlib libcap libseccomp
+PKGS := grpc libprotobuf-c yajl libcurl libarchive libcrypto libzstd zlib libcap libseccomp \
+	libmicrohttpd
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 COMMON_SRC := $(wildcard common/*.c)
-DAEMON_SRC := $(wildcard crid/*.c pod/*.c image/*.c netcni/*.c)
+DAEMON_SRC := $(wildcard crid/*.c crid/stream/*.c pod/*.c image/*.c netcni/*.c)
 CONMON_SRC := $(wildcard conmon/*.c)
 PAUSE_SRC := pod/pause/pause.c
 DAEMON_SRC := $(filter-out $(PAUSE_SRC),$(DAEMON_SRC))

@@ -15,6 +15,7 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *claimed;
+static unsigned holds;
 static size_t n_claimed, allocated;
 
 void
@@ -120,6 +121,23 @@ reap_children_of_task(const char *tid, pid_t self)
     }
 }
 
+void
+children_hold_orphans(void)
+{
+  pthread_mutex_lock(&lock);
+  holds++;
+  pthread_mutex_unlock(&lock);
+}
+
+void
+children_release_orphans(void)
+{
+  pthread_mutex_lock(&lock);
+  holds--;
+  pthread_mutex_unlock(&lock);
+  children_reap_orphans();
+}
+
 /* Only our own children are looked at (a few files, not all of /proc), so
  * the lock that spawns share is held briefly. */
 void
@@ -132,7 +150,7 @@ children_reap_orphans(void)
   if (tasks == NULL)
     return;
   pthread_mutex_lock(&lock);
-  while ((entry = readdir(tasks)))
+  while (holds == 0 && (entry = readdir(tasks)))
     if (entry->d_name[0] != '.')
       reap_children_of_task(entry->d_name, self);
   pthread_mutex_unlock(&lock);

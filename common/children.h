@@ -16,6 +16,15 @@ void children_unlock(void);
 void children_claim(pid_t pid);
 void children_release(pid_t pid);
 
+/* While a hold is taken the reaper leaves every child alone.  For a
+ * process that becomes crid's child only when its parent exits (the
+ * process a runtime's `exec --detach` starts is left to crid, the
+ * subreaper), whose pid its owner learns only after that: hold, run the
+ * runtime, claim the pid it reports, release.  The release reaps what
+ * was deferred. */
+void children_hold_orphans(void);
+void children_release_orphans(void);
+
 /* On SIGCHLD: reaps exited children that no one claimed. */
 void children_reap_orphans(void);
 

@@ -29,33 +29,36 @@ close_pipe(int fds[2])
       }
 }
 
-static int
-spawn(const struct process_spec *spec, int in[2], int out[2], int errp[2], pid_t *pid,
-      struct error *err)
+int
+process_spawn(const struct process_spawn_spec *spec, pid_t *pid, struct error *err)
 {
+  const int fds[3] = { spec->stdin_fd, spec->stdout_fd, spec->stderr_fd };
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
-  sigset_t none;
+  sigset_t none, all;
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
   int rc;
 
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attr);
   sigemptyset(&none);
+  sigfillset(&all);
   /* crid blocks its signals in every thread; the child must not inherit
    * that mask. */
   posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  {
-    sigset_t all;
-    sigfillset(&all);
-    posix_spawnattr_setsigdefault(&attr, &all);
-  }
-  if (in[0] >= 0)
-    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
-  else
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, errp[1], STDERR_FILENO);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  if (spec->new_group)
+    {
+      posix_spawnattr_setpgroup(&attr, 0);
+      flags |= POSIX_SPAWN_SETPGROUP;
+    }
+  posix_spawnattr_setflags(&attr, flags);
+  for (int target = 0; target < 3; target++)
+    if (fds[target] >= 0)
+      posix_spawn_file_actions_adddup2(&actions, fds[target], target);
+    else
+      posix_spawn_file_actions_addopen(&actions, target, "/dev/null",
+                                       target == 0 ? O_RDONLY : O_WRONLY, 0);
   children_lock();
   rc = posix_spawn(pid, spec->path, &actions, &attr, spec->argv, spec->envp ? spec->envp : environ);
   if (rc == 0)
@@ -66,6 +69,27 @@ spawn(const struct process_spec *spec, int in[2], int out[2], int errp[2], pid_t
   if (rc != 0)
     return error_set_errno(err, rc, "run %s", spec->path);
   return 0;
+}
+
+int
+process_reap(pid_t pid, int *status, struct error *err)
+{
+  int ret = 0;
+
+  while (waitpid(pid, status, 0) < 0)
+    if (errno != EINTR)
+      {
+        ret = error_set_errno(err, errno, "wait for process %d", (int)pid);
+        break;
+      }
+  children_release(pid);
+  return ret;
+}
+
+int
+process_exit_code(int status)
+{
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 /* Feeds stdin and drains stdout/stderr until both close or time runs out. */
@@ -122,6 +146,8 @@ process_run(const struct process_spec *spec, struct process_result *result, stru
   int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 };
   struct pipe_capture out_buffer = { .max = spec->max_output };
   struct pipe_capture err_buffer = { .max = spec->max_output };
+  struct process_spawn_spec spawn_spec
+      = { .path = spec->path, .argv = spec->argv, .envp = spec->envp };
   pid_t pid;
   int status;
 
@@ -135,7 +161,10 @@ process_run(const struct process_spec *spec, struct process_result *result, stru
       close_pipe(errp);
       return error_set_errno(err, saved, "pipe");
     }
-  if (spawn(spec, in, out, errp, &pid, err) < 0)
+  spawn_spec.stdin_fd = in[0];
+  spawn_spec.stdout_fd = out[1];
+  spawn_spec.stderr_fd = errp[1];
+  if (process_spawn(&spawn_spec, &pid, err) < 0)
     {
       close_pipe(in);
       close_pipe(out);
@@ -154,16 +183,13 @@ process_run(const struct process_spec *spec, struct process_result *result, stru
       result->timed_out = 1;
       kill(pid, SIGKILL);
     }
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR)
-      {
-        children_release(pid);
-        free(out_buffer.data);
-        free(err_buffer.data);
-        return error_set_errno(err, errno, "wait for %s", spec->path);
-      }
-  children_release(pid);
-  result->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (process_reap(pid, &status, err) < 0)
+    {
+      free(out_buffer.data);
+      free(err_buffer.data);
+      return error_wrap(err, "%s", spec->path);
+    }
+  result->exit_code = process_exit_code(status);
   result->stdout_text = out_buffer.data ? out_buffer.data : xstrdup("");
   result->stdout_len = out_buffer.len;
   result->stderr_text = err_buffer.data ? err_buffer.data : xstrdup("");

@@ -1,6 +1,10 @@
-/* common/process: running a helper program (CNI plugin, OCI runtime
- * command) to completion with input on stdin, its stdout and stderr
- * captured (each bounded), and a timeout after which it is killed. */
+/* common/process: the one place crid starts child processes.
+ * process_spawn() starts a program with the given fds as its stdio (a
+ * child claimed from the orphan reaper, see common/children.h), and
+ * process_reap() waits for it; process_run() runs a helper program (CNI
+ * plugin, OCI runtime command) to completion with input on stdin, its
+ * stdout and stderr captured (each bounded), and a timeout after which it
+ * is killed. */
 #ifndef CRID_COMMON_PROCESS_H
 #define CRID_COMMON_PROCESS_H
 
@@ -30,6 +34,28 @@ struct process_spec
   int timeout_ms;    /* <= 0: none */
   size_t max_output; /* per stream; excess is discarded */
 };
+
+struct process_spawn_spec
+{
+  const char *path;  /* absolute path of the program */
+  char *const *argv; /* NULL-terminated */
+  char *const *envp; /* NULL-terminated; NULL = crid's environment */
+  int stdin_fd;      /* the child's stdio; -1 = /dev/null */
+  int stdout_fd;
+  int stderr_fd;
+  bool new_group; /* a process group of its own (pgid = pid), so a timeout
+                     can kill what it started */
+};
+
+/* Starts spec->path with crid's signal mask and dispositions reset.  The
+ * child is claimed: the orphan reaper leaves it alone until
+ * process_reap(). */
+int process_spawn(const struct process_spawn_spec *spec, pid_t *pid, struct error *err);
+/* Waits for a claimed child (retrying EINTR) and releases it; *status as
+ * waitpid() gives it. */
+int process_reap(pid_t pid, int *status, struct error *err);
+/* A wait status as a shell reports it: the exit code, or 128 + signal. */
+int process_exit_code(int status);
 
 /* Runs spec to completion.  Fails only when the program cannot be started
  * or waited for; its exit status is in result. */

@@ -21,6 +21,47 @@
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+int
+config_parse_duration(const char *text, int64_t *seconds)
+{
+  static const struct
+  {
+    char unit;
+    int64_t seconds;
+  } units[] = { { 'h', 3600 }, { 'm', 60 }, { 's', 1 } };
+  const char *p = text;
+  int64_t total = 0;
+
+  if (strcmp(text, "0") == 0)
+    {
+      *seconds = 0;
+      return 0;
+    }
+  if (*p == '\0')
+    return -1;
+  while (*p)
+    {
+      char *end;
+      long long v;
+      size_t i;
+
+      if (*p < '0' || *p > '9')
+        return -1;
+      errno = 0;
+      v = strtoll(p, &end, 10);
+      if (errno || v > 1000000000LL)
+        return -1;
+      for (i = 0; i < sizeof units / sizeof units[0] && units[i].unit != *end; i++)
+        ;
+      if (i == sizeof units / sizeof units[0])
+        return -1;
+      total += v * units[i].seconds;
+      p = end + 1;
+    }
+  *seconds = total;
+  return 0;
+}
+
 /* ---------------------------------------------------------------- schema */
 
 enum field_kind
@@ -40,6 +81,7 @@ enum field_check
   CHECK_ABSOLUTE_OR_EMPTY,
   CHECK_LOG_LEVEL,
   CHECK_CHOICE,
+  CHECK_DURATION,
 };
 
 struct field
@@ -89,6 +131,11 @@ static const struct field api_fields[] = {
   STRING(C, stream_address, CHECK_NOT_EMPTY,
          "Address of the streaming server for exec, attach and port-forward."),
   INTEGER(C, stream_port, 0, 65535, "TCP port of the streaming server; 0 picks a free one."),
+  STRING(C, stream_idle_timeout, CHECK_DURATION,
+         "How long an exec, attach or port-forward session may stay idle before it is closed "
+         "(\"4h\", \"30m\", \"90s\"; \"0\": never)."),
+  INTEGER(C, stream_max_sessions, 1, 100000,
+          "Streaming sessions open at once; more are refused (HTTP 503)."),
   FIELDS_END,
 };
 
@@ -460,6 +507,8 @@ config_init(struct crid_config *c)
   c->listen = xstrdup("/run/crid/crid.sock");
   c->stream_address = xstrdup("127.0.0.1");
   c->stream_port = 0;
+  c->stream_idle_timeout = xstrdup("4h");
+  c->stream_max_sessions = 1000;
   c->default_runtime = xstrdup("crun");
   c->cgroup_manager = xstrdup("cgroupfs");
   c->conmon = xstrdup("");
@@ -492,6 +541,8 @@ check_string(const struct field *f, const char *s)
     return xstrdup("must not be empty");
   if ((f->check == CHECK_ABSOLUTE || (f->check == CHECK_ABSOLUTE_OR_EMPTY && *s)) && *s != '/')
     return xasprintf("must be an absolute path (got %s)", quoted);
+  if (f->check == CHECK_DURATION && config_parse_duration(s, &(int64_t){ 0 }) < 0)
+    return xasprintf("must be a duration such as \"4h\", \"1h30m\", \"45s\" (got %s)", quoted);
   if (f->check == CHECK_LOG_LEVEL && log_level_parse(s) < 0)
     return xasprintf("must be one of fatal, error, warn, info, debug, trace (got %s)", quoted);
   if (f->check == CHECK_CHOICE)

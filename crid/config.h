@@ -38,6 +38,8 @@ struct crid_config
   char *listen;
   char *stream_address;
   int64_t stream_port;
+  char *stream_idle_timeout; /* a duration, config_parse_duration() */
+  int64_t stream_max_sessions;
   /* [crid.runtime] */
   char *default_runtime;
   char *cgroup_manager; /* "cgroupfs" or "systemd" */
@@ -94,5 +96,8 @@ char *config_to_toml(const struct crid_config *c);
 
 /* The effective configuration as one JSON object (Status verbose info). */
 void config_write_json(const struct crid_config *c, struct json_writer *writer);
+
+/* "4h", "1h30m", "90s", "0" -> seconds; -1 when not such a duration. */
+int config_parse_duration(const char *text, int64_t *seconds);
 
 #endif

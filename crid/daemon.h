@@ -15,6 +15,7 @@ struct image_store;
 struct image_puller;
 struct registry_client;
 struct cni_watch;
+struct stream_server;
 
 /* Values given on the command line; they win over every config file and
  * are re-applied on reload. NULL = not given. */
@@ -47,6 +48,7 @@ struct daemon
   struct registry_client *registry;
   struct image_puller *puller;
   struct cni_watch *network_watch; /* NULL: Status reads the CNI dir itself */
+  struct stream_server *streams;   /* exec, attach, port-forward URLs */
 };
 
 /* Loads files and applies overrides into c (freshly initialised). */

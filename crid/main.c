@@ -1,6 +1,7 @@
 /* crid: the daemon's entry point and its few subcommands. */
 #include "crid/daemon.h"
 #include "crid/server.h"
+#include "crid/stream/stream_server.h"
 #include "common/children.h"
 #include "pod/pod_manager.h"
 #include "netcni/cni_watch.h"
@@ -323,6 +324,21 @@ images_close(struct daemon *daemon)
 }
 
 static int
+streams_start(struct daemon *daemon, struct error *err)
+{
+  const struct crid_config *c = &daemon->config;
+  struct stream_server_options options = { .address = c->stream_address,
+                                           .port = (int)c->stream_port,
+                                           .max_sessions = (unsigned)c->stream_max_sessions };
+
+  config_parse_duration(c->stream_idle_timeout, &options.idle_timeout_s);
+  daemon->streams = stream_server_start(daemon->pods, &options, err);
+  if (daemon->streams == NULL)
+    return error_wrap(err, "streaming server");
+  return 0;
+}
+
+static int
 run_daemon(struct daemon *daemon)
 {
   struct error err = ERROR_INIT;
@@ -383,11 +399,23 @@ run_daemon(struct daemon *daemon)
     {
       /* RemoveImage refuses an image a container uses. */
       image_store_set_in_use_check(daemon->images, pod_manager_image_in_use, daemon->pods);
-      atomic_store(&daemon->ready, true);
+      if (streams_start(daemon, &err) < 0)
+        {
+          log_error("%s", error_message(&err));
+          error_clear(&err);
+          exit_code = 1;
+          kill(getpid(), SIGTERM);
+        }
+      else
+        atomic_store(&daemon->ready, true);
     }
   server_run(server);
   pthread_join(signals, NULL);
   server_free(server);
+  /* No RPC runs any more: end the sessions (their exec'd processes with
+   * them) and the listener. */
+  stream_server_stop(daemon->streams);
+  daemon->streams = NULL;
   if (daemon->images)
     image_store_set_in_use_check(daemon->images, NULL, NULL);
   if (daemon->pods)

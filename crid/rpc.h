@@ -82,6 +82,10 @@ RPC_HANDLER(rpc_exec_sync);
 RPC_HANDLER(rpc_reopen_container_log);
 RPC_HANDLER(rpc_update_container_resources);
 
+RPC_HANDLER(rpc_exec);
+RPC_HANDLER(rpc_attach);
+RPC_HANDLER(rpc_port_forward);
+
 RPC_HANDLER(rpc_list_images);
 RPC_HANDLER(rpc_image_status);
 RPC_HANDLER(rpc_pull_image);

@@ -27,6 +27,8 @@ rpc_status_from_error_code(int code)
       return GRPC_STATUS_CANCELLED;
     case EAGAIN:
       return GRPC_STATUS_UNAVAILABLE;
+    case ENOBUFS: /* a bounded table is full */
+      return GRPC_STATUS_RESOURCE_EXHAUSTED;
     default:
       return GRPC_STATUS_UNKNOWN;
     }

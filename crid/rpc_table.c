@@ -37,7 +37,9 @@ static const struct handler_entry handlers[] = {
   { "PullImage", rpc_pull_image, true },
   { "RemoveImage", rpc_remove_image, true },
   { "ImageFsInfo", rpc_image_fs_info, true },
-
+  { "Exec", rpc_exec, true },
+  { "Attach", rpc_attach, true },
+  { "PortForward", rpc_port_forward, true },
 };
 
 static struct rpc_method *methods;

@@ -2,6 +2,7 @@
  * asks about the runtime itself. */
 #include "crid/daemon.h"
 #include "crid/rpc.h"
+#include "crid/stream/stream_server.h"
 #include "version.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -138,9 +139,21 @@ add_verbose_info(struct rpc_call *call, Runtime__V1__StatusResponse *reply)
   runtime__v1__status_response__info_entry__init(entry);
   entry->key = (char *)"config";
   entry->value = arena_adopt(&call->arena, json_writer_finish(writer, NULL));
-  reply->n_info = 1;
-  reply->info = arena_new_array(&call->arena, Runtime__V1__StatusResponse__InfoEntry *, 1);
-  reply->info[0] = entry;
+  reply->info = arena_new_array(&call->arena, Runtime__V1__StatusResponse__InfoEntry *, 2);
+  reply->info[reply->n_info++] = entry;
+  /* Where exec, attach and port-forward URLs point (with stream_port 0,
+   * the port picked at start). */
+  if (call->daemon->streams)
+    {
+      Runtime__V1__StatusResponse__InfoEntry *streaming
+          = arena_new(&call->arena, Runtime__V1__StatusResponse__InfoEntry);
+      runtime__v1__status_response__info_entry__init(streaming);
+      streaming->key = (char *)"streamingServer";
+      /* Info values are JSON: a string, which a URL needs no escapes in. */
+      streaming->value = arena_adopt(
+          &call->arena, xasprintf("\"%s\"", stream_server_base_url(call->daemon->streams)));
+      reply->info[reply->n_info++] = streaming;
+    }
 }
 
 int

@@ -1026,39 +1026,11 @@ static int
 update_in_runtime(struct pod_manager *manager, struct container *container,
                   const Runtime__V1__LinuxContainerResources *resources, struct error *err)
 {
-  cleanup_free char *json = NULL;
+  cleanup_free char *json = resources_json(resources);
   struct oci_runtime runtime;
-  struct process_result result;
-  struct process_spec spec = { 0 };
-  const char *argv[10];
-  size_t n = 0;
-  int ret = 0;
 
-  json = resources_json(resources);
   pod_manager_runtime(manager, container->handler, &runtime);
-  argv[n++] = runtime.path;
-  if (runtime.systemd_cgroup)
-    argv[n++] = "--systemd-cgroup";
-  argv[n++] = "--root";
-  argv[n++] = runtime.root;
-  argv[n++] = "update";
-  argv[n++] = "--resources";
-  argv[n++] = "-";
-  argv[n++] = container->id;
-  argv[n] = NULL;
-  spec.path = runtime.path;
-  spec.argv = (char *const *)argv;
-  spec.input = json;
-  spec.input_len = strlen(json);
-  spec.timeout_ms = 60000;
-  spec.max_output = 64 * 1024;
-  if (process_run(&spec, &result, err) < 0)
-    return -1;
-  if (result.exit_code != 0)
-    ret = error_set(err, EIO, "%s update %s: %s", runtime.name, container->id,
-                    result.stderr_len ? result.stderr_text : result.stdout_text);
-  process_result_free(&result);
-  return ret;
+  return oci_runtime_update(&runtime, container->id, json, err);
 }
 
 int

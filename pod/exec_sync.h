@@ -1,20 +1,14 @@
 /* pod/exec_sync: ExecSync, a command run to completion in a running
- * container with its output captured.
- *
- * `<runtime> --root R exec --process <tmp process.json> --pid-file <tmp>
- * <id>`, run by crid itself (no monitor: the call waits anyway).  The
- * process object is the container's own (env, user, cwd, capabilities,
- * rlimits, ... from its config.json) with args replaced and no terminal.
+ * container (pod/exec.c starts it) with its output captured.
  *
  * Choices:
  *   - stdout and stderr are captured up to EXEC_SYNC_MAX_OUTPUT each; the
  *     excess is read and discarded, no error (CVE-2022-1708);
  *   - a timeout answers like CRI-O: OK with exit_code -1 and stderr
  *     "command timed out", so a probe fails instead of going Unknown.  At
- *     the deadline the command (pid from --pid-file) and every process of
- *     its process group and of the runtime's (the runtime is started as a
- *     group leader, and exec keeps the group) get SIGKILL; the runtime then
- *     reaps the command and exits, and is killed too after a grace;
+ *     the deadline the command's process group gets SIGKILL;
+ *   - once the command has ended, its output gets DRAIN_AFTER_EXIT_MS to
+ *     reach EOF (a background child may hold the pipes);
  *   - a non-zero exit is no error. */
 #ifndef CRID_POD_EXEC_SYNC_H
 #define CRID_POD_EXEC_SYNC_H

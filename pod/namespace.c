@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -228,4 +230,77 @@ pod_namespaces_remove(const char *dir, struct error *err)
   if (rmdir(dir) < 0 && errno != ENOENT)
     return error_set_errno(err, errno, "remove %s", dir);
   return 0;
+}
+
+struct connect_job
+{
+  const char *netns_path;
+  uint16_t port;
+  int fd;
+  struct error err;
+};
+
+/* Tries 127.0.0.1, then ::1, as dialing "localhost" does. */
+static int
+connect_localhost(uint16_t port, struct error *err)
+{
+  struct sockaddr_in v4 = { .sin_family = AF_INET,
+                            .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  struct sockaddr_in6 v6
+      = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+  const struct sockaddr *addrs[2] = { (struct sockaddr *)&v4, (struct sockaddr *)&v6 };
+  const socklen_t lens[2] = { sizeof v4, sizeof v6 };
+  int saved = 0;
+
+  for (int i = 0; i < 2; i++)
+    {
+      int fd = socket(addrs[i]->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0)
+        {
+          saved = saved ? saved : errno;
+          continue;
+        }
+      if (connect(fd, addrs[i], lens[i]) == 0)
+        return fd;
+      /* The first address's error says most ("connection refused"). */
+      saved = saved ? saved : errno;
+      close(fd);
+    }
+  return error_set_errno(err, saved, "connect to localhost:%u", (unsigned)port);
+}
+
+static void *
+connect_thread(void *object)
+{
+  struct connect_job *job = object;
+  cleanup_close int ns = open(job->netns_path, O_RDONLY | O_CLOEXEC);
+
+  if (ns < 0 || setns(ns, CLONE_NEWNET) < 0)
+    {
+      error_set_errno(&job->err, errno, "enter network namespace %s", job->netns_path);
+      return NULL;
+    }
+  job->fd = connect_localhost(job->port, &job->err);
+  return NULL;
+}
+
+int
+pod_namespace_connect_localhost(const char *netns_path, uint16_t port, struct error *err)
+{
+  struct connect_job job = { netns_path, port, -1, ERROR_INIT };
+  pthread_t thread;
+  int code;
+
+  if (netns_path == NULL)
+    return connect_localhost(port, err);
+  /* A thread of its own enters the namespace and ends with it; the socket
+   * stays in the namespace it was made in. */
+  code = pthread_create(&thread, NULL, connect_thread, &job);
+  if (code != 0)
+    return error_set_errno(err, code, "connect in %s: thread", netns_path);
+  pthread_join(thread, NULL);
+  if (job.fd < 0)
+    error_move(err, &job.err);
+  return job.fd;
 }

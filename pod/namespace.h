@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 
@@ -39,6 +40,11 @@ int pod_namespaces_create(const struct pod_namespaces_request *request, struct e
 /* Unpins and removes every namespace file of dir and dir itself; missing
  * ones are fine. */
 int pod_namespaces_remove(const char *dir, struct error *err);
+
+/* A TCP connection (a blocking socket) to localhost:port inside the
+ * network namespace pinned at netns_path (NULL: crid's own): 127.0.0.1
+ * first, then ::1.  Returns the fd. */
+int pod_namespace_connect_localhost(const char *netns_path, uint16_t port, struct error *err);
 
 /* "<dir>/net" etc. */
 const char *pod_namespace_file_name(enum pod_namespace_kind kind);

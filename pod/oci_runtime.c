@@ -15,28 +15,47 @@
 #define RUNTIME_TIMEOUT_MS (60 * 1000)
 #define RUNTIME_MAX_OUTPUT (256 * 1024)
 
-/* Runs `<runtime> [--systemd-cgroup] --root R <args...>`. */
-static int
-run_runtime(const struct oci_runtime *runtime, const char *const *args,
-            struct process_result *result, struct error *err)
+/* `<runtime> [--systemd-cgroup] --root R`: the options every command
+ * takes before its name.  Returns the number of entries written. */
+static size_t
+global_args(const struct oci_runtime *runtime, const char **argv)
 {
-  const char *argv[16];
   size_t n = 0;
-  struct process_spec spec = { 0 };
 
   argv[n++] = runtime->path;
   if (runtime->systemd_cgroup)
     argv[n++] = "--systemd-cgroup";
   argv[n++] = "--root";
   argv[n++] = runtime->root;
-  for (size_t i = 0; args[i] && n < 15; i++)
+  return n;
+}
+
+/* Runs `<runtime> <global options> <args...>` with input on its stdin. */
+static int
+run_runtime_input(const struct oci_runtime *runtime, const char *const *args, const char *input,
+                  struct process_result *result, struct error *err)
+{
+  const char *argv[OCI_RUNTIME_MAX_ARGS];
+  size_t n = global_args(runtime, argv);
+  struct process_spec spec = { 0 };
+
+  for (size_t i = 0; args[i] && n < OCI_RUNTIME_MAX_ARGS - 1; i++)
     argv[n++] = args[i];
   argv[n] = NULL;
   spec.path = runtime->path;
   spec.argv = (char *const *)argv;
+  spec.input = input;
+  spec.input_len = input ? strlen(input) : 0;
   spec.timeout_ms = RUNTIME_TIMEOUT_MS;
   spec.max_output = RUNTIME_MAX_OUTPUT;
   return process_run(&spec, result, err);
+}
+
+static int
+run_runtime(const struct oci_runtime *runtime, const char *const *args,
+            struct process_result *result, struct error *err)
+{
+  return run_runtime_input(runtime, args, NULL, result, err);
 }
 
 /* The runtime's own words, trimmed, for an error message. */
@@ -114,6 +133,45 @@ oci_runtime_delete(const struct oci_runtime *runtime, const char *id, struct err
     ret = error_set(err, EIO, "%s delete %s: %s", runtime->name, id, runtime_message(&result));
   process_result_free(&result);
   return ret;
+}
+
+int
+oci_runtime_update(const struct oci_runtime *runtime, const char *id, const char *resources_json,
+                   struct error *err)
+{
+  const char *args[] = { "update", "--resources", "-", id, NULL };
+  struct process_result result;
+  int ret = 0;
+
+  if (run_runtime_input(runtime, args, resources_json, &result, err) < 0)
+    return -1;
+  if (result.exit_code != 0)
+    ret = error_set(err, EIO, "%s update %s: %s", runtime->name, id, runtime_message(&result));
+  process_result_free(&result);
+  return ret;
+}
+
+size_t
+oci_runtime_exec_argv(const struct oci_runtime *runtime, const char *id,
+                      const struct oci_exec_options *options, const char **argv)
+{
+  size_t n = global_args(runtime, argv);
+
+  argv[n++] = "exec";
+  argv[n++] = "--detach";
+  argv[n++] = "--process";
+  argv[n++] = options->process_path;
+  argv[n++] = "--pid-file";
+  argv[n++] = options->pid_file;
+  if (options->console_socket)
+    {
+      argv[n++] = "--tty";
+      argv[n++] = "--console-socket";
+      argv[n++] = options->console_socket;
+    }
+  argv[n++] = id;
+  argv[n] = NULL;
+  return n;
 }
 
 static enum oci_status

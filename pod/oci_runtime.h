@@ -1,6 +1,7 @@
-/* pod/oci_runtime: the OCI runtime commands crid runs itself (start,
- * kill, delete, state); `create` is run by crid-conmon.  One handler =
- * one runtime binary and its --root directory. */
+/* pod/oci_runtime: every OCI runtime command line crid builds (start,
+ * kill, delete, state, update, exec, features); `create` and `run` are run
+ * by crid-conmon from the runtime path and arguments crid gives it.  One
+ * handler = one runtime binary and its --root directory. */
 #ifndef CRID_POD_OCI_RUNTIME_H
 #define CRID_POD_OCI_RUNTIME_H
 
@@ -34,6 +35,27 @@ int oci_runtime_kill(const struct oci_runtime *runtime, const char *id, int sign
                      struct error *err);
 /* delete --force; a container the runtime does not know is not an error. */
 int oci_runtime_delete(const struct oci_runtime *runtime, const char *id, struct error *err);
+/* `update --resources -` with the OCI LinuxResources JSON on stdin. */
+int oci_runtime_update(const struct oci_runtime *runtime, const char *id,
+                       const char *resources_json, struct error *err);
+
+#define OCI_RUNTIME_MAX_ARGS 24
+
+struct oci_exec_options
+{
+  const char *process_path;   /* the OCI process object (JSON) */
+  const char *pid_file;       /* where the runtime writes the process's pid */
+  const char *console_socket; /* with a terminal: where the runtime sends the pty
+                                 master; NULL: no terminal */
+};
+
+/* The command line of `<runtime> exec --detach` (the process is left to
+ * its caller, the subreaper, once the runtime exits; its stdio is the
+ * runtime's, or the pty).  argv has room for OCI_RUNTIME_MAX_ARGS; returns
+ * the count, argv NULL-terminated, pointing at the strings given. */
+size_t oci_runtime_exec_argv(const struct oci_runtime *runtime, const char *id,
+                             const struct oci_exec_options *options, const char **argv);
+
 int oci_runtime_state(const struct oci_runtime *runtime, const char *id, enum oci_status *status,
                       pid_t *pid, struct error *err);
 

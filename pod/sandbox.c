@@ -852,3 +852,21 @@ sandbox_refresh(struct pod_manager *manager, struct sandbox *sandbox)
     }
   pthread_mutex_unlock(&sandbox->lock);
 }
+
+int
+sandbox_connect_port(struct pod_manager *manager, struct sandbox *sandbox, uint16_t port,
+                     struct error *err)
+{
+  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
+  cleanup_free char *netns = xasprintf("%s/net", ns_dir);
+  bool ready, host_network;
+
+  sandbox_refresh(manager, sandbox);
+  pthread_mutex_lock(&sandbox->lock);
+  ready = !sandbox->removed && sandbox->state == SANDBOX_READY;
+  host_network = sandbox->host_network;
+  pthread_mutex_unlock(&sandbox->lock);
+  if (!ready)
+    return error_set(err, EINVAL, "pod sandbox %s is not ready", sandbox->id);
+  return pod_namespace_connect_localhost(host_network ? NULL : netns, port, err);
+}

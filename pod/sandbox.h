@@ -73,6 +73,12 @@ int sandbox_remove(struct pod_manager *manager, struct sandbox *sandbox, struct 
 /* Refreshes state from the pause process (it may have died). */
 void sandbox_refresh(struct pod_manager *manager, struct sandbox *sandbox);
 
+/* PortForward: a TCP connection to localhost:port in the pod's network
+ * namespace (the host's for a hostNetwork pod).  EINVAL when the pod is
+ * not ready; the fd on success. */
+int sandbox_connect_port(struct pod_manager *manager, struct sandbox *sandbox, uint16_t port,
+                         struct error *err);
+
 /* Paths of a sandbox's parts. Caller frees. */
 char *sandbox_dir(const struct pod_manager *manager, const char *id);
 char *sandbox_namespace_dir(const struct pod_manager *manager, const char *id);
