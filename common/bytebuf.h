@@ -24,7 +24,8 @@ struct bytebuf
 static inline const uint8_t *
 bytebuf_head(const struct bytebuf *b)
 {
-  return b->data + b->start;
+  /* Never NULL + 0 (undefined) for a queue that has no storage yet. */
+  return b->data ? b->data + b->start : (const uint8_t *)"";
 }
 
 void bytebuf_append(struct bytebuf *b, const void *data, size_t len);

@@ -355,3 +355,14 @@ exec_process_close(struct exec_process *process)
   close_fd(&process->stdout_fd);
   close_fd(&process->stderr_fd);
 }
+
+void
+exec_remove_leftovers(const char *state_dir)
+{
+  cleanup_free char *exec_root = xasprintf("%s/exec", state_dir);
+  struct error err = ERROR_INIT;
+
+  if (remove_tree(exec_root, &err) < 0)
+    log_warn("remove what interrupted execs left: %s", error_message(&err));
+  error_clear(&err);
+}

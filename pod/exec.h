@@ -59,4 +59,8 @@ int exec_process_wait(struct exec_process *process, int *exit_code, struct error
  * start, on the zeroed struct, harmlessly). */
 void exec_process_close(struct exec_process *process);
 
+/* At start: removes the work directories (process.json, pid file,
+ * console socket) of exec starts a crash interrupted. */
+void exec_remove_leftovers(const char *state_dir);
+
 #endif

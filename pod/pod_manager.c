@@ -1,4 +1,5 @@
 #include "pod/pod_manager.h"
+#include "pod/exec.h"
 #include "pod/seccomp_bpf.h"
 #include "pod/container.h"
 #include "pod/exit_watch.h"
@@ -419,6 +420,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
       pod_manager_free(manager);
       return NULL;
     }
+  exec_remove_leftovers(manager->options.state_dir);
   recover_sandboxes(manager);
   /* The watch first, then the scan: an exit in between is seen twice,
    * which is harmless, rather than never. */

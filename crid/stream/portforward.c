@@ -279,7 +279,7 @@ sweep(struct session *s)
   for (size_t i = 0; i < pf->n;)
     {
       struct forward *f = &pf->forwards[i];
-      if (f->target_eof && f->client_fin && f->to_target.len == 0 && f->data_stream)
+      if (f->target_eof && f->client_fin && f->to_target.len == 0)
         {
           if (f->fd >= 0)
             session_close_stream(s, f->error_stream);
@@ -356,10 +356,12 @@ target_read(struct session *s, struct forward *f)
     }
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
     return;
-  f->target_eof = true;
+  /* The pod's side is done: so is the forwarded connection, whatever the
+   * client still sends (as the kubelet's forwarder ends both copies when
+   * one ends). */
+  f->target_eof = f->client_fin = true;
+  bytebuf_free(&f->to_target);
   session_close_stream(s, f->data_stream);
-  if (pf_of(s)->transport == TRANSPORT_WEBSOCKET)
-    f->client_fin = true;
 }
 
 static void

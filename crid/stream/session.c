@@ -131,16 +131,18 @@ static void
 protocol_error(struct session *s, struct error *err)
 {
   log_info("%s: client protocol error: %s", s->params.description, error_message(err));
-  error_clear(err);
   if (!session_ending(s))
     {
       if (s->params.transport == TRANSPORT_SPDY)
         spdy_write_goaway(&s->out, s->last_client_stream, SPDY_GOAWAY_PROTOCOL_ERROR);
+      else if (err->code == EMSGSIZE)
+        ws_write_close(&s->out, WS_CLOSE_TOO_BIG, "message too big");
       else
         ws_write_close(&s->out, WS_CLOSE_PROTOCOL_ERROR, "protocol error");
       s->finishing = true;
       s->finish_deadline = time_monotonic_ns() + FINISH_TIMEOUT_NS;
     }
+  error_clear(err);
   s->in.len = 0;
 }
 
@@ -348,14 +350,18 @@ loop(struct session *s)
       process_input(s);
       if (s->client_gone || (s->finishing && s->out.len == 0))
         return;
+      /* The backend first: what it queues now (a start, a ready message)
+       * must be written in this round. */
+      if (!s->finishing)
+        n_backend = b->poll_fds(s, fds + 2, SESSION_MAX_BACKEND_FDS);
+      if (s->client_gone)
+        return;
       fds[0] = (struct pollfd){ s->fd, 0, 0 };
       if (!s->finishing && !b->input_blocked(s))
         fds[0].events |= POLLIN;
       if (s->out.len > 0)
         fds[0].events |= POLLOUT;
       fds[1] = (struct pollfd){ s->params.stop_fd, POLLIN, 0 };
-      if (!s->finishing)
-        n_backend = b->poll_fds(s, fds + 2, SESSION_MAX_BACKEND_FDS);
       deadline = s->finishing ? s->finish_deadline : earliest(s->idle_deadline, b->deadline(s));
       ready = poll(fds, 2 + n_backend, time_remaining_ms(deadline));
       if (ready < 0 && errno != EINTR)
