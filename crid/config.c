@@ -134,6 +134,11 @@ static const struct field api_fields[] = {
   STRING(C, stream_idle_timeout, CHECK_DURATION,
          "How long an exec, attach or port-forward session may stay idle before it is closed "
          "(\"4h\", \"30m\", \"90s\"; \"0\": never)."),
+  STRING(C, stream_tls_cert, CHECK_ABSOLUTE_OR_EMPTY,
+         "PEM certificate of the streaming server; with stream_tls_key it serves HTTPS."),
+  STRING(C, stream_tls_key, CHECK_ABSOLUTE_OR_EMPTY, "PEM private key of stream_tls_cert."),
+  STRING(C, stream_tls_ca, CHECK_ABSOLUTE_OR_EMPTY,
+         "PEM CA certificates; when set, streaming clients must present a certificate it signed."),
   INTEGER(C, stream_max_sessions, 1, 100000,
           "Streaming sessions open at once; more are refused (HTTP 503)."),
   FIELDS_END,
@@ -509,6 +514,9 @@ config_init(struct crid_config *c)
   c->stream_port = 0;
   c->stream_idle_timeout = xstrdup("4h");
   c->stream_max_sessions = 1000;
+  c->stream_tls_cert = xstrdup("");
+  c->stream_tls_key = xstrdup("");
+  c->stream_tls_ca = xstrdup("");
   c->default_runtime = xstrdup("crun");
   c->cgroup_manager = xstrdup("cgroupfs");
   c->conmon = xstrdup("");

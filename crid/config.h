@@ -40,6 +40,9 @@ struct crid_config
   int64_t stream_port;
   char *stream_idle_timeout; /* a duration, config_parse_duration() */
   int64_t stream_max_sessions;
+  char *stream_tls_cert; /* "" = plain HTTP */
+  char *stream_tls_key;
+  char *stream_tls_ca; /* "" = no client certificates asked for */
   /* [crid.runtime] */
   char *default_runtime;
   char *cgroup_manager; /* "cgroupfs" or "systemd" */

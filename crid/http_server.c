@@ -3,6 +3,7 @@
 #include "common/util.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -29,6 +30,7 @@ struct http_server
   size_t n_routes;
   struct MHD_Daemon *mhd;
   int port;
+  char *tls_cert, *tls_key, *client_ca;
 };
 
 struct http_request
@@ -65,6 +67,9 @@ http_server_new(const struct http_server_options *options)
   server->options = *options;
   server->address = xstrdup(options->address);
   server->options.address = server->address;
+  server->tls_cert = options->tls_cert_pem ? xstrdup(options->tls_cert_pem) : NULL;
+  server->tls_key = options->tls_key_pem ? xstrdup(options->tls_key_pem) : NULL;
+  server->client_ca = options->client_ca_pem ? xstrdup(options->client_ca_pem) : NULL;
   return server;
 }
 
@@ -74,6 +79,22 @@ http_server_route(struct http_server *server, const char *prefix, http_handler h
   if (server->n_routes == MAX_ROUTES)
     abort();
   server->routes[server->n_routes++] = (struct route){ xstrdup(prefix), handler, cls };
+}
+
+/* With a client CA: the client's certificate must verify against it.
+ * libmicrohttpd asks for one but leaves the verdict to us. */
+static bool
+client_certificate_ok(struct MHD_Connection *connection)
+{
+  const union MHD_ConnectionInfo *info
+      = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  unsigned status = 0;
+
+  if (info == NULL || info->tls_session == NULL)
+    return false;
+  if (gnutls_certificate_verify_peers2((gnutls_session_t)info->tls_session, &status) < 0)
+    return false;
+  return status == 0;
 }
 
 static enum MHD_Result
@@ -90,7 +111,12 @@ access_handler(void *cls, struct MHD_Connection *connection, const char *url, co
       *upload_data_size = 0;
       return MHD_YES;
     }
-  for (size_t i = 0; i < server->n_routes; i++)
+  if (server->client_ca && !client_certificate_ok(connection))
+    {
+      log_info("http: %s %s refused: no valid client certificate", method, url);
+      http_respond(&request, 403, "text/plain", "client certificate required\n", 28, NULL);
+    }
+  for (size_t i = 0; i < server->n_routes && !request.answered; i++)
     if (str_has_prefix(url, server->routes[i].prefix))
       {
         request.rest = url + strlen(server->routes[i].prefix);
@@ -173,12 +199,19 @@ http_server_start(struct http_server *server, struct error *err)
   else
     return error_set(err, EINVAL, "HTTP server address %s is not a numeric IP address",
                      server->address);
+  if (server->tls_cert)
+    flags |= MHD_USE_TLS;
+  /* The TLS options come last: where one does not apply, MHD_OPTION_END
+   * stands in its place and ends the list there. */
   server->mhd = MHD_start_daemon(
       flags, 0, NULL, NULL, access_handler, server, MHD_OPTION_SOCK_ADDR, addr,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
       server->options.max_connections ? server->options.max_connections : 1024,
       MHD_OPTION_NOTIFY_COMPLETED, request_completed, server, MHD_OPTION_EXTERNAL_LOGGER, log_mhd,
-      NULL, MHD_OPTION_END);
+      NULL, server->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, server->tls_cert,
+      MHD_OPTION_HTTPS_MEM_KEY, server->tls_key,
+      server->client_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, server->client_ca,
+      MHD_OPTION_END);
   if (server->mhd == NULL)
     return error_set(err, EADDRNOTAVAIL, "HTTP server on %s port %d did not start", server->address,
                      server->options.port);
@@ -202,6 +235,9 @@ http_server_free(struct http_server *server)
     MHD_stop_daemon(server->mhd);
   for (size_t i = 0; i < server->n_routes; i++)
     free(server->routes[i].prefix);
+  free(server->tls_cert);
+  free(server->tls_key);
+  free(server->client_ca);
   free(server->address);
   free(server);
 }

@@ -22,6 +22,12 @@ struct http_server_options
   const char *address; /* numeric IPv4 or IPv6 address */
   int port;            /* 0: a free one, see http_server_port() */
   unsigned max_connections;
+  /* HTTPS: the server's certificate and key (PEM text); NULL = plain
+   * HTTP.  With client_ca_pem, every request must come with a client
+   * certificate that CA signed (else 403). */
+  const char *tls_cert_pem;
+  const char *tls_key_pem;
+  const char *client_ca_pem;
 };
 
 /* Called on the listener's thread; must answer with exactly one of

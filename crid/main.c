@@ -329,7 +329,10 @@ streams_start(struct daemon *daemon, struct error *err)
   const struct crid_config *c = &daemon->config;
   struct stream_server_options options = { .address = c->stream_address,
                                            .port = (int)c->stream_port,
-                                           .max_sessions = (unsigned)c->stream_max_sessions };
+                                           .max_sessions = (unsigned)c->stream_max_sessions,
+                                           .tls_cert = c->stream_tls_cert,
+                                           .tls_key = c->stream_tls_key,
+                                           .tls_ca = c->stream_tls_ca };
 
   config_parse_duration(c->stream_idle_timeout, &options.idle_timeout_s);
   daemon->streams = stream_server_start(daemon->pods, &options, err);

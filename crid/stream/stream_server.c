@@ -394,12 +394,69 @@ serve_portforward(void *cls, struct http_request *request)
 
 static const char *const kind_paths[] = { "exec", "attach", "portforward" };
 
+#define PEM_MAX_SIZE (1024 * 1024)
+
+/* The PEM files of the options, read once at start. */
+struct tls_files
+{
+  char *cert, *key, *ca;
+};
+
+static void
+tls_files_free(struct tls_files *files)
+{
+  free(files->cert);
+  free(files->key);
+  free(files->ca);
+}
+
+static int
+read_pem(const char *path, const char *what, char **out, struct error *err)
+{
+  if (path == NULL || *path == '\0')
+    return 0;
+  if (read_file(path, PEM_MAX_SIZE, out, NULL, err) < 0)
+    return error_wrap(err, "%s", what);
+  return 0;
+}
+
+static int
+tls_files_read(const struct stream_server_options *options, struct tls_files *files,
+               struct error *err)
+{
+  bool cert = options->tls_cert && *options->tls_cert;
+  bool key = options->tls_key && *options->tls_key;
+
+  if (cert != key)
+    return error_set(err, EINVAL, "stream_tls_cert and stream_tls_key go together");
+  if (!cert && options->tls_ca && *options->tls_ca)
+    return error_set(err, EINVAL, "stream_tls_ca needs stream_tls_cert and stream_tls_key");
+  if (read_pem(options->tls_cert, "stream_tls_cert", &files->cert, err) < 0
+      || read_pem(options->tls_key, "stream_tls_key", &files->key, err) < 0
+      || read_pem(options->tls_ca, "stream_tls_ca", &files->ca, err) < 0)
+    return -1;
+  return 0;
+}
+
 struct stream_server *
 stream_server_start(struct pod_manager *pods, const struct stream_server_options *options,
                     struct error *err)
 {
-  struct stream_server *server = xcalloc(1, sizeof *server);
+  struct stream_server *server;
   struct http_server_options http_options = { options->address, options->port, 0 };
+  struct tls_files tls = { 0 };
+  bool https;
+
+  if (tls_files_read(options, &tls, err) < 0)
+    {
+      tls_files_free(&tls);
+      return NULL;
+    }
+  http_options.tls_cert_pem = tls.cert;
+  http_options.tls_key_pem = tls.key;
+  http_options.client_ca_pem = tls.ca;
+  https = tls.cert != NULL;
+  server = xcalloc(1, sizeof *server);
 
   server->pods = pods;
   server->options = *options;
@@ -414,6 +471,7 @@ stream_server_start(struct pod_manager *pods, const struct stream_server_options
   server->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   server->tokens = token_cache_new(MAX_TOKENS, TOKEN_LIFETIME_NS);
   server->http = http_server_new(&http_options);
+  tls_files_free(&tls);
   http_server_route(server->http, "/exec/", serve_exec, server);
   http_server_route(server->http, "/attach/", serve_attach, server);
   http_server_route(server->http, "/portforward/", serve_portforward, server);
@@ -424,8 +482,9 @@ stream_server_start(struct pod_manager *pods, const struct stream_server_options
       stream_server_stop(server);
       return NULL;
     }
-  server->base_url = xasprintf(strchr(server->address, ':') ? "http://[%s]:%d" : "http://%s:%d",
-                               server->address, http_server_port(server->http));
+  server->base_url
+      = xasprintf(strchr(server->address, ':') ? "%s://[%s]:%d" : "%s://%s:%d",
+                  https ? "https" : "http", server->address, http_server_port(server->http));
   log_info("streaming server listening on %s", server->base_url);
   return server;
 }

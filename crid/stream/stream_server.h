@@ -22,6 +22,9 @@ struct stream_server_options
   int port;            /* 0: a free one */
   int64_t idle_timeout_s;
   unsigned max_sessions;
+  const char *tls_cert; /* PEM files; NULL or "" = plain HTTP */
+  const char *tls_key;
+  const char *tls_ca; /* NULL or "": no client certificates */
 };
 
 struct stream_server;
@@ -34,7 +37,7 @@ struct stream_server *stream_server_start(struct pod_manager *pods,
 /* Ends every session (killing exec'd processes), then stops listening. */
 void stream_server_stop(struct stream_server *server);
 
-/* "http://127.0.0.1:PORT" */
+/* "http://127.0.0.1:PORT" (https with TLS) */
 const char *stream_server_base_url(const struct stream_server *server);
 
 /* Stores request (taken over, also on failure) and returns its one-time
