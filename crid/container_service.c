@@ -197,8 +197,8 @@ verbose_info(struct rpc_call *call, const struct container *container)
   return rpc_verbose_info_finish(call, writer, spec_path);
 }
 
-static Runtime__V1__ContainerStatus *
-status_of(struct rpc_call *call, const struct container *container)
+Runtime__V1__ContainerStatus *
+rpc_container_status_message(struct rpc_call *call, const struct container *container)
 {
   Runtime__V1__ContainerStatus *status = arena_new(&call->arena, Runtime__V1__ContainerStatus);
   const Runtime__V1__ContainerConfig *config = container->config;
@@ -250,7 +250,7 @@ RPC_HANDLER(rpc_container_status)
       container_unref(container);
       return error_set(err, ENOENT, "container %s not found", status_request->container_id);
     }
-  reply->status = status_of(call, container);
+  reply->status = rpc_container_status_message(call, container);
   if (status_request->verbose)
     {
       reply->n_info = 1;

@@ -28,14 +28,46 @@ struct rpc_call
 typedef int (*rpc_handler)(struct rpc_call *call, const ProtobufCMessage *request,
                            ProtobufCMessage **response, struct error *err);
 
+/* A server-streaming call (GetContainerEvents, the Stream* lists): the
+ * handler starts it and returns at once; messages are then sent from any
+ * thread with rpc_stream_send() and the call ends with
+ * rpc_stream_finish().  No worker thread waits meanwhile. */
+struct rpc_stream;
+
+/* 0: the stream now belongs to the handler's producer, which finishes it
+ * some day; -1: the call ends with err at once. */
+typedef int (*rpc_stream_handler)(struct rpc_call *call, const ProtobufCMessage *request,
+                                  struct rpc_stream *stream, struct error *err);
+
+/* The call the stream belongs to (its daemon, method, request id). */
+struct rpc_call *rpc_stream_call(struct rpc_stream *stream);
+/* Queues message (packed at once: it may be freed on return).  ENOBUFS
+ * when more than RPC_STREAM_MAX_QUEUED bytes wait for a slow client,
+ * ECANCELED once the client is gone or the stream finished.  Any thread. */
+int rpc_stream_send(struct rpc_stream *stream, const ProtobufCMessage *message, struct error *err);
+/* Ends the call with err's status (NULL: OK) after what is queued.
+ * Idempotent; any thread. */
+void rpc_stream_finish(struct rpc_stream *stream, const struct error *err);
+/* on_cancel(data) runs once if the client leaves (or crid stops) before
+ * the finish: it must stop the producer and finish the stream, without
+ * blocking.  on_done(data) runs once when the call is over, whatever the
+ * reason, after which nothing may touch the stream: release there.
+ * Both on the completion-queue thread (on_cancel on the caller's when the
+ * client is already gone). */
+void rpc_stream_set_callbacks(struct rpc_stream *stream, void (*on_cancel)(void *data),
+                              void (*on_done)(void *data), void *data);
+
+#define RPC_STREAM_MAX_QUEUED (64 * 1024 * 1024)
+
 struct rpc_method
 {
   char *path;       /* "/runtime.v1.RuntimeService/Version" */
   const char *name; /* "Version" */
   const ProtobufCMethodDescriptor *descriptor;
-  rpc_handler handler; /* NULL: answers UNIMPLEMENTED */
-  bool needs_ready;    /* answers UNAVAILABLE until recovery has finished */
-  bool quiet;          /* polled all the time: logged at debug level */
+  rpc_handler handler; /* NULL (and no stream_handler): answers UNIMPLEMENTED */
+  rpc_stream_handler stream_handler;
+  bool needs_ready; /* answers UNAVAILABLE until recovery has finished */
+  bool quiet;       /* polled all the time: logged at debug level */
 };
 
 /* Builds the table from the generated service descriptors, so every method
@@ -91,5 +123,15 @@ RPC_HANDLER(rpc_image_status);
 RPC_HANDLER(rpc_pull_image);
 RPC_HANDLER(rpc_remove_image);
 RPC_HANDLER(rpc_image_fs_info);
+
+/* Declares a server-streaming handler (rpc_stream_handler). */
+#define RPC_STREAM_HANDLER(name)                                                                   \
+  int name(struct rpc_call *call, const ProtobufCMessage *request, struct rpc_stream *stream,      \
+           struct error *err)
+
+RPC_STREAM_HANDLER(rpc_get_container_events);
+RPC_STREAM_HANDLER(rpc_stream_pod_sandboxes);
+RPC_STREAM_HANDLER(rpc_stream_containers);
+RPC_STREAM_HANDLER(rpc_stream_images);
 
 #endif

@@ -11,6 +11,20 @@ struct handler_entry
   bool needs_ready;
 };
 
+struct stream_handler_entry
+{
+  const char *name;
+  rpc_stream_handler handler;
+};
+
+/* The server-streaming methods; all wait for recovery. */
+static const struct stream_handler_entry stream_handlers[] = {
+  { "GetContainerEvents", rpc_get_container_events },
+  { "StreamPodSandboxes", rpc_stream_pod_sandboxes },
+  { "StreamContainers", rpc_stream_containers },
+  { "StreamImages", rpc_stream_images },
+};
+
 /* The implemented methods; every other method of the proto is routed too
  * and answers UNIMPLEMENTED naming itself. */
 static const struct handler_entry handlers[] = {
@@ -65,6 +79,15 @@ is_polled(const char *name)
          || str_has_suffix(name, "Stats");
 }
 
+static rpc_stream_handler
+find_stream_handler(const char *name)
+{
+  for (size_t i = 0; i < sizeof stream_handlers / sizeof stream_handlers[0]; i++)
+    if (strcmp(stream_handlers[i].name, name) == 0)
+      return stream_handlers[i].handler;
+  return NULL;
+}
+
 static void
 add_service(const ProtobufCServiceDescriptor *service)
 {
@@ -79,7 +102,8 @@ add_service(const ProtobufCServiceDescriptor *service)
       method->name = descriptor->name;
       method->descriptor = descriptor;
       method->handler = entry ? entry->handler : NULL;
-      method->needs_ready = entry ? entry->needs_ready : false;
+      method->stream_handler = find_stream_handler(descriptor->name);
+      method->needs_ready = entry ? entry->needs_ready : method->stream_handler != NULL;
       method->quiet = is_polled(descriptor->name);
     }
 }

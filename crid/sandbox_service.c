@@ -150,24 +150,12 @@ verbose_info(struct rpc_call *call, const struct sandbox *sandbox)
   return rpc_verbose_info_finish(call, writer, spec_path);
 }
 
-int
-rpc_pod_sandbox_status(struct rpc_call *call, const ProtobufCMessage *request,
-                       ProtobufCMessage **response, struct error *err)
+Runtime__V1__PodSandboxStatus *
+rpc_sandbox_status_message(struct rpc_call *call, const struct sandbox *sandbox)
 {
-  const Runtime__V1__PodSandboxStatusRequest *status_request
-      = (const Runtime__V1__PodSandboxStatusRequest *)request;
-  Runtime__V1__PodSandboxStatusResponse *reply
-      = arena_new(&call->arena, Runtime__V1__PodSandboxStatusResponse);
   Runtime__V1__PodSandboxStatus *status = arena_new(&call->arena, Runtime__V1__PodSandboxStatus);
-  struct sandbox *sandbox
-      = pod_manager_find_sandbox(call->daemon->pods, status_request->pod_sandbox_id, err);
 
-  if (sandbox == NULL)
-    return -1;
-  sandbox_refresh(call->daemon->pods, sandbox);
-  runtime__v1__pod_sandbox_status_response__init(reply);
   runtime__v1__pod_sandbox_status__init(status);
-  pthread_mutex_lock(&sandbox->lock);
   status->id = arena_strdup(&call->arena, sandbox->id);
   status->metadata = copy_metadata(call, sandbox->config->metadata);
   status->state = sandbox->state == SANDBOX_READY
@@ -184,6 +172,26 @@ rpc_pod_sandbox_status(struct rpc_call *call, const ProtobufCMessage *request,
       = rpc_copy_map(call, &runtime__v1__pod_sandbox_status__annotations_entry__descriptor,
                      sandbox->config->annotations, status->n_annotations);
   status->runtime_handler = arena_strdup(&call->arena, sandbox->request->runtime_handler);
+  return status;
+}
+
+int
+rpc_pod_sandbox_status(struct rpc_call *call, const ProtobufCMessage *request,
+                       ProtobufCMessage **response, struct error *err)
+{
+  const Runtime__V1__PodSandboxStatusRequest *status_request
+      = (const Runtime__V1__PodSandboxStatusRequest *)request;
+  Runtime__V1__PodSandboxStatusResponse *reply
+      = arena_new(&call->arena, Runtime__V1__PodSandboxStatusResponse);
+  struct sandbox *sandbox
+      = pod_manager_find_sandbox(call->daemon->pods, status_request->pod_sandbox_id, err);
+
+  if (sandbox == NULL)
+    return -1;
+  sandbox_refresh(call->daemon->pods, sandbox);
+  runtime__v1__pod_sandbox_status_response__init(reply);
+  pthread_mutex_lock(&sandbox->lock);
+  reply->status = rpc_sandbox_status_message(call, sandbox);
   if (status_request->verbose)
     {
       reply->n_info = 1;
@@ -193,7 +201,6 @@ rpc_pod_sandbox_status(struct rpc_call *call, const ProtobufCMessage *request,
     }
   pthread_mutex_unlock(&sandbox->lock);
   sandbox_unref(sandbox);
-  reply->status = status;
   reply->timestamp = time_realtime_ns();
   *response = &reply->base;
   return 0;

@@ -31,6 +31,7 @@ enum tag_kind
   TAG_RECEIVED,
   TAG_SENT,
   TAG_CLOSED,
+  TAG_STREAM_SENT,
   TAG_SHUTDOWN,
 };
 
@@ -40,6 +41,33 @@ struct call_tag
 {
   enum tag_kind kind;
   struct server_call *call;
+};
+
+/* The sending side of a server-streaming call: a queue of packed
+ * messages, one send in flight at a time (gRPC allows no more), then the
+ * status. */
+struct rpc_stream
+{
+  struct server_call *call;
+  pthread_mutex_t lock;
+  grpc_byte_buffer **queue; /* ring of cap entries from head */
+  size_t head, n, cap;
+  size_t queued_bytes;
+  grpc_byte_buffer *in_flight;
+  size_t messages_sent;
+  bool metadata_sent;
+  bool sending;
+  bool finishing;
+  bool status_sent;
+  bool cancelled;     /* the client is gone: nothing more is sent */
+  bool closed;        /* the close notification came */
+  bool cancel_called; /* on_cancel ran or will not */
+  int status;
+  grpc_slice details;
+  void (*on_cancel)(void *data);
+  void (*on_done)(void *data);
+  void *data;
+  struct server_call *next, *prev; /* the server's live streams */
 };
 
 struct server_call
@@ -53,10 +81,12 @@ struct server_call
   grpc_slice status_details;
   int cancelled_by_client;
   atomic_int references;
-  struct call_tag tag_new, tag_received, tag_sent, tag_closed;
+  struct call_tag tag_new, tag_received, tag_sent, tag_closed, tag_stream_sent;
   const struct rpc_method *method;
   int64_t started_ns;
   struct rpc_call rpc;
+  bool streaming;
+  struct rpc_stream stream;
 };
 
 struct server
@@ -74,9 +104,11 @@ struct server
   pthread_cond_t changed;
   bool shutdown_complete;
   size_t live_calls;
+  struct server_call *streams; /* live server-streaming calls */
 };
 
 static void request_new_call(struct server *server);
+static void stream_release(struct server_call *call);
 
 static void
 call_unref(struct server_call *call)
@@ -85,6 +117,8 @@ call_unref(struct server_call *call)
 
   if (atomic_fetch_sub(&call->references, 1) != 1)
     return;
+  if (call->streaming)
+    stream_release(call);
   if (call->grpc)
     grpc_call_unref(call->grpc);
   grpc_call_details_destroy(&call->details);
@@ -137,27 +171,48 @@ pack_response(const ProtobufCMessage *message)
   return buffer;
 }
 
-static int
-dispatch(struct server_call *call, ProtobufCMessage **response, struct error *err)
+/* The request message of the call, checked against the method's state. */
+static ProtobufCMessage *
+decode_request(struct server_call *call, struct error *err)
 {
   const struct rpc_method *method = call->method;
   ProtobufCMessage *request;
   grpc_slice bytes;
-  int ret;
 
-  if (method->handler == NULL)
-    return error_set(err, ENOSYS, "%s is not implemented by crid", method->name);
+  if (method->handler == NULL && method->stream_handler == NULL)
+    {
+      error_set(err, ENOSYS, "%s is not implemented by crid", method->name);
+      return NULL;
+    }
   if (method->needs_ready && !atomic_load(&call->server->daemon->ready))
-    return error_set(err, EAGAIN, "crid is recovering its state; retry shortly");
+    {
+      error_set(err, EAGAIN, "crid is recovering its state; retry shortly");
+      return NULL;
+    }
   if (call->request_payload == NULL)
-    return error_set(err, EINVAL, "%s: no request message", method->name);
+    {
+      error_set(err, EINVAL, "%s: no request message", method->name);
+      return NULL;
+    }
   bytes = request_bytes(call);
   request = protobuf_c_message_unpack(method->descriptor->input, NULL, GRPC_SLICE_LENGTH(bytes),
                                       GRPC_SLICE_START_PTR(bytes));
   grpc_slice_unref(bytes);
   if (request == NULL)
-    return error_set(err, EINVAL, "%s: request does not decode as %s", method->name,
-                     method->descriptor->input->name);
+    error_set(err, EINVAL, "%s: request does not decode as %s", method->name,
+              method->descriptor->input->name);
+  return request;
+}
+
+static int
+dispatch(struct server_call *call, ProtobufCMessage **response, struct error *err)
+{
+  const struct rpc_method *method = call->method;
+  ProtobufCMessage *request = decode_request(call, err);
+  int ret;
+
+  if (request == NULL)
+    return -1;
   ret = method->handler(&call->rpc, request, response, err);
   protobuf_c_message_free_unpacked(request, NULL);
   if (ret == 0 && (*response == NULL || (*response)->descriptor != method->descriptor->output))
@@ -252,6 +307,313 @@ handle_call(void *arg)
   log_context_set(NULL, NULL);
 }
 
+/* ---- Server-streaming calls ----------------------------------------------------------- */
+
+static void
+log_done(struct server_call *call, int status, const char *message, const char *suffix)
+{
+  int64_t elapsed_us = (time_monotonic_ns() - call->started_ns) / 1000;
+
+  if (status == GRPC_STATUS_OK)
+    log_write(call->method->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "done in %ld.%03ld ms: OK%s",
+              (long)(elapsed_us / 1000), (long)(elapsed_us % 1000), suffix);
+  else
+    log_write(status == GRPC_STATUS_NOT_FOUND || status == GRPC_STATUS_UNIMPLEMENTED
+                      || status == GRPC_STATUS_CANCELLED
+                  ? LOG_LEVEL_INFO
+                  : LOG_LEVEL_WARN,
+              "done in %ld.%03ld ms: %s: %s%s", (long)(elapsed_us / 1000),
+              (long)(elapsed_us % 1000), status_name(status), message, suffix);
+}
+
+static void
+stream_drop_queue(struct rpc_stream *stream)
+{
+  while (stream->n > 0)
+    {
+      grpc_byte_buffer_destroy(stream->queue[stream->head]);
+      stream->head = (stream->head + 1) % stream->cap;
+      stream->n--;
+    }
+  stream->queued_bytes = 0;
+}
+
+/* With the stream's lock: starts the next send (a message, or the status
+ * once finishing) unless one is in flight.  The initial metadata goes with
+ * the first batch.  The reply's reference is never dropped here, so no
+ * caller ever sees the call end (and on_done run) under its feet. */
+static void
+stream_start_next(struct rpc_stream *stream)
+{
+  struct server_call *call = stream->call;
+  grpc_op ops[2];
+  size_t n = 0;
+
+  if (stream->sending || stream->status_sent)
+    return;
+  if (stream->cancelled)
+    stream_drop_queue(stream);
+  if (stream->n == 0 && !stream->finishing)
+    return;
+  memset(ops, 0, sizeof ops);
+  if (!stream->metadata_sent)
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  stream->metadata_sent = true;
+  if (stream->n > 0)
+    {
+      grpc_byte_buffer *message = stream->queue[stream->head];
+      stream->head = (stream->head + 1) % stream->cap;
+      stream->n--;
+      stream->queued_bytes -= grpc_byte_buffer_length(message);
+      stream->in_flight = message;
+      stream->sending = true;
+      ops[n].op = GRPC_OP_SEND_MESSAGE;
+      ops[n++].data.send_message.send_message = message;
+      if (grpc_call_start_batch(call->grpc, ops, n, &call->tag_stream_sent, NULL) != GRPC_CALL_OK)
+        {
+          stream->sending = false;
+          stream->cancelled = true;
+          grpc_byte_buffer_destroy(message);
+          stream->in_flight = NULL;
+        }
+      return;
+    }
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = stream->status;
+  ops[n++].data.send_status_from_server.status_details = &stream->details;
+  stream->status_sent = true;
+  /* Fails only on a misuse of the API; the call is then left as it is. */
+  if (grpc_call_start_batch(call->grpc, ops, n, &call->tag_sent, NULL) != GRPC_CALL_OK)
+    log_error("%s: cannot send the status of a stream", call->method->name);
+}
+
+struct rpc_call *
+rpc_stream_call(struct rpc_stream *stream)
+{
+  return &stream->call->rpc;
+}
+
+int
+rpc_stream_send(struct rpc_stream *stream, const ProtobufCMessage *message, struct error *err)
+{
+  grpc_byte_buffer *buffer = pack_response(message);
+  size_t size = grpc_byte_buffer_length(buffer);
+  int ret = 0;
+
+  pthread_mutex_lock(&stream->lock);
+  if (stream->cancelled || stream->finishing)
+    ret = error_set(err, ECANCELED, "the client is gone");
+  else if (stream->queued_bytes + size > RPC_STREAM_MAX_QUEUED)
+    ret = error_set(err, ENOBUFS, "the client reads too slowly: %zu bytes wait",
+                    stream->queued_bytes);
+  if (ret < 0)
+    {
+      pthread_mutex_unlock(&stream->lock);
+      grpc_byte_buffer_destroy(buffer);
+      return -1;
+    }
+  if (stream->n == stream->cap)
+    {
+      size_t cap = stream->cap ? stream->cap * 2 : 8;
+      grpc_byte_buffer **queue = xcalloc(cap, sizeof *queue);
+      for (size_t i = 0; i < stream->n; i++)
+        queue[i] = stream->queue[(stream->head + i) % stream->cap];
+      free(stream->queue);
+      stream->queue = queue;
+      stream->head = 0;
+      stream->cap = cap;
+    }
+  stream->queue[(stream->head + stream->n) % stream->cap] = buffer;
+  stream->n++;
+  stream->queued_bytes += size;
+  stream_start_next(stream);
+  pthread_mutex_unlock(&stream->lock);
+  return 0;
+}
+
+void
+rpc_stream_finish(struct rpc_stream *stream, const struct error *err)
+{
+  struct server_call *call = stream->call;
+  cleanup_free char *suffix = NULL;
+
+  pthread_mutex_lock(&stream->lock);
+  if (stream->finishing)
+    {
+      pthread_mutex_unlock(&stream->lock);
+      return;
+    }
+  stream->finishing = true;
+  stream->status = err ? rpc_status_from_error_code(err->code) : GRPC_STATUS_OK;
+  if (err)
+    stream->details = grpc_slice_from_copied_string(error_message(err));
+  suffix
+      = xasprintf(" (%zu messages)", stream->messages_sent + stream->n + (stream->sending ? 1 : 0));
+  stream_start_next(stream);
+  pthread_mutex_unlock(&stream->lock);
+  log_context_set(call->method->name, call->rpc.request_id);
+  log_done(call, err ? rpc_status_from_error_code(err->code) : GRPC_STATUS_OK,
+           err ? error_message(err) : "", suffix);
+  log_context_set(NULL, NULL);
+}
+
+void
+rpc_stream_set_callbacks(struct rpc_stream *stream, void (*on_cancel)(void *data),
+                         void (*on_done)(void *data), void *data)
+{
+  bool cancel_now;
+
+  pthread_mutex_lock(&stream->lock);
+  stream->on_cancel = on_cancel;
+  stream->on_done = on_done;
+  stream->data = data;
+  cancel_now = stream->cancelled && !stream->cancel_called && !stream->finishing;
+  if (cancel_now)
+    stream->cancel_called = true;
+  pthread_mutex_unlock(&stream->lock);
+  if (cancel_now && on_cancel)
+    on_cancel(data);
+}
+
+/* The client left, or crid stops: the producer is told once. */
+static void
+stream_cancel(struct rpc_stream *stream)
+{
+  void (*on_cancel)(void *) = NULL;
+  void *data = NULL;
+
+  pthread_mutex_lock(&stream->lock);
+  stream->cancelled = true;
+  if (!stream->cancel_called && stream->on_cancel && !stream->finishing)
+    {
+      stream->cancel_called = true;
+      on_cancel = stream->on_cancel;
+      data = stream->data;
+    }
+  stream_start_next(stream);
+  pthread_mutex_unlock(&stream->lock);
+  if (on_cancel)
+    on_cancel(data);
+}
+
+static void
+on_stream_sent(struct server_call *call, bool ok)
+{
+  struct rpc_stream *stream = &call->stream;
+
+  pthread_mutex_lock(&stream->lock);
+  grpc_byte_buffer_destroy(stream->in_flight);
+  stream->in_flight = NULL;
+  stream->sending = false;
+  if (ok)
+    stream->messages_sent++;
+  else
+    stream->cancelled = true;
+  stream_start_next(stream);
+  pthread_mutex_unlock(&stream->lock);
+  if (!ok)
+    stream_cancel(stream);
+}
+
+static void
+stream_init(struct server_call *call)
+{
+  struct server *server = call->server;
+
+  call->streaming = true;
+  call->stream.call = call;
+  call->stream.details = grpc_empty_slice();
+  pthread_mutex_init(&call->stream.lock, NULL);
+  pthread_mutex_lock(&server->lock);
+  call->stream.next = server->streams;
+  if (server->streams)
+    server->streams->stream.prev = call;
+  server->streams = call;
+  pthread_mutex_unlock(&server->lock);
+}
+
+/* When the call is over (its last reference): the producer's release. */
+static void
+stream_release(struct server_call *call)
+{
+  struct server *server = call->server;
+  struct rpc_stream *stream = &call->stream;
+
+  pthread_mutex_lock(&server->lock);
+  if (stream->prev)
+    stream->prev->stream.next = stream->next;
+  else
+    server->streams = stream->next;
+  if (stream->next)
+    stream->next->stream.prev = stream->prev;
+  pthread_mutex_unlock(&server->lock);
+  if (stream->on_done)
+    stream->on_done(stream->data);
+  stream_drop_queue(stream);
+  free(stream->queue);
+  grpc_slice_unref(stream->details);
+  pthread_mutex_destroy(&stream->lock);
+}
+
+/* On a worker thread: the handler starts the stream. */
+static void
+handle_stream_call(void *arg)
+{
+  struct server_call *call = arg;
+  struct error err = ERROR_INIT;
+  ProtobufCMessage *request;
+
+  log_context_set(call->method->name, call->rpc.request_id);
+  log_debug("call (stream)");
+  request = decode_request(call, &err);
+  if (request && call->method->stream_handler(&call->rpc, request, &call->stream, &err) == 0)
+    error_clear(&err);
+  else
+    rpc_stream_finish(&call->stream, &err);
+  if (request)
+    protobuf_c_message_free_unpacked(request, NULL);
+  error_clear(&err);
+  log_context_set(NULL, NULL);
+}
+
+/* crid stops: every stream is ended as if its client had left. */
+static void
+cancel_streams(struct server *server)
+{
+  for (;;)
+    {
+      struct server_call *found = NULL;
+
+      pthread_mutex_lock(&server->lock);
+      for (struct server_call *c = server->streams; c; c = c->stream.next)
+        {
+          pthread_mutex_lock(&c->stream.lock);
+          if (!c->stream.finishing && !c->stream.cancel_called)
+            found = c;
+          pthread_mutex_unlock(&c->stream.lock);
+          if (found)
+            {
+              atomic_fetch_add(&found->references, 1);
+              break;
+            }
+        }
+      pthread_mutex_unlock(&server->lock);
+      if (found == NULL)
+        return;
+      stream_cancel(&found->stream);
+      pthread_mutex_lock(&found->stream.lock);
+      found->stream.cancel_called = true; /* also when no producer was registered */
+      pthread_mutex_unlock(&found->stream.lock);
+      {
+        struct error err = ERROR_INIT;
+        error_set(&err, EAGAIN, "crid is shutting down");
+        rpc_stream_finish(&found->stream, &err);
+        error_clear(&err);
+      }
+      call_unref(found);
+    }
+}
+
 static void
 reply_unknown_method(struct server_call *call)
 {
@@ -326,6 +688,7 @@ request_new_call(struct server *server)
   call->tag_received = (struct call_tag){ TAG_RECEIVED, call };
   call->tag_sent = (struct call_tag){ TAG_SENT, call };
   call->tag_closed = (struct call_tag){ TAG_CLOSED, call };
+  call->tag_stream_sent = (struct call_tag){ TAG_STREAM_SENT, call };
   grpc_call_details_init(&call->details);
   grpc_metadata_array_init(&call->request_metadata);
 
@@ -347,6 +710,11 @@ on_received(struct server_call *call)
 {
   if (call->method == NULL)
     reply_unknown_method(call);
+  else if (call->method->stream_handler)
+    {
+      stream_init(call);
+      worker_pool_submit(call->server->workers, handle_stream_call, call);
+    }
   else
     worker_pool_submit(call->server->workers, handle_call, call);
 }
@@ -369,7 +737,18 @@ handle_event(struct server *server, grpc_event event)
       break;
     case TAG_CLOSED:
       atomic_store(&tag->call->rpc.cancelled, tag->call->cancelled_by_client != 0);
+      if (tag->call->streaming)
+        {
+          pthread_mutex_lock(&tag->call->stream.lock);
+          tag->call->stream.closed = true;
+          pthread_mutex_unlock(&tag->call->stream.lock);
+          if (tag->call->cancelled_by_client)
+            stream_cancel(&tag->call->stream);
+        }
       call_unref(tag->call);
+      break;
+    case TAG_STREAM_SENT:
+      on_stream_sent(tag->call, event.success);
       break;
     case TAG_SHUTDOWN:
       pthread_mutex_lock(&server->lock);
@@ -537,6 +916,8 @@ server_shutdown(struct server *server, int grace_seconds)
     return;
   log_info("shutting down: no new calls, waiting up to %d s for calls in flight", grace_seconds);
   grpc_server_shutdown_and_notify(server->grpc, server->queue, &server->tag_shutdown);
+  /* Streams (events, lists) would otherwise run on to the grace's end. */
+  cancel_streams(server);
 
   clock_gettime(CLOCK_REALTIME, &until);
   until.tv_sec += grace_seconds;

@@ -1,5 +1,5 @@
-/* crid/service_common: what the sandbox and container handlers
- * (sandbox_service.c, container_service.c) share: the idempotent lookups,
+/* crid/service_common: what the sandbox, container and event handlers
+ * (sandbox_service.c, container_service.c, events_service.c) share: the idempotent lookups,
  * replies without fields, the label and annotation maps copied into
  * replies and matched by list filters, and the verbose status info. */
 #ifndef CRID_SERVICE_COMMON_H
@@ -62,5 +62,16 @@ bool rpc_id_matches(const char *id, const char *filter_id);
  * effort), and returns its text, owned by the call's arena. */
 char *rpc_verbose_info_finish(struct rpc_call *call, struct json_writer *writer,
                               const char *spec_path);
+
+struct container;
+struct sandbox;
+
+/* The CRI status of a container (with its lock held) and of a sandbox
+ * (with its lock held), in the call's arena: ContainerStatus and
+ * PodSandboxStatus answer with them, and so do container events. */
+Runtime__V1__ContainerStatus *rpc_container_status_message(struct rpc_call *call,
+                                                           const struct container *container);
+Runtime__V1__PodSandboxStatus *rpc_sandbox_status_message(struct rpc_call *call,
+                                                          const struct sandbox *sandbox);
 
 #endif

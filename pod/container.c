@@ -10,6 +10,7 @@
  * monitor's files are in <state>/conmon/<id>/ (ctl, attach, oom, pid
  * files) and its exit file is <state>/exits/<id>. */
 #include "pod/container.h"
+#include "pod/events.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
 #include "pod/user.h"
@@ -231,6 +232,8 @@ save:
   if (container_save(manager, container, &err) < 0)
     log_warn("%s", error_message(&err));
   error_clear(&err);
+  pod_events_publish(manager->events, POD_EVENT_STOPPED, container->id, container->sandbox_id,
+                     false);
   return true;
 }
 
@@ -689,7 +692,11 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
       ctx.container->removed = true;
     }
   else
-    undo_forget(&undo);
+    {
+      undo_forget(&undo);
+      pod_events_publish(manager->events, POD_EVENT_CREATED, ctx.container->id,
+                         ctx.container->sandbox_id, false);
+    }
   pthread_mutex_unlock(&ctx.container->op_lock);
   pthread_mutex_unlock(&ctx.sandbox->lock);
   sandbox_unref(ctx.sandbox);
@@ -742,6 +749,8 @@ container_start(struct pod_manager *manager, struct container *container, struct
       ret = container_save(manager, container, err);
       pthread_mutex_unlock(&container->lock);
       log_info("container %.12s started", container->id);
+      pod_events_publish(manager->events, POD_EVENT_STARTED, container->id, container->sandbox_id,
+                         false);
     }
   pthread_mutex_unlock(&container->op_lock);
   return ret;
@@ -812,6 +821,8 @@ remove_locked(struct pod_manager *manager, struct container *container, struct e
   container->removed = true;
   pod_manager_unreserve_container(manager, container);
   log_info("container %.12s removed", container->id);
+  pod_events_publish(manager->events, POD_EVENT_DELETED, container->id, container->sandbox_id,
+                     false);
   return 0;
 }
 

@@ -1,4 +1,5 @@
 #include "pod/pod_manager.h"
+#include "pod/events.h"
 #include "pod/exec.h"
 #include "pod/seccomp_bpf.h"
 #include "pod/container.h"
@@ -415,6 +416,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
   manager->options = *options;
   memset(options, 0, sizeof *options);
   pthread_mutex_init(&manager->table_lock, NULL);
+  manager->events = pod_events_new();
   if (assemble_pause_rootfs(manager, err) < 0)
     {
       pod_manager_free(manager);
@@ -441,6 +443,7 @@ pod_manager_free(struct pod_manager *manager)
   if (manager == NULL)
     return;
   exit_watch_stop(manager->exit_watch);
+  pod_events_free(manager->events);
   pod_manager_release_containers(manager->containers, manager->n_containers);
   pod_manager_release_list(manager->sandboxes, manager->n_sandboxes);
   options_free(&manager->options);

@@ -48,6 +48,8 @@ struct pod_manager_options
   struct image_store *images; /* not owned: images of containers */
 };
 
+struct pod_events;
+
 struct pod_manager
 {
   struct pod_manager_options options;
@@ -58,6 +60,7 @@ struct pod_manager
   struct container **containers;
   size_t n_containers;
   struct exit_watch *exit_watch;
+  struct pod_events *events; /* lifecycle events (pod/events.h) */
 };
 
 /* options is moved into the manager.  Assembles the built-in pause root

@@ -5,6 +5,7 @@
  * process through crid-conmon, persist.  Every step that succeeded pushes
  * its undo, so a failure leaves nothing behind. */
 #include "pod/sandbox.h"
+#include "pod/events.h"
 #include "common/process.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
@@ -761,6 +762,8 @@ sandbox_run(struct pod_manager *manager, const uint8_t *request_bytes, size_t re
       return -1;
     }
   undo_forget(&undo);
+  pod_events_publish(manager->events, POD_EVENT_CREATED, ctx.sandbox->id, ctx.sandbox->id, true);
+  pod_events_publish(manager->events, POD_EVENT_STARTED, ctx.sandbox->id, ctx.sandbox->id, true);
   pthread_mutex_unlock(&ctx.sandbox->lock);
   log_info("sandbox %.12s (%s) ready, pause pid %d", ctx.sandbox->id, ctx.sandbox->reservation,
            (int)ctx.sandbox->pause_pid);
@@ -794,6 +797,8 @@ stop_locked(struct pod_manager *manager, struct sandbox *sandbox, struct error *
         return error_wrap(err, "stop sandbox %s", sandbox->id);
       sandbox->namespaces_pinned = false;
     }
+  if (sandbox->state == SANDBOX_READY)
+    pod_events_publish(manager->events, POD_EVENT_STOPPED, sandbox->id, sandbox->id, true);
   sandbox->state = SANDBOX_NOTREADY;
   return sandbox_save(manager, sandbox, err);
 }
@@ -830,6 +835,7 @@ sandbox_remove(struct pod_manager *manager, struct sandbox *sandbox, struct erro
           sandbox->removed = true;
           pod_manager_unreserve(manager, sandbox);
           log_info("sandbox %.12s removed", sandbox->id);
+          pod_events_publish(manager->events, POD_EVENT_DELETED, sandbox->id, sandbox->id, true);
         }
     }
   pthread_mutex_unlock(&sandbox->lock);
@@ -846,6 +852,7 @@ sandbox_refresh(struct pod_manager *manager, struct sandbox *sandbox)
     {
       log_info("sandbox %.12s: the pause process is gone; not ready", sandbox->id);
       sandbox->state = SANDBOX_NOTREADY;
+      pod_events_publish(manager->events, POD_EVENT_STOPPED, sandbox->id, sandbox->id, true);
       if (sandbox_save(manager, sandbox, &err) < 0)
         log_warn("%s", error_message(&err));
       error_clear(&err);
