@@ -12,6 +12,10 @@
 #include <string.h>
 
 #define MAX_ROUTES 8
+/* What libmicrohttpd keeps per connection, also for the lifetime of an
+ * upgraded one: requests here are a line and a few headers (default 32
+ * KiB). */
+#define CONNECTION_MEMORY (12 * 1024)
 /* A client has this long to send its request headers. */
 #define REQUEST_TIMEOUT_S 30
 
@@ -208,7 +212,8 @@ http_server_start(struct http_server *server, struct error *err)
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
       server->options.max_connections ? server->options.max_connections : 1024,
       MHD_OPTION_NOTIFY_COMPLETED, request_completed, server, MHD_OPTION_EXTERNAL_LOGGER, log_mhd,
-      NULL, server->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, server->tls_cert,
+      NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+      server->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, server->tls_cert,
       MHD_OPTION_HTTPS_MEM_KEY, server->tls_key,
       server->client_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, server->client_ca,
       MHD_OPTION_END);

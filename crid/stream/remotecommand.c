@@ -244,6 +244,7 @@ start(struct session *s)
   int ret;
 
   rc->started = true;
+  session_no_more_streams(s);
   if (rc->transport == TRANSPORT_WEBSOCKET)
     {
       /* The ready signal WebSocket clients wait for: one empty message. */

@@ -114,6 +114,13 @@ session_reset(struct session *s, uint32_t stream, uint32_t status)
 }
 
 void
+session_no_more_streams(struct session *s)
+{
+  if (s->codec)
+    spdy_codec_close_inflater(s->codec);
+}
+
+void
 session_finish(struct session *s)
 {
   if (session_ending(s))
@@ -278,6 +285,9 @@ process_input(struct session *s)
       bytebuf_consume(&s->in, (size_t)used);
       touch(s);
     }
+  /* Nothing half-read: an idle session keeps no input buffer. */
+  if (s->in.len == 0)
+    bytebuf_free(&s->in);
 }
 
 static void

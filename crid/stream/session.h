@@ -104,6 +104,9 @@ void session_send(struct session *s, uint32_t stream, const void *data, size_t l
 /* SPDY: FIN on the stream (an empty DATA frame).  WebSocket: nothing. */
 void session_close_stream(struct session *s, uint32_t stream);
 void session_reset(struct session *s, uint32_t stream, uint32_t status);
+/* SPDY: the client will open no more streams (see
+ * spdy_codec_close_inflater); a session keeps less memory. */
+void session_no_more_streams(struct session *s);
 /* Flushes what is queued and ends the session (GOAWAY / close frame). */
 void session_finish(struct session *s);
 /* True once the session is ending (finished or the client is gone). */

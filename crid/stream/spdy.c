@@ -88,6 +88,7 @@ struct spdy_codec
 {
   z_stream inflater; /* client to crid */
   z_stream deflater; /* crid to client */
+  bool inflater_closed;
 };
 
 /* zlib's allocations abort on out-of-memory like every other in crid. */
@@ -128,9 +129,18 @@ spdy_codec_free(struct spdy_codec *codec)
 {
   if (codec == NULL)
     return;
-  inflateEnd(&codec->inflater);
+  if (!codec->inflater_closed)
+    inflateEnd(&codec->inflater);
   deflateEnd(&codec->deflater);
   free(codec);
+}
+
+void
+spdy_codec_close_inflater(struct spdy_codec *codec)
+{
+  if (!codec->inflater_closed)
+    inflateEnd(&codec->inflater);
+  codec->inflater_closed = true;
 }
 
 static uint32_t
@@ -182,7 +192,11 @@ inflate_block(struct spdy_codec *codec, const uint8_t *in, size_t in_len, uint8_
   z_stream *z = &codec->inflater;
   size_t cap = INFLATE_FIRST_SIZE;
   size_t used = 0;
-  cleanup_free uint8_t *buf = xmalloc(cap);
+  cleanup_free uint8_t *buf = NULL;
+
+  if (codec->inflater_closed)
+    return error_set(err, EPROTO, "no more header blocks are expected on this connection");
+  buf = xmalloc(cap);
 
   z->next_in = in;
   z->avail_in = (uInt)in_len;

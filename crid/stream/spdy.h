@@ -102,6 +102,12 @@ struct spdy_codec;
 struct spdy_codec *spdy_codec_new(void);
 void spdy_codec_free(struct spdy_codec *codec);
 
+/* Frees the inflate stream (its 32 KiB window) of a connection that
+ * expects no more header blocks from the client: any later SYN_STREAM,
+ * SYN_REPLY or HEADERS is then a protocol error.  An exec or attach
+ * session has all its streams once they are set up. */
+void spdy_codec_close_inflater(struct spdy_codec *codec);
+
 /* Parses the first frame of buf[0..len).  Returns the number of bytes the
  * frame takes (> 0) with *frame filled; 0 when buf does not hold a whole
  * frame yet (nothing changes, call again with more bytes); -1 on a

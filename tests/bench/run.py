@@ -14,7 +14,11 @@ not run.  Environment: BENCH_RUNTIMES=crid,containerd narrows the
 runtimes, BENCH_KEEP=1 keeps the daemons' temp dirs, CRID_BIN and
 CONTAINERD_BIN override the binaries, BENCH_SANDBOX_HANDLERS and
 BENCH_CONTAINER_HANDLERS (default crun,runc) pick the OCI runtime
-handlers of the sandbox and container benchmarks.
+handlers of the sandbox and container benchmarks, BENCH_STREAM_HANDLERS
+(default crun) that of the streaming benchmark, whose sizes are
+BENCH_STREAM_BYTES (port-forward, default 1G), BENCH_STREAM_EXECS (200),
+BENCH_STREAM_LEAK_EXECS (1000), BENCH_STREAM_SESSIONS (50) and
+BENCH_STREAM_CRICTL_RUNS (20; CRICTL_BIN, default /opt/lab/bin/crictl).
 """
 
 import glob
