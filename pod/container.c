@@ -756,6 +756,73 @@ container_start(struct pod_manager *manager, struct container *container, struct
   return ret;
 }
 
+#define STOP_TIMEOUT_MAX_S (366LL * 24 * 3600)
+
+/* True when pid is the init of its pid namespace and has no handler for
+ * signo: the kernel then drops signo (only SIGKILL and SIGSTOP reach such
+ * an init from outside).  A container stopped right after its start can
+ * be caught before its process installed its handler. */
+static bool
+init_drops_signal(pid_t pid, int signo)
+{
+  cleanup_free char *path = xasprintf("/proc/%d/status", (int)pid);
+  cleanup_file FILE *status = fopen(path, "re");
+  char line[512];
+  bool ns_init = false, caught = true;
+
+  while (status && fgets(line, sizeof line, status))
+    {
+      if (str_has_prefix(line, "NSpid:"))
+        {
+          char *last = strrchr(line, '\t');
+          ns_init = last && strtol(last + 1, NULL, 10) == 1;
+        }
+      else if (str_has_prefix(line, "SigCgt:"))
+        caught = (strtoull(line + 7, NULL, 16) >> (signo - 1)) & 1;
+    }
+  return status && ns_init && !caught;
+}
+
+/* Sends signo and waits up to timeout_ms for the end.  A signal the
+ * container's init dropped (no handler yet) is sent again once it has
+ * one, rather than waiting out the whole grace period for nothing. */
+static int
+signal_and_wait(struct pod_manager *manager, struct container *container,
+                const struct oci_runtime *runtime, int signo, int64_t timeout_ms, bool *ended,
+                struct error *err)
+{
+  int64_t deadline = time_monotonic_ns() + timeout_ms * 1000000LL;
+  pid_t pid = container->pid;
+  bool dropped = pid > 0 && init_drops_signal(pid, signo);
+
+  if (oci_runtime_kill(runtime, container->id, signo, false, err) < 0)
+    return -1;
+  while (dropped)
+    {
+      int64_t left_ms = (deadline - time_monotonic_ns()) / 1000000LL;
+      if (left_ms <= 0)
+        break;
+      if (wait_for_end(manager, container, left_ms < 100 ? left_ms : 100))
+        {
+          *ended = true;
+          return 0;
+        }
+      if (!init_drops_signal(pid, signo))
+        {
+          log_debug("container %.12s: signal %d came before its handler; sending it again",
+                    container->id, signo);
+          if (oci_runtime_kill(runtime, container->id, signo, false, err) < 0)
+            return -1;
+          dropped = false;
+        }
+    }
+  {
+    int64_t left_ms = (deadline - time_monotonic_ns()) / 1000000LL;
+    *ended = wait_for_end(manager, container, left_ms > 0 ? left_ms : 0);
+  }
+  return 0;
+}
+
 static int
 stop_locked(struct pod_manager *manager, struct container *container, int64_t timeout_s,
             struct error *err)
@@ -770,11 +837,15 @@ stop_locked(struct pod_manager *manager, struct container *container, int64_t ti
   /* A created container sits in the runtime's init: only KILL ends it. */
   signo = container->state == CONTAINER_CREATED ? SIGKILL : container->stop_signal;
   pthread_mutex_unlock(&container->lock);
+  /* No timeout a client can send may overflow the clock arithmetic. */
+  if (timeout_s > STOP_TIMEOUT_MAX_S)
+    timeout_s = STOP_TIMEOUT_MAX_S;
   if (timeout_s > 0 && signo != SIGKILL)
     {
-      if (oci_runtime_kill(&runtime, container->id, signo, false, err) < 0)
+      bool ended = false;
+      if (signal_and_wait(manager, container, &runtime, signo, timeout_s * 1000, &ended, err) < 0)
         return -1;
-      if (wait_for_end(manager, container, timeout_s * 1000))
+      if (ended)
         return 0;
       log_info("container %.12s did not stop within %lld s: killing it", container->id,
                (long long)timeout_s);

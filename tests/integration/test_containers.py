@@ -453,6 +453,23 @@ def test_stop_signal_timeout_and_pod_stop(env, handler):
     env.assert_clean()
 
 
+def test_stop_right_after_start_reaches_a_late_handler(env, handler):
+    """critest's "removing stopped container" flaked: a stop sent before
+    the container's init (pid 1 of its pid namespace) installed its
+    SIGTERM handler was dropped by the kernel, and the stop waited out its
+    whole grace period.  crid sends the signal again once the handler is
+    there."""
+    sandbox_id, sandbox_config = env.run_pod("late", handler)
+    late = env.run(sandbox_id, sandbox_config, "late",
+                   ["/bin/sh", "-c", "sleep 1; trap 'exit 0' TERM; while true; do sleep 0.1; done"])
+    started = time.monotonic()
+    env.stop(late, timeout=30)
+    assert time.monotonic() - started < 10
+    assert env.status(late).status.exit_code == 0
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
 def test_restart_keeps_state_and_exits(env, handler):
     pb = env.pb
     _, RUNNING, EXITED = states(pb)
