@@ -198,6 +198,16 @@ static const struct field metrics_fields[] = {
   FIELDS_END,
 };
 
+/* CRI-O's key of the same name; its 0 (collect at each call) has no
+ * equivalent: crid reads cgroups at each call anyway and never walks a
+ * file system for one. */
+static const struct field stats_fields[] = {
+  INTEGER(C, collection_period, 1, 3600,
+          "Seconds between background passes: writable layers measured (du of each upper "
+          "dir), CPU sampled."),
+  FIELDS_END,
+};
+
 /* A table whose members are named items (runtime handlers, registries),
  * kept in a sorted array of item structs inside struct crid_config. */
 struct map
@@ -315,8 +325,16 @@ static const struct section metrics_section = {
   .fields = metrics_fields,
 };
 
+static const struct section stats_section = {
+  .path = "crid.stats",
+  .key = "stats",
+  .comment = "Container and pod statistics (ContainerStats, PodSandboxStats, metrics).",
+  .fields = stats_fields,
+};
+
 static const struct section *const crid_children[] = {
-  &api_section, &runtime_section, &image_section, &network_section, &metrics_section, NULL,
+  &api_section,     &runtime_section, &image_section, &network_section,
+  &metrics_section, &stats_section,   NULL,
 };
 
 static const struct section crid_section = {
@@ -533,6 +551,7 @@ config_init(struct crid_config *c)
   c->enable_metrics = false;
   c->metrics_host = xstrdup("127.0.0.1");
   c->metrics_port = 9537;
+  c->collection_period = 10;
 }
 
 /* ----------------------------------------------------------- checking */

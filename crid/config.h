@@ -63,6 +63,8 @@ struct crid_config
   bool enable_metrics;
   char *metrics_host;
   int64_t metrics_port;
+  /* [crid.stats] */
+  int64_t collection_period; /* seconds between the stats collector's passes */
 };
 
 /* Fills c with the embedded defaults. */

@@ -16,6 +16,7 @@ struct image_puller;
 struct registry_client;
 struct cni_watch;
 struct stream_server;
+struct metrics_server;
 
 /* Values given on the command line; they win over every config file and
  * are re-applied on reload. NULL = not given. */
@@ -49,6 +50,7 @@ struct daemon
   struct image_puller *puller;
   struct cni_watch *network_watch; /* NULL: Status reads the CNI dir itself */
   struct stream_server *streams;   /* exec, attach, port-forward URLs */
+  struct metrics_server *metrics;  /* /metrics; NULL unless enable_metrics */
 };
 
 /* Loads files and applies overrides into c (freshly initialised). */

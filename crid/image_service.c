@@ -1,6 +1,8 @@
 /* ListImages, ImageStatus, PullImage, RemoveImage and ImageFsInfo:
- * protobuf in, image/store.c and image/pull.c, protobuf out. */
+ * protobuf in, image/store.c and image/pull.c, protobuf out (ImageFsInfo's
+ * container file system from pod/stats.h). */
 #include "crid/daemon.h"
+#include "crid/metrics.h"
 #include "crid/rpc.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -9,6 +11,7 @@
 #include "image/pull.h"
 #include "image/registry.h"
 #include "image/store.h"
+#include "pod/stats.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -211,6 +214,21 @@ auth_from_request(const Runtime__V1__AuthConfig *config, struct registry_auth *a
          || auth->registry_token;
 }
 
+/* The pulled image's config and layer blobs, for crid_image_pulls_bytes_total. */
+static uint64_t
+image_bytes(struct image_store *store, const char *id)
+{
+  struct image_info *info = NULL;
+  struct error err = ERROR_INIT;
+  uint64_t bytes = 0;
+
+  if (image_store_lookup(store, id, &info, &err) == 0)
+    bytes = info->size > 0 ? (uint64_t)info->size : 0;
+  error_clear(&err);
+  image_info_free(info);
+  return bytes;
+}
+
 int
 rpc_pull_image(struct rpc_call *call, const ProtobufCMessage *request, ProtobufCMessage **response,
                struct error *err)
@@ -224,11 +242,16 @@ rpc_pull_image(struct rpc_call *call, const ProtobufCMessage *request, ProtobufC
     .cancel_arg = call,
   };
   char *id = NULL;
+  int64_t started = time_monotonic_ns();
 
   if (auth_from_request(pull->auth, &auth))
     options.auth = &auth;
   if (image_pull(call->daemon->puller, spec_image(pull->image), &options, &id, err) < 0)
-    return -1;
+    {
+      metrics_observe_pull(false, 0, time_monotonic_ns() - started);
+      return -1;
+    }
+  metrics_observe_pull(true, image_bytes(call->daemon->images, id), time_monotonic_ns() - started);
   runtime__v1__pull_image_response__init(reply);
   reply->image_ref = arena_adopt(&call->arena, id);
   *response = &reply->base;
@@ -266,6 +289,28 @@ uint64_value(struct rpc_call *call, uint64_t value)
   return v;
 }
 
+/* Where writable layers live, <root>/containers: what the containers'
+ * upper directories hold, from the stats collector's last measurements
+ * (pod/stats.h), never walked here. */
+static Runtime__V1__FilesystemUsage *
+container_filesystem(struct rpc_call *call)
+{
+  Runtime__V1__FilesystemUsage *usage = arena_new(&call->arena, Runtime__V1__FilesystemUsage);
+  Runtime__V1__FilesystemIdentifier *fs_id
+      = arena_new(&call->arena, Runtime__V1__FilesystemIdentifier);
+  struct stats_fs_usage layers;
+
+  stats_writable_layers(call->daemon->pods, &layers);
+  runtime__v1__filesystem_usage__init(usage);
+  runtime__v1__filesystem_identifier__init(fs_id);
+  fs_id->mountpoint = arena_adopt(&call->arena, stats_layers_dir(call->daemon->pods));
+  usage->timestamp = layers.timestamp_ns;
+  usage->fs_id = fs_id;
+  usage->used_bytes = uint64_value(call, layers.used_bytes);
+  usage->inodes_used = uint64_value(call, layers.inodes_used);
+  return usage;
+}
+
 int
 rpc_image_fs_info(struct rpc_call *call, const ProtobufCMessage *request,
                   ProtobufCMessage **response, struct error *err)
@@ -289,6 +334,9 @@ rpc_image_fs_info(struct rpc_call *call, const ProtobufCMessage *request,
   reply->n_image_filesystems = 1;
   reply->image_filesystems = arena_new_array(&call->arena, Runtime__V1__FilesystemUsage *, 1);
   reply->image_filesystems[0] = usage;
+  reply->n_container_filesystems = 1;
+  reply->container_filesystems = arena_new_array(&call->arena, Runtime__V1__FilesystemUsage *, 1);
+  reply->container_filesystems[0] = container_filesystem(call);
   *response = &reply->base;
   return 0;
 }

@@ -1,9 +1,12 @@
-/* StreamPodSandboxes, StreamContainers and StreamImages (CRI 1.36): the
- * answer of the matching List call, with the same filter, sent as a
- * stream of messages of at most LIST_CHUNK_BYTES each, so a listing
- * larger than a gRPC message (16 MiB) still reaches the client. */
+/* The streaming lists of CRI 1.36 (StreamPodSandboxes, StreamContainers,
+ * StreamImages, StreamContainerStats, StreamPodSandboxStats,
+ * StreamPodSandboxMetrics): what the matching List call answers, with the
+ * same filter, sent as a stream of messages of at most LIST_CHUNK_BYTES
+ * each, so a listing larger than a gRPC message (16 MiB) still reaches
+ * the client. */
 #include "crid/daemon.h"
 #include "crid/rpc.h"
+#include "crid/stats_service.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -120,4 +123,53 @@ RPC_STREAM_HANDLER(rpc_stream_images)
   list.filter = r->filter;
   return stream_list(call, rpc_list_images, &list.base, stream, &chunk.base, &chunk.n_images,
                      (void **)&chunk.images, images_of, err);
+}
+
+RPC_STREAM_HANDLER(rpc_stream_container_stats)
+{
+  const Runtime__V1__StreamContainerStatsRequest *r
+      = (const Runtime__V1__StreamContainerStatsRequest *)request;
+  Runtime__V1__StreamContainerStatsResponse chunk
+      = RUNTIME__V1__STREAM_CONTAINER_STATS_RESPONSE__INIT;
+  size_t n;
+  Runtime__V1__ContainerStats **items = rpc_container_stats_items(call, r->filter, &n);
+
+  if (send_chunked(stream, &chunk.base, &chunk.n_container_stats, (void **)&chunk.container_stats,
+                   (ProtobufCMessage **)items, n, err)
+      < 0)
+    return -1;
+  rpc_stream_finish(stream, NULL);
+  return 0;
+}
+
+RPC_STREAM_HANDLER(rpc_stream_pod_sandbox_stats)
+{
+  const Runtime__V1__StreamPodSandboxStatsRequest *r
+      = (const Runtime__V1__StreamPodSandboxStatsRequest *)request;
+  Runtime__V1__StreamPodSandboxStatsResponse chunk
+      = RUNTIME__V1__STREAM_POD_SANDBOX_STATS_RESPONSE__INIT;
+  size_t n;
+  Runtime__V1__PodSandboxStats **items = rpc_sandbox_stats_items(call, r->filter, &n);
+
+  if (send_chunked(stream, &chunk.base, &chunk.n_pod_sandbox_stats,
+                   (void **)&chunk.pod_sandbox_stats, (ProtobufCMessage **)items, n, err)
+      < 0)
+    return -1;
+  rpc_stream_finish(stream, NULL);
+  return 0;
+}
+
+RPC_STREAM_HANDLER(rpc_stream_pod_sandbox_metrics)
+{
+  Runtime__V1__StreamPodSandboxMetricsResponse chunk
+      = RUNTIME__V1__STREAM_POD_SANDBOX_METRICS_RESPONSE__INIT;
+  size_t n;
+  Runtime__V1__PodSandboxMetrics **items = rpc_sandbox_metrics_items(call, &n);
+
+  if (send_chunked(stream, &chunk.base, &chunk.n_pod_sandbox_metrics,
+                   (void **)&chunk.pod_sandbox_metrics, (ProtobufCMessage **)items, n, err)
+      < 0)
+    return -1;
+  rpc_stream_finish(stream, NULL);
+  return 0;
 }

@@ -1,5 +1,6 @@
 /* crid: the daemon's entry point and its few subcommands. */
 #include "crid/daemon.h"
+#include "crid/metrics.h"
 #include "crid/server.h"
 #include "crid/stream/stream_server.h"
 #include "common/children.h"
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define SHUTDOWN_GRACE_SECONDS 10
@@ -281,6 +283,7 @@ pods_open(struct daemon *daemon, struct error *err)
   for (size_t i = 0; c->plugin_dirs && c->plugin_dirs[i]; i++)
     options.cni_plugin_dirs[i] = xstrdup(c->plugin_dirs[i]);
   options.cni_timeout_seconds = 60;
+  options.stats_period_seconds = c->collection_period;
   options.images = daemon->images;
   return pod_manager_new(&options, err);
 }
@@ -323,6 +326,21 @@ images_close(struct daemon *daemon)
   daemon->images = NULL;
 }
 
+/* Every client connection, exec session and pull costs descriptors; the
+ * soft limit of 1024 is not what a node's runtime should run out at. */
+static void
+raise_fd_limit(void)
+{
+  struct rlimit limit;
+
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max)
+    {
+      limit.rlim_cur = limit.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
+        log_warn("raise the open files limit: %s", strerror(errno));
+    }
+}
+
 static int
 streams_start(struct daemon *daemon, struct error *err)
 {
@@ -339,6 +357,16 @@ streams_start(struct daemon *daemon, struct error *err)
   if (daemon->streams == NULL)
     return error_wrap(err, "streaming server");
   return 0;
+}
+
+/* After recovery, as the streaming server: a scrape reads the pod tables. */
+static int
+metrics_start(struct daemon *daemon, struct error *err)
+{
+  if (!daemon->config.enable_metrics)
+    return 0;
+  daemon->metrics = metrics_server_start(daemon, err);
+  return daemon->metrics ? 0 : -1;
 }
 
 static int
@@ -367,6 +395,7 @@ run_daemon(struct daemon *daemon)
    * in the heap after a pull. */
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
+  raise_fd_limit();
   /* Orphaned children (runtime helpers, monitors' leftovers) are reaped by
    * us rather than by a slow init. */
   prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -402,7 +431,7 @@ run_daemon(struct daemon *daemon)
     {
       /* RemoveImage refuses an image a container uses. */
       image_store_set_in_use_check(daemon->images, pod_manager_image_in_use, daemon->pods);
-      if (streams_start(daemon, &err) < 0)
+      if (streams_start(daemon, &err) < 0 || metrics_start(daemon, &err) < 0)
         {
           log_error("%s", error_message(&err));
           error_clear(&err);
@@ -419,6 +448,9 @@ run_daemon(struct daemon *daemon)
    * them) and the listener. */
   stream_server_stop(daemon->streams);
   daemon->streams = NULL;
+  /* Before the pod manager goes: a scrape reads its tables. */
+  metrics_server_stop(daemon->metrics);
+  daemon->metrics = NULL;
   if (daemon->images)
     image_store_set_in_use_check(daemon->images, NULL, NULL);
   if (daemon->pods)

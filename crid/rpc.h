@@ -114,6 +114,13 @@ RPC_HANDLER(rpc_exec_sync);
 RPC_HANDLER(rpc_reopen_container_log);
 RPC_HANDLER(rpc_update_container_resources);
 
+RPC_HANDLER(rpc_container_stats);
+RPC_HANDLER(rpc_list_container_stats);
+RPC_HANDLER(rpc_pod_sandbox_stats);
+RPC_HANDLER(rpc_list_pod_sandbox_stats);
+RPC_HANDLER(rpc_list_metric_descriptors);
+RPC_HANDLER(rpc_list_pod_sandbox_metrics);
+
 RPC_HANDLER(rpc_exec);
 RPC_HANDLER(rpc_attach);
 RPC_HANDLER(rpc_port_forward);
@@ -133,5 +140,8 @@ RPC_STREAM_HANDLER(rpc_get_container_events);
 RPC_STREAM_HANDLER(rpc_stream_pod_sandboxes);
 RPC_STREAM_HANDLER(rpc_stream_containers);
 RPC_STREAM_HANDLER(rpc_stream_images);
+RPC_STREAM_HANDLER(rpc_stream_container_stats);
+RPC_STREAM_HANDLER(rpc_stream_pod_sandbox_stats);
+RPC_STREAM_HANDLER(rpc_stream_pod_sandbox_metrics);
 
 #endif

@@ -23,6 +23,9 @@ static const struct stream_handler_entry stream_handlers[] = {
   { "StreamPodSandboxes", rpc_stream_pod_sandboxes },
   { "StreamContainers", rpc_stream_containers },
   { "StreamImages", rpc_stream_images },
+  { "StreamContainerStats", rpc_stream_container_stats },
+  { "StreamPodSandboxStats", rpc_stream_pod_sandbox_stats },
+  { "StreamPodSandboxMetrics", rpc_stream_pod_sandbox_metrics },
 };
 
 /* The implemented methods; every other method of the proto is routed too
@@ -46,6 +49,12 @@ static const struct handler_entry handlers[] = {
   { "ExecSync", rpc_exec_sync, true },
   { "ReopenContainerLog", rpc_reopen_container_log, true },
   { "UpdateContainerResources", rpc_update_container_resources, true },
+  { "ContainerStats", rpc_container_stats, true },
+  { "ListContainerStats", rpc_list_container_stats, true },
+  { "PodSandboxStats", rpc_pod_sandbox_stats, true },
+  { "ListPodSandboxStats", rpc_list_pod_sandbox_stats, true },
+  { "ListMetricDescriptors", rpc_list_metric_descriptors, false },
+  { "ListPodSandboxMetrics", rpc_list_pod_sandbox_metrics, true },
   { "ListImages", rpc_list_images, true },
   { "ImageStatus", rpc_image_status, true },
   { "PullImage", rpc_pull_image, true },

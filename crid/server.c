@@ -1,5 +1,6 @@
 #include "crid/server.h"
 #include "crid/daemon.h"
+#include "crid/metrics.h"
 #include "crid/rpc.h"
 #include "crid/worker_pool.h"
 #include "common/cleanup.h"
@@ -293,6 +294,8 @@ handle_call(void *arg)
   else
     call->response_payload = pack_response(response);
   elapsed_us = (time_monotonic_ns() - call->started_ns) / 1000;
+  metrics_observe_rpc(call->method->name, status_name(status),
+                      time_monotonic_ns() - call->started_ns);
   if (status == GRPC_STATUS_OK)
     log_write(call->method->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "done in %ld.%03ld ms: OK",
               (long)(elapsed_us / 1000), (long)(elapsed_us % 1000));
@@ -314,6 +317,8 @@ log_done(struct server_call *call, int status, const char *message, const char *
 {
   int64_t elapsed_us = (time_monotonic_ns() - call->started_ns) / 1000;
 
+  metrics_observe_rpc(call->method->name, status_name(status),
+                      time_monotonic_ns() - call->started_ns);
   if (status == GRPC_STATUS_OK)
     log_write(call->method->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "done in %ld.%03ld ms: OK%s",
               (long)(elapsed_us / 1000), (long)(elapsed_us % 1000), suffix);

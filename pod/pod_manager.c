@@ -5,6 +5,7 @@
 #include "pod/container.h"
 #include "pod/exit_watch.h"
 #include "pod/sandbox.h"
+#include "pod/stats.h"
 #include "common/atomic_file.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -434,6 +435,12 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
       return NULL;
     }
   recover_containers(manager);
+  manager->stats = stats_collector_start(manager, manager->options.stats_period_seconds, err);
+  if (manager->stats == NULL)
+    {
+      log_warn("no container statistics in the background: %s", error_message(err));
+      error_clear(err);
+    }
   return manager;
 }
 
@@ -442,6 +449,7 @@ pod_manager_free(struct pod_manager *manager)
 {
   if (manager == NULL)
     return;
+  stats_collector_stop(manager->stats);
   exit_watch_stop(manager->exit_watch);
   pod_events_free(manager->events);
   pod_manager_release_containers(manager->containers, manager->n_containers);

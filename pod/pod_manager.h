@@ -45,10 +45,12 @@ struct pod_manager_options
   char *cni_config_dir;
   char **cni_plugin_dirs; /* NULL-terminated */
   int cni_timeout_seconds;
-  struct image_store *images; /* not owned: images of containers */
+  int64_t stats_period_seconds; /* the stats collector's period; 0: its default */
+  struct image_store *images;   /* not owned: images of containers */
 };
 
 struct pod_events;
+struct stats_collector;
 
 struct pod_manager
 {
@@ -60,7 +62,8 @@ struct pod_manager
   struct container **containers;
   size_t n_containers;
   struct exit_watch *exit_watch;
-  struct pod_events *events; /* lifecycle events (pod/events.h) */
+  struct pod_events *events;     /* lifecycle events (pod/events.h) */
+  struct stats_collector *stats; /* stats cache and collector (pod/stats.h); may be NULL */
 };
 
 /* options is moved into the manager.  Assembles the built-in pause root

@@ -8,7 +8,8 @@ libssl-dev libcurl4-openssl-dev libarchive-dev libseccomp-dev libcap-dev libyajl
 zlib1g-dev libzstd-dev zstd libcmocka-dev
 crun runc containernetworking-plugins iproute2 iptables util-linux procps
 docker-registry skopeo busybox-static apache2-utils openssl
-python3-grpcio python3-protobuf python3-pytest python3-cryptography python3-websocket containerd"
+python3-grpcio python3-protobuf python3-pytest python3-cryptography python3-websocket containerd
+prometheus"
 
 missing=""
 for p in $PACKAGES; do

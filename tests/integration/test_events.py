@@ -169,3 +169,23 @@ def test_stream_list_larger_than_a_grpc_message(env, handler):
     assert all(c.annotations["blob"] == blob for r in chunks for c in r.containers)
     env.remove_pod(sandbox_id)
     env.assert_clean()
+
+
+def test_stream_stats_lists_match_the_unary_lists(env, handler):
+    sandbox_id, sandbox_config = env.run_pod("statslists", handler)
+    container_id = env.run(sandbox_id, sandbox_config, "c", ["/bin/sleep", "100"])
+    rt, pb = env.crid.runtime, env.pb
+    streamed = [s.attributes.id for r in rt.StreamContainerStats(
+        pb.StreamContainerStatsRequest(), timeout=10) for s in r.container_stats]
+    listed = [s.attributes.id for s in rt.ListContainerStats(
+        pb.ListContainerStatsRequest(), timeout=10).stats]
+    assert sorted(streamed) == sorted(listed) and container_id in streamed
+    pods = [s.attributes.id for r in rt.StreamPodSandboxStats(
+        pb.StreamPodSandboxStatsRequest(), timeout=10) for s in r.pod_sandbox_stats]
+    assert pods == [sandbox_id]
+    metrics = [m.pod_sandbox_id for r in rt.StreamPodSandboxMetrics(
+        pb.StreamPodSandboxMetricsRequest(), timeout=10) for m in r.pod_sandbox_metrics]
+    assert metrics == [m.pod_sandbox_id for m in rt.ListPodSandboxMetrics(
+        pb.ListPodSandboxMetricsRequest(), timeout=10).pod_metrics]
+    env.remove_pod(sandbox_id)
+    env.assert_clean()

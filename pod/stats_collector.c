@@ -1,0 +1,561 @@
+/* The stats collector: a cache keyed by id (CPU samples, writable-layer
+ * measurements) and the low-priority thread that fills it; see stats.h
+ * and stats_collector.h.
+ *
+ * Every period the thread re-reads the cgroup mount points, measures the
+ * upper directory of each running container (and, once per state, that
+ * of a created or exited one: it cannot change then), samples the CPU of
+ * every running container and ready pod, and forgets the ids of objects
+ * that are gone.  A stats call that finds a container never measured
+ * wakes it early; such a pass only measures what is missing.  Removed
+ * objects are also forgotten at once through their DELETED event. */
+#include "pod/stats.h"
+#include "pod/cgroup.h"
+#include "pod/disk_usage.h"
+#include "pod/events.h"
+#include "pod/pod_manager.h"
+#include "pod/sandbox.h"
+#include "pod/stats_collector.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ioprio_set(2): the idle I/O class, for this thread only. */
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_CLASS_IDLE 3
+#define IOPRIO_CLASS_SHIFT 13
+#define COLLECTOR_NICE 19
+
+struct cache_entry
+{
+  char id[65];
+  int64_t born_ns; /* monotonic: entries younger than a pass are kept */
+  bool seen;       /* listed by the running periodic pass */
+  struct stats_cpu_window cpu;
+  struct stats_reading reading;
+  int64_t reading_ns; /* monotonic; 0: none */
+  struct stats_fs_usage layer;
+  int64_t layer_tried_ns; /* monotonic; 0: never tried */
+  int layer_state;        /* the container's state when measured; -1: failed */
+};
+
+/* The events subscription outlives the collector (the bus releases it
+ * when it is freed); the collector pointer is cleared at stop. */
+struct events_link
+{
+  pthread_mutex_t lock;
+  struct stats_collector *collector;
+  atomic_int references;
+};
+
+struct stats_collector
+{
+  struct pod_manager *manager;
+  int64_t period_ns;
+  char *layers_dir;
+  pthread_t thread;
+  atomic_bool stop;
+  struct events_link *events;
+
+  pthread_mutex_t lock; /* everything below */
+  pthread_cond_t wake;
+  bool woken;
+  struct cache_entry *entries; /* sorted by id */
+  size_t n_entries;
+  char **hierarchies; /* cgroup v1 mount points; NULL on cgroup2 */
+  int64_t last_pass_ns;
+};
+
+/* ---- The cache ------------------------------------------------------- */
+
+/* The index of id, or where it would go. */
+static size_t
+find_slot(const struct stats_collector *c, const char *id, bool *found)
+{
+  size_t low = 0, high = c->n_entries;
+
+  while (low < high)
+    {
+      size_t mid = low + (high - low) / 2;
+      int cmp = strcmp(c->entries[mid].id, id);
+      if (cmp == 0)
+        {
+          *found = true;
+          return mid;
+        }
+      if (cmp < 0)
+        low = mid + 1;
+      else
+        high = mid;
+    }
+  *found = false;
+  return low;
+}
+
+static struct cache_entry *
+find_locked(struct stats_collector *c, const char *id)
+{
+  bool found;
+  size_t i = find_slot(c, id, &found);
+  return found ? &c->entries[i] : NULL;
+}
+
+static struct cache_entry *
+get_locked(struct stats_collector *c, const char *id)
+{
+  bool found;
+  size_t i = find_slot(c, id, &found);
+  struct cache_entry *e;
+
+  if (found)
+    return &c->entries[i];
+  c->entries = xrealloc(c->entries, (c->n_entries + 1) * sizeof *c->entries);
+  memmove(&c->entries[i + 1], &c->entries[i], (c->n_entries - i) * sizeof *c->entries);
+  c->n_entries++;
+  e = &c->entries[i];
+  memset(e, 0, sizeof *e);
+  snprintf(e->id, sizeof e->id, "%s", id);
+  e->born_ns = time_monotonic_ns();
+  e->layer_state = -1;
+  return e;
+}
+
+static void
+remove_at_locked(struct stats_collector *c, size_t i)
+{
+  memmove(&c->entries[i], &c->entries[i + 1], (c->n_entries - i - 1) * sizeof *c->entries);
+  c->n_entries--;
+}
+
+static void
+forget(struct stats_collector *c, const char *id)
+{
+  bool found;
+  size_t i;
+
+  pthread_mutex_lock(&c->lock);
+  i = find_slot(c, id, &found);
+  if (found)
+    remove_at_locked(c, i);
+  pthread_mutex_unlock(&c->lock);
+}
+
+bool
+stats_collector_cpu_rate(struct stats_collector *c, const char *id, int64_t now_ns,
+                         uint64_t usage_ns, uint64_t *nano_cores)
+{
+  bool has_rate;
+
+  if (c == NULL)
+    return false;
+  pthread_mutex_lock(&c->lock);
+  has_rate = stats_cpu_window_add(&get_locked(c, id)->cpu, now_ns, usage_ns, nano_cores);
+  pthread_mutex_unlock(&c->lock);
+  return has_rate;
+}
+
+bool
+stats_collector_recent(struct stats_collector *c, const char *id, struct stats_reading *out)
+{
+  struct cache_entry *e;
+  bool recent = false;
+
+  if (c == NULL)
+    return false;
+  pthread_mutex_lock(&c->lock);
+  e = find_locked(c, id);
+  if (e && e->reading_ns && time_monotonic_ns() - e->reading_ns < STATS_READING_REUSE_NS)
+    {
+      *out = e->reading;
+      recent = true;
+    }
+  pthread_mutex_unlock(&c->lock);
+  return recent;
+}
+
+void
+stats_collector_keep(struct stats_collector *c, const char *id, const struct stats_reading *reading)
+{
+  struct cache_entry *e;
+
+  if (c == NULL)
+    return;
+  pthread_mutex_lock(&c->lock);
+  e = get_locked(c, id);
+  e->reading = *reading;
+  e->reading_ns = time_monotonic_ns();
+  pthread_mutex_unlock(&c->lock);
+}
+
+void
+stats_collector_layer(struct stats_collector *c, const char *id, bool wake_if_new,
+                      struct stats_fs_usage *out)
+{
+  struct cache_entry *e;
+
+  memset(out, 0, sizeof *out);
+  if (c == NULL)
+    return;
+  pthread_mutex_lock(&c->lock);
+  e = wake_if_new ? get_locked(c, id) : find_locked(c, id);
+  if (e)
+    *out = e->layer;
+  if (e && wake_if_new && e->layer_tried_ns == 0 && !c->woken)
+    {
+      c->woken = true;
+      pthread_cond_signal(&c->wake);
+    }
+  pthread_mutex_unlock(&c->lock);
+}
+
+int64_t
+stats_collector_last_pass(struct stats_collector *c)
+{
+  int64_t t;
+
+  if (c == NULL)
+    return 0;
+  pthread_mutex_lock(&c->lock);
+  t = c->last_pass_ns;
+  pthread_mutex_unlock(&c->lock);
+  return t;
+}
+
+/* ---- cgroup mount points --------------------------------------------- */
+
+/* Absolute, without a ".." component (paths come from crid's own cgroup
+ * names and the kubelet's parent, already checked; this is a guard). */
+static bool
+fs_path_is_safe(const char *fs_path)
+{
+  return fs_path[0] == '/' && strstr(fs_path, "/../") == NULL && !str_has_suffix(fs_path, "/..");
+}
+
+int
+stats_collector_read_cgroup(struct stats_collector *c, const char *fs_path,
+                            struct cgroup_stats *out, struct error *err)
+{
+  struct cgroup_v1_dirs dirs;
+  int ret;
+
+  if (c == NULL || cgroup_host_mode() == CGROUP_MODE_UNIFIED)
+    return cgroup_stats_read_fs(fs_path, out, err);
+  if (!fs_path_is_safe(fs_path))
+    return error_set(err, EINVAL, "invalid cgroup path \"%s\"", fs_path);
+  pthread_mutex_lock(&c->lock);
+  if (c->hierarchies == NULL)
+    {
+      pthread_mutex_unlock(&c->lock);
+      return cgroup_stats_read_fs(fs_path, out, err);
+    }
+  cgroup_stats_v1_dirs(c->hierarchies, CGROUP_ROOT, fs_path, &dirs);
+  pthread_mutex_unlock(&c->lock);
+  ret = cgroup_stats_read_v1(&dirs, out, err);
+  cgroup_v1_dirs_clear(&dirs);
+  return ret;
+}
+
+static void
+refresh_hierarchies(struct stats_collector *c)
+{
+  struct error err = ERROR_INIT;
+  char **list = NULL;
+
+  if (cgroup_host_mode() == CGROUP_MODE_UNIFIED)
+    return;
+  if (cgroup_hierarchies(&list, &err) < 0)
+    {
+      log_warn("stats: %s", error_message(&err));
+      error_clear(&err);
+      return;
+    }
+  pthread_mutex_lock(&c->lock);
+  strv_free(c->hierarchies);
+  c->hierarchies = list;
+  pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- One pass -------------------------------------------------------- */
+
+static bool
+layer_due(struct stats_collector *c, const char *id, enum container_state state, int64_t now)
+{
+  struct cache_entry *e;
+  bool due;
+
+  pthread_mutex_lock(&c->lock);
+  e = get_locked(c, id);
+  e->seen = true;
+  due = e->layer_tried_ns == 0 || e->layer_state != (int)state
+        || (state == CONTAINER_RUNNING && now - e->layer_tried_ns >= c->period_ns);
+  pthread_mutex_unlock(&c->lock);
+  return due;
+}
+
+static void
+measure_layer(struct stats_collector *c, const char *id, enum container_state state)
+{
+  cleanup_free char *upper = xasprintf("%s/%s/upper", c->layers_dir, id);
+  struct disk_usage usage;
+  struct error err = ERROR_INIT;
+  int ret = disk_usage_measure(upper, STATS_LAYER_MAX_ENTRIES, &c->stop, &usage, &err);
+  int64_t now = time_realtime_ns();
+  struct cache_entry *e;
+
+  if (ret < 0)
+    log_debug("stats: writable layer of %.12s: %s", id, error_message(&err));
+  else if (usage.partial)
+    log_debug("stats: writable layer of %.12s measured in part", id);
+  error_clear(&err);
+  pthread_mutex_lock(&c->lock);
+  e = get_locked(c, id);
+  e->layer_tried_ns = time_monotonic_ns();
+  e->layer_state = ret < 0 ? -1 : (int)state;
+  if (ret == 0)
+    e->layer = (struct stats_fs_usage){ now, usage.used_bytes, usage.inodes_used };
+  pthread_mutex_unlock(&c->lock);
+}
+
+static void
+visit_container(struct stats_collector *c, struct container *container, bool periodic)
+{
+  struct stats_container stats;
+  struct error err = ERROR_INIT;
+  enum container_state state;
+  char id[65];
+  bool removed;
+
+  pthread_mutex_lock(&container->lock);
+  removed = container->removed;
+  state = container->state;
+  memcpy(id, container->id, sizeof id);
+  pthread_mutex_unlock(&container->lock);
+  if (removed)
+    return;
+  if (layer_due(c, id, state, time_monotonic_ns()))
+    measure_layer(c, id, state);
+  /* A reading samples the CPU, so the first call has a rate. */
+  if (periodic && state == CONTAINER_RUNNING
+      && stats_read_container(c->manager, container, &stats, &err) == 0)
+    stats_container_clear(&stats);
+  error_clear(&err);
+}
+
+static void
+visit_sandbox(struct stats_collector *c, struct sandbox *sandbox)
+{
+  struct stats_sandbox stats;
+  struct error err = ERROR_INIT;
+
+  pthread_mutex_lock(&c->lock);
+  get_locked(c, sandbox->id)->seen = true;
+  pthread_mutex_unlock(&c->lock);
+  if (stats_read_sandbox(c->manager, sandbox, &stats, &err) == 0)
+    stats_sandbox_clear(&stats);
+  error_clear(&err);
+}
+
+/* Drops the entries of objects no longer listed (and not newer than the
+ * pass), and clears the marks for the next pass. */
+static void
+prune(struct stats_collector *c, int64_t pass_start)
+{
+  pthread_mutex_lock(&c->lock);
+  for (size_t i = c->n_entries; i-- > 0;)
+    {
+      if (!c->entries[i].seen && c->entries[i].born_ns < pass_start)
+        remove_at_locked(c, i);
+      else
+        c->entries[i].seen = false;
+    }
+  c->last_pass_ns = time_realtime_ns();
+  pthread_mutex_unlock(&c->lock);
+}
+
+static void
+run_pass(struct stats_collector *c, bool periodic)
+{
+  int64_t start = time_monotonic_ns();
+  size_t n;
+  struct container **containers;
+  struct sandbox **sandboxes;
+
+  if (periodic)
+    refresh_hierarchies(c);
+  containers = pod_manager_list_containers(c->manager, &n);
+  for (size_t i = 0; i < n && !atomic_load(&c->stop); i++)
+    visit_container(c, containers[i], periodic);
+  pod_manager_release_containers(containers, n);
+  if (!periodic || atomic_load(&c->stop))
+    return;
+  sandboxes = pod_manager_list_sandboxes(c->manager, &n);
+  for (size_t i = 0; i < n && !atomic_load(&c->stop); i++)
+    visit_sandbox(c, sandboxes[i]);
+  pod_manager_release_list(sandboxes, n);
+  prune(c, start);
+}
+
+/* ---- The thread ------------------------------------------------------ */
+
+static void
+lower_priority(void)
+{
+  pid_t tid = gettid();
+
+  /* Both are per thread on Linux; failing only costs the node a bit. */
+  if (setpriority(PRIO_PROCESS, (id_t)tid, COLLECTOR_NICE) < 0)
+    log_debug("stats: setpriority: %s", strerror(errno));
+  if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT) < 0)
+    log_debug("stats: ioprio_set: %s", strerror(errno));
+}
+
+static struct timespec
+monotonic_deadline(int64_t ns)
+{
+  return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
+static void *
+collector_thread(void *arg)
+{
+  struct stats_collector *c = arg;
+  int64_t next_periodic = 0;
+
+  lower_priority();
+  pthread_mutex_lock(&c->lock);
+  while (!atomic_load(&c->stop))
+    {
+      bool periodic = time_monotonic_ns() >= next_periodic;
+      c->woken = false;
+      pthread_mutex_unlock(&c->lock);
+      run_pass(c, periodic);
+      pthread_mutex_lock(&c->lock);
+      if (periodic)
+        next_periodic = time_monotonic_ns() + c->period_ns;
+      while (!atomic_load(&c->stop) && !c->woken && time_monotonic_ns() < next_periodic)
+        {
+          struct timespec deadline = monotonic_deadline(next_periodic);
+          pthread_cond_timedwait(&c->wake, &c->lock, &deadline);
+        }
+    }
+  pthread_mutex_unlock(&c->lock);
+  return NULL;
+}
+
+/* ---- Events: forget removed objects at once -------------------------- */
+
+static void
+link_unref(struct events_link *link)
+{
+  if (atomic_fetch_sub(&link->references, 1) != 1)
+    return;
+  pthread_mutex_destroy(&link->lock);
+  free(link);
+}
+
+static bool
+on_event(void *data, const struct pod_event *event)
+{
+  struct events_link *link = data;
+  bool alive;
+
+  pthread_mutex_lock(&link->lock);
+  alive = link->collector != NULL;
+  if (alive && event->kind == POD_EVENT_DELETED)
+    forget(link->collector, event->id);
+  pthread_mutex_unlock(&link->lock);
+  return alive;
+}
+
+static void
+on_release(void *data)
+{
+  link_unref(data);
+}
+
+static void
+subscribe(struct stats_collector *c)
+{
+  if (c->manager->events == NULL)
+    return;
+  c->events = xcalloc(1, sizeof *c->events);
+  pthread_mutex_init(&c->events->lock, NULL);
+  c->events->collector = c;
+  atomic_init(&c->events->references, 2);
+  pod_events_subscribe(c->manager->events, on_event, on_release, c->events);
+}
+
+static void
+unsubscribe(struct stats_collector *c)
+{
+  if (c->events == NULL)
+    return;
+  pthread_mutex_lock(&c->events->lock);
+  c->events->collector = NULL;
+  pthread_mutex_unlock(&c->events->lock);
+  link_unref(c->events);
+}
+
+/* ---- Start and stop -------------------------------------------------- */
+
+static void
+collector_free(struct stats_collector *c)
+{
+  pthread_cond_destroy(&c->wake);
+  pthread_mutex_destroy(&c->lock);
+  strv_free(c->hierarchies);
+  free(c->entries);
+  free(c->layers_dir);
+  free(c);
+}
+
+struct stats_collector *
+stats_collector_start(struct pod_manager *manager, int64_t period_s, struct error *err)
+{
+  struct stats_collector *c = xcalloc(1, sizeof *c);
+  pthread_condattr_t attr;
+
+  c->manager = manager;
+  c->period_ns = (period_s > 0 ? period_s : STATS_DEFAULT_PERIOD_S) * 1000000000LL;
+  c->layers_dir = stats_layers_dir(manager);
+  atomic_init(&c->stop, false);
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&c->wake, &attr);
+  pthread_condattr_destroy(&attr);
+  if (pthread_create(&c->thread, NULL, collector_thread, c) != 0)
+    {
+      collector_free(c);
+      error_set(err, EAGAIN, "stats collector thread");
+      return NULL;
+    }
+  pthread_setname_np(c->thread, "crid-stats");
+  subscribe(c);
+  return c;
+}
+
+void
+stats_collector_stop(struct stats_collector *c)
+{
+  if (c == NULL)
+    return;
+  unsubscribe(c);
+  pthread_mutex_lock(&c->lock);
+  atomic_store(&c->stop, true);
+  pthread_cond_broadcast(&c->wake);
+  pthread_mutex_unlock(&c->lock);
+  pthread_join(c->thread, NULL);
+  collector_free(c);
+}
