@@ -16,6 +16,8 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *claimed;
 static unsigned holds;
+static void (*orphan_hook)(void *data, pid_t pid, int status);
+static void *orphan_hook_data;
 static size_t n_claimed, allocated;
 
 void
@@ -91,9 +93,25 @@ is_our_zombie(const char *pid_text, pid_t self)
 
 /* Reaps the unclaimed zombies among the children listed in one thread's
  * /proc/self/task/<tid>/children. */
-static void
-reap_children_of_task(const char *tid, pid_t self)
+#define REAPED_MAX 64
+
+struct reaped_entry
 {
+  pid_t pid;
+  int status;
+};
+
+/* What one pass reaped, for the hook, called once the lock is let go. */
+struct reaped
+{
+  struct reaped_entry entries[REAPED_MAX];
+  size_t n;
+};
+
+static void
+reap_children_of_task(const char *tid, pid_t self, struct reaped *reaped)
+{
+  int status;
   char path[64], buffer[8192];
   cleanup_close int fd = -1;
   ssize_t n;
@@ -116,9 +134,22 @@ reap_children_of_task(const char *tid, pid_t self)
       snprintf(pid_text, sizeof pid_text, "%d", (int)pid);
       if (pid <= 0 || is_claimed(pid) || !is_our_zombie(pid_text, self))
         continue;
-      if (waitpid(pid, NULL, WNOHANG) == pid)
-        log_debug("reaped orphaned process %d", (int)pid);
+      if (waitpid(pid, &status, WNOHANG) == pid)
+        {
+          log_debug("reaped orphaned process %d", (int)pid);
+          if (reaped->n < REAPED_MAX)
+            reaped->entries[reaped->n++] = (struct reaped_entry){ pid, status };
+        }
     }
+}
+
+void
+children_set_orphan_hook(void (*hook)(void *data, pid_t pid, int status), void *data)
+{
+  pthread_mutex_lock(&lock);
+  orphan_hook = hook;
+  orphan_hook_data = data;
+  pthread_mutex_unlock(&lock);
 }
 
 void
@@ -146,12 +177,19 @@ children_reap_orphans(void)
   cleanup_dir DIR *tasks = opendir("/proc/self/task");
   struct dirent *entry;
   pid_t self = getpid();
+  struct reaped reaped = { .n = 0 };
+  void (*hook)(void *, pid_t, int);
+  void *hook_data;
 
   if (tasks == NULL)
     return;
   pthread_mutex_lock(&lock);
   while (holds == 0 && (entry = readdir(tasks)))
     if (entry->d_name[0] != '.')
-      reap_children_of_task(entry->d_name, self);
+      reap_children_of_task(entry->d_name, self, &reaped);
+  hook = orphan_hook;
+  hook_data = orphan_hook_data;
   pthread_mutex_unlock(&lock);
+  for (size_t i = 0; hook && i < reaped.n; i++)
+    hook(hook_data, reaped.entries[i].pid, reaped.entries[i].status);
 }

@@ -28,4 +28,9 @@ void children_release_orphans(void);
 /* On SIGCHLD: reaps exited children that no one claimed. */
 void children_reap_orphans(void);
 
+/* Called with each orphan's wait status as it is reaped (once, by the
+ * reaper's thread, which must not be held up): a container whose monitor
+ * died becomes crid's child, and its exit status is worth keeping. */
+void children_set_orphan_hook(void (*hook)(void *data, pid_t pid, int status), void *data);
+
 #endif

@@ -11,6 +11,7 @@
  * files) and its exit file is <state>/exits/<id>. */
 #include "pod/container.h"
 #include "pod/events.h"
+#include "common/failpoint.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
 #include "pod/user.h"
@@ -646,17 +647,143 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
   undo_push(undo, "container directory", undo_dir, ctx);
   if (mkdir_p(ctx->dir, 0700, err) < 0)
     return -1;
+  /* The record exists, and says what may exist, before each side effect:
+   * a crash from here on leaves something recovery can roll back. */
+  container->creating = true;
+  container->rootfs_mounted = true;
+  if (container_save(ctx->manager, container, err) < 0)
+    return -1;
+  failpoint("container.after-record");
   undo_push(undo, "root file system", undo_rootfs, ctx);
   if (rootfs_mount(ctx->dir, ctx->layer_dirs, err) < 0)
     return -1;
-  container->rootfs_mounted = true;
+  failpoint("container.after-rootfs");
   if (step_bundle(ctx, err) < 0)
     return error_wrap(err, "container config");
+  container->runtime_created = true;
+  if (container_save(ctx->manager, container, err) < 0)
+    return -1;
   undo_push(undo, "container", undo_monitor, ctx);
   if (step_monitor(ctx, err) < 0)
     return -1;
+  failpoint("container.after-monitor");
   container->state = CONTAINER_CREATED;
-  return container_save(ctx->manager, container, err);
+  container->creating = false;
+  if (container_save(ctx->manager, container, err) < 0)
+    return -1;
+  failpoint("container.after-created");
+  return 0;
+}
+
+void
+container_orphan_reaped(struct pod_manager *manager, pid_t pid, int status)
+{
+  size_t n;
+  struct container **containers = pod_manager_list_containers(manager, &n);
+
+  for (size_t i = 0; i < n; i++)
+    {
+      struct container *c = containers[i];
+      cleanup_free char *exits = NULL;
+      cleanup_free char *path = NULL;
+      cleanup_free char *temp = NULL;
+      cleanup_free char *text = NULL;
+      cleanup_close int fd = -1;
+
+      if (c->pid != pid || c->removed || c->state == CONTAINER_EXITED)
+        continue;
+      /* The container's own parent, its monitor, is gone (else it would
+       * have reaped it): its exit file is written here, as the monitor
+       * would have, so the real status is not lost. */
+      exits = container_exit_dir(manager);
+      path = xasprintf("%s/%s", exits, c->id);
+      temp = xasprintf("%s/.%s.crid", exits, c->id);
+      text = xasprintf("%d", process_exit_code(status));
+      if (access(path, F_OK) == 0)
+        break;
+      log_warn("container %.12s: its monitor is gone; crid reaped it: status %s", c->id, text);
+      fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || rename(temp, path) < 0)
+        log_warn("container %.12s: write %s: %s", c->id, path, strerror(errno));
+      break;
+    }
+  pod_manager_release_containers(containers, n);
+}
+
+void
+container_salvage(struct pod_manager *manager, const char *id)
+{
+  cleanup_free char *dir = container_dir(manager, id);
+  cleanup_free char *socket_dir = container_socket_dir(manager, id);
+  pid_t monitor = monitor_read_pid(socket_dir);
+  struct error err = ERROR_INIT;
+
+  log_warn("recovery: removing what container %.12s may have left: its runtime state, monitor, "
+           "root file system and files",
+           id);
+  /* Which handler ran it is in the record: every one is asked. */
+  for (size_t i = 0; i < manager->options.n_handlers; i++)
+    {
+      struct oci_runtime runtime;
+      pod_manager_runtime(manager, manager->options.handlers[i].name, &runtime);
+      if (oci_runtime_kill(&runtime, id, SIGKILL, true, &err) < 0
+          || oci_runtime_delete(&runtime, id, &err) < 0)
+        log_warn("recovery: container %.12s: %s", id, error_message(&err));
+      error_clear(&err);
+    }
+  if (monitor > 0)
+    {
+      kill(monitor, SIGKILL);
+      process_wait_ended(monitor, KILL_WAIT_MS);
+    }
+  if (rootfs_unmount(dir, &err) < 0 || remove_tree(dir, &err) < 0)
+    log_warn("recovery: container %.12s: %s", id, error_message(&err));
+  error_clear(&err);
+  remove_monitor_files(manager, id);
+}
+
+void
+container_reconcile(struct pod_manager *manager, struct container *container)
+{
+  struct oci_runtime runtime;
+  struct error err = ERROR_INIT;
+  enum oci_status status;
+  pid_t pid;
+
+  if (container->state != CONTAINER_CREATED || !container->runtime_created)
+    return;
+  pod_manager_runtime(manager, container->handler, &runtime);
+  if (oci_runtime_state(&runtime, container->id, &status, &pid, &err) < 0)
+    {
+      log_warn("recovery: container %.12s: %s", container->id, error_message(&err));
+      error_clear(&err);
+      return;
+    }
+  if (status != OCI_STATUS_RUNNING)
+    return; /* created still, or ended: the exit file tells */
+  log_info("recovery: container %.12s was started when crid stopped: running, pid %d",
+           container->id, (int)pid);
+  container->state = CONTAINER_RUNNING;
+  container->pid = pid;
+  container->started_at = time_realtime_ns();
+  if (container_save(manager, container, &err) < 0)
+    log_warn("recovery: %s", error_message(&err));
+  error_clear(&err);
+}
+
+void
+container_roll_back(struct pod_manager *manager, struct container *container)
+{
+  struct create_context ctx = { .manager = manager, .container = container };
+  struct error err = ERROR_INIT;
+
+  log_info("recovery: container %.12s was being created when crid stopped: rolling it back",
+           container->id);
+  ctx.dir = container_dir(manager, container->id);
+  if (undo_monitor(&ctx, &err) < 0 || undo_rootfs(&ctx, &err) < 0 || undo_dir(&ctx, &err) < 0)
+    log_warn("recovery: container %.12s: %s", container->id, error_message(&err));
+  error_clear(&err);
+  free(ctx.dir);
 }
 
 int
@@ -738,6 +865,8 @@ container_start(struct pod_manager *manager, struct container *container, struct
     {
       pod_manager_runtime(manager, container->handler, &runtime);
       ret = oci_runtime_start(&runtime, container->id, err);
+      if (ret == 0)
+        failpoint("container.after-start");
     }
   if (ret == 0)
     {

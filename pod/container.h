@@ -63,7 +63,11 @@ struct container
    * (persisted in state.json); NULL: still those of the request. */
   Runtime__V1__LinuxContainerResources *resources;
 
-  /* What exists, so removal undoes exactly that. */
+  /* CreateContainer has not finished: a record in this state found at
+   * start is the trace of a crash mid-call, rolled back by recovery. */
+  bool creating;
+  /* What exists, so removal undoes exactly that; each is set and saved
+   * before its step (intent before effect). */
   bool rootfs_mounted;
   bool runtime_created;
   bool removed;
@@ -107,6 +111,22 @@ container_resources_merge(const Runtime__V1__LinuxContainerResources *current,
 /* Learns of an exit from the exit file (also used by the exit watcher and
  * at recovery); cheap when nothing changed. */
 void container_refresh(struct pod_manager *manager, struct container *container);
+
+/* Recovery of a record found with creating set: the undo steps of a
+ * failed CreateContainer.  Never fails; what cannot be undone is logged. */
+void container_roll_back(struct pod_manager *manager, struct container *container);
+/* crid reaped pid, an orphan, with status: if it was a container's init
+ * (its monitor died first), its exit file is written so the status
+ * shows. */
+void container_orphan_reaped(struct pod_manager *manager, pid_t pid, int status);
+/* Recovery of a record that cannot be read (damaged state.json or
+ * request.pb): its id is all there is; the runtime's state (every
+ * handler's), the monitor, the root file system mount and the files of
+ * that id are removed, loudly. */
+void container_salvage(struct pod_manager *manager, const char *id);
+/* Recovery of a CREATED record whose runtime state says it runs (crid
+ * died between the runtime's start and the record): RUNNING, as it is. */
+void container_reconcile(struct pod_manager *manager, struct container *container);
 
 /* For the sandbox: stop (timeout_s) or remove every container of a pod. */
 int container_stop_pod(struct pod_manager *manager, const char *sandbox_id, int64_t timeout_s,

@@ -127,6 +127,7 @@ state_to_json(const struct container *c, size_t *len)
   state_write_int(writer, "exit_code", c->exit_code);
   state_write_int(writer, "pid", c->pid);
   state_write_bool(writer, "oom_killed", c->oom_killed);
+  state_write_bool(writer, "creating", c->creating);
   state_write_bool(writer, "rootfs_mounted", c->rootfs_mounted);
   state_write_bool(writer, "runtime_created", c->runtime_created);
   write_resources(writer, c->resources);
@@ -232,6 +233,7 @@ apply_state(struct container *c, const struct json_value *state)
   c->exit_code = (int)state_read_int(state, "exit_code");
   c->pid = (pid_t)state_read_int(state, "pid");
   c->oom_killed = state_read_bool(state, "oom_killed");
+  c->creating = state_read_bool(state, "creating");
   c->rootfs_mounted = state_read_bool(state, "rootfs_mounted");
   c->runtime_created = state_read_bool(state, "runtime_created");
   c->resources = read_resources(json_object_get(state, "resources"));

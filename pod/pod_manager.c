@@ -7,6 +7,7 @@
 #include "pod/sandbox.h"
 #include "pod/stats.h"
 #include "common/atomic_file.h"
+#include "common/children.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -347,6 +348,23 @@ on_exit_file(void *arg, const char *id)
 /* Every container with a complete record comes back, and exits that
  * happened while crid was away are read from their exit files. */
 static void
+on_orphan_reaped(void *data, pid_t pid, int status)
+{
+  container_orphan_reaped(data, pid, status);
+}
+
+static bool
+sandbox_listed(struct pod_manager *manager, const char *id)
+{
+  struct error err = ERROR_INIT;
+  struct sandbox *sandbox = pod_manager_find_sandbox(manager, id, &err);
+
+  error_clear(&err);
+  sandbox_unref(sandbox);
+  return sandbox != NULL;
+}
+
+static void
 recover_containers(struct pod_manager *manager)
 {
   cleanup_free char *dir = xasprintf("%s/containers", manager->options.root);
@@ -364,8 +382,24 @@ recover_containers(struct pod_manager *manager)
         {
           log_warn("recovery: %s", error_message(&err));
           error_clear(&err);
+          container_salvage(manager, entry->d_name);
           continue;
         }
+      if (container->creating)
+        {
+          container_roll_back(manager, container);
+          container_unref(container);
+          continue;
+        }
+      if (!sandbox_listed(manager, container->sandbox_id))
+        {
+          log_warn("recovery: container %.12s belongs to sandbox %.12s, which is gone",
+                   container->id, container->sandbox_id);
+          container_salvage(manager, container->id);
+          container_unref(container);
+          continue;
+        }
+      container_reconcile(manager, container);
       pthread_mutex_lock(&manager->table_lock);
       container_add_locked(manager, container);
       pthread_mutex_unlock(&manager->table_lock);
@@ -395,6 +429,13 @@ recover_sandboxes(struct pod_manager *manager)
         {
           log_warn("recovery: %s", error_message(&err));
           error_clear(&err);
+          sandbox_salvage(manager, entry->d_name);
+          continue;
+        }
+      if (sandbox->creating)
+        {
+          sandbox_roll_back(manager, sandbox);
+          sandbox_unref(sandbox);
           continue;
         }
       sandbox->reservation = sandbox_reservation_key(sandbox->config);
@@ -435,6 +476,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
       return NULL;
     }
   recover_containers(manager);
+  children_set_orphan_hook(on_orphan_reaped, manager);
   manager->stats = stats_collector_start(manager, manager->options.stats_period_seconds, err);
   if (manager->stats == NULL)
     {
@@ -450,6 +492,7 @@ pod_manager_free(struct pod_manager *manager)
   if (manager == NULL)
     return;
   stats_collector_stop(manager->stats);
+  children_set_orphan_hook(NULL, NULL);
   exit_watch_stop(manager->exit_watch);
   pod_events_free(manager->events);
   pod_manager_release_containers(manager->containers, manager->n_containers);

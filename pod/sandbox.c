@@ -6,6 +6,7 @@
  * its undo, so a failure leaves nothing behind. */
 #include "pod/sandbox.h"
 #include "pod/events.h"
+#include "common/failpoint.h"
 #include "common/process.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
@@ -225,9 +226,12 @@ step_namespaces(struct run_context *ctx, struct error *err)
   request.hostname = sandbox->config->hostname[0] ? sandbox->config->hostname : NULL;
   if (request.kinds == 0 && request.n_sysctls == 0)
     return 0;
+  sandbox->namespaces_pinned = true;
+  if (sandbox_save(ctx->manager, sandbox, err) < 0)
+    return -1;
   if (pod_namespaces_create(&request, err) < 0)
     return -1;
-  sandbox->namespaces_pinned = true;
+  failpoint("sandbox.after-namespaces");
   return 0;
 }
 
@@ -268,9 +272,12 @@ step_shm(struct run_context *ctx, struct error *err)
   cleanup_free char *path = sandbox_shm_path(ctx->manager, ctx->sandbox->id);
   if (ctx->sandbox->host_ipc)
     return 0;
+  ctx->sandbox->shm_mounted = true;
+  if (sandbox_save(ctx->manager, ctx->sandbox, err) < 0)
+    return -1;
   if (pod_mount_shm(path, ctx->manager->options.shm_size, err) < 0)
     return -1;
-  ctx->sandbox->shm_mounted = true;
+  failpoint("sandbox.after-shm");
   return 0;
 }
 
@@ -482,6 +489,11 @@ step_network(struct run_context *ctx, struct error *err)
   invocation.capability_args = capabilities;
   /* From here on DEL is owed, even when ADD fails half-way. */
   sandbox->network_attached = true;
+  if (sandbox_save(manager, sandbox, err) < 0)
+    {
+      cni_network_list_free(network);
+      return -1;
+    }
   if (cni_add(network, &invocation, &result, err) < 0)
     {
       struct error del_err = ERROR_INIT;
@@ -492,8 +504,12 @@ step_network(struct run_context *ctx, struct error *err)
       return -1;
     }
   cni_network_list_free(network);
+  failpoint("sandbox.after-network-add");
   sandbox->network_result = result;
-  return cni_result_ips(result, "eth0", &sandbox->ips, err);
+  if (cni_result_ips(result, "eth0", &sandbox->ips, err) < 0)
+    return -1;
+  /* DEL goes better with the result ADD gave (prevResult). */
+  return sandbox_save(manager, sandbox, err);
 }
 
 static char *
@@ -648,8 +664,11 @@ step_pause(struct run_context *ctx, struct error *err)
    * is set up beside it), so one `run --detach` saves a runtime call. */
   sandbox->pause_created = true;
   sandbox->pause_started = true;
+  if (sandbox_save(manager, sandbox, err) < 0)
+    return -1;
   if (monitor_create(&launch, &sandbox->pause_pid, &monitor_pid, err) < 0)
     return error_wrap(err, "run the pause container");
+  failpoint("sandbox.after-pause");
   return 0;
 }
 
@@ -727,6 +746,12 @@ run_steps(struct run_context *ctx, struct undo_list *undo, struct error *err)
   undo_push(undo, "sandbox directories", undo_dirs, ctx);
   if (step_dirs(ctx, err) < 0)
     return -1;
+  /* The record exists before the first side effect: a crash from here on
+   * leaves something recovery can roll back. */
+  ctx->sandbox->creating = true;
+  if (sandbox_save(ctx->manager, ctx->sandbox, err) < 0)
+    return -1;
+  failpoint("sandbox.after-record");
   undo_push(undo, "namespaces", undo_namespaces, ctx);
   if (step_namespaces(ctx, err) < 0 || step_files(ctx, err) < 0)
     return -1;
@@ -738,7 +763,98 @@ run_steps(struct run_context *ctx, struct undo_list *undo, struct error *err)
   if (network_beside_pause(ctx, network_up, pause_up, err) < 0)
     return -1;
   ctx->sandbox->state = SANDBOX_READY;
-  return sandbox_save(ctx->manager, ctx->sandbox, err);
+  ctx->sandbox->creating = false;
+  if (sandbox_save(ctx->manager, ctx->sandbox, err) < 0)
+    return -1;
+  failpoint("sandbox.after-ready");
+  return 0;
+}
+
+/* CNI DEL for a pod whose record is lost: the network configuration in
+ * force now, the id (host-local releases the address it holds for it) and
+ * the netns if it is still pinned. */
+static void
+salvage_network(struct pod_manager *manager, const char *id)
+{
+  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, id);
+  cleanup_free char *netns = xasprintf("%s/net", ns_dir);
+  cleanup_free char *args = xasprintf("IgnoreUnknown=1;K8S_POD_INFRA_CONTAINER_ID=%s", id);
+  struct sandbox stand_in = { 0 };
+  struct cni_network_list *network = NULL;
+  struct cni_invocation invocation = { 0 };
+  struct error err = ERROR_INIT;
+
+  snprintf(stand_in.id, sizeof stand_in.id, "%s", id);
+  if (cni_config_load_default(manager->options.cni_config_dir, &network, &err) < 0
+      || network == NULL)
+    {
+      log_warn("recovery: sandbox %.12s: no network configuration to tear its network down", id);
+      error_clear(&err);
+      return;
+    }
+  invocation_for(manager, &stand_in, access(netns, F_OK) == 0 ? netns : "", args, &invocation);
+  if (cni_del(network, &invocation, NULL, &err) < 0)
+    log_warn("recovery: sandbox %.12s: %s", id, error_message(&err));
+  error_clear(&err);
+  cni_network_list_free(network);
+}
+
+void
+sandbox_salvage(struct pod_manager *manager, const char *id)
+{
+  cleanup_free char *socket_dir = container_socket_dir(manager, id);
+  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, id);
+  cleanup_free char *shm = sandbox_shm_path(manager, id);
+  pid_t monitor = monitor_read_pid(socket_dir);
+  struct error err = ERROR_INIT;
+
+  log_warn("recovery: removing what sandbox %.12s may have left: its pause, monitor, network, "
+           "namespaces, shm and files",
+           id);
+  for (size_t i = 0; i < manager->options.n_handlers; i++)
+    {
+      struct oci_runtime runtime;
+      pod_manager_runtime(manager, manager->options.handlers[i].name, &runtime);
+      if (oci_runtime_delete(&runtime, id, &err) < 0)
+        log_warn("recovery: sandbox %.12s: %s", id, error_message(&err));
+      error_clear(&err);
+    }
+  if (monitor > 0)
+    {
+      kill(monitor, SIGKILL);
+      process_wait_ended(monitor, MONITOR_END_TIMEOUT_MS);
+    }
+  salvage_network(manager, id);
+  if (pod_unmount_shm(shm, &err) < 0 || pod_namespaces_remove(ns_dir, &err) < 0
+      || remove_sandbox_dirs(manager, id, &err) < 0)
+    log_warn("recovery: sandbox %.12s: %s", id, error_message(&err));
+  error_clear(&err);
+  remove_monitor_files(manager, id);
+}
+
+void
+sandbox_roll_back(struct pod_manager *manager, struct sandbox *sandbox)
+{
+  struct run_context ctx = { manager, sandbox };
+  static const struct
+  {
+    const char *what;
+    undo_function fn;
+  } steps[] = {
+    { "pause container", undo_pause }, { "network", undo_network },          { "shm", undo_shm },
+    { "namespaces", undo_namespaces }, { "sandbox directories", undo_dirs },
+  };
+
+  log_info("recovery: sandbox %.12s was being created when crid stopped: rolling it back",
+           sandbox->id);
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+    {
+      struct error err = ERROR_INIT;
+      if (steps[i].fn(&ctx, &err) < 0)
+        log_warn("recovery: sandbox %.12s: undo %s: %s", sandbox->id, steps[i].what,
+                 error_message(&err));
+      error_clear(&err);
+    }
 }
 
 int

@@ -51,7 +51,11 @@ struct sandbox
   char *cgroup_parent;
   char *cgroups_path;
 
-  /* What exists, so stop and remove undo exactly that. */
+  /* RunPodSandbox has not finished: a record in this state found at start
+   * is the trace of a crash mid-call, rolled back by recovery. */
+  bool creating;
+  /* What exists, so stop and remove undo exactly that.  Each is set and
+   * saved before its step (intent before effect). */
   bool namespaces_pinned;
   bool shm_mounted;
   bool network_attached;
@@ -72,6 +76,16 @@ int sandbox_remove(struct pod_manager *manager, struct sandbox *sandbox, struct 
 
 /* Refreshes state from the pause process (it may have died). */
 void sandbox_refresh(struct pod_manager *manager, struct sandbox *sandbox);
+
+/* Recovery of a record found with creating set (crid died during its
+ * RunPodSandbox): the undo steps of a failed call, from what the record
+ * says may exist.  Never fails; what cannot be undone is logged. */
+void sandbox_roll_back(struct pod_manager *manager, struct sandbox *sandbox);
+
+/* Recovery of a record that cannot be read: what a pod of that id may
+ * have left is removed, loudly (pause in every handler's runtime, monitor,
+ * network with the configuration in force, namespaces, shm, files). */
+void sandbox_salvage(struct pod_manager *manager, const char *id);
 
 /* PortForward: a TCP connection to localhost:port in the pod's network
  * namespace (the host's for a hostNetwork pod).  EINVAL when the pod is

@@ -73,6 +73,7 @@ state_to_json(const struct sandbox *sandbox, size_t *len)
   state_write_string(writer, "network_result", sandbox->network_result);
   state_write_string(writer, "cgroup_parent", sandbox->cgroup_parent);
   state_write_string(writer, "cgroups_path", sandbox->cgroups_path);
+  state_write_bool(writer, "creating", sandbox->creating);
   state_write_bool(writer, "namespaces_pinned", sandbox->namespaces_pinned);
   state_write_bool(writer, "shm_mounted", sandbox->shm_mounted);
   state_write_bool(writer, "network_attached", sandbox->network_attached);
@@ -82,14 +83,23 @@ state_to_json(const struct sandbox *sandbox, size_t *len)
   return json_writer_finish(writer, len);
 }
 
+/* RunPodSandbox's network and pause steps run in two threads, and each
+ * records its intent: one save at a time. */
+static pthread_mutex_t save_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int
 sandbox_save(const struct pod_manager *manager, const struct sandbox *sandbox, struct error *err)
 {
   cleanup_free char *dir = sandbox_dir(manager, sandbox->id);
   size_t len;
-  cleanup_free char *text = state_to_json(sandbox, &len);
+  cleanup_free char *text = NULL;
+  int ret;
 
-  if (state_file_save(dir, sandbox->request_bytes, sandbox->request_len, text, len, err) < 0)
+  pthread_mutex_lock(&save_lock);
+  text = state_to_json(sandbox, &len);
+  ret = state_file_save(dir, sandbox->request_bytes, sandbox->request_len, text, len, err);
+  pthread_mutex_unlock(&save_lock);
+  if (ret < 0)
     return error_wrap(err, "save sandbox %s", sandbox->id);
   return 0;
 }
@@ -113,6 +123,7 @@ apply_state(struct sandbox *sandbox, const struct json_value *state)
   sandbox->network_result = state_read_string(state, "network_result");
   sandbox->cgroup_parent = state_read_string(state, "cgroup_parent");
   sandbox->cgroups_path = state_read_string(state, "cgroups_path");
+  sandbox->creating = state_read_bool(state, "creating");
   sandbox->namespaces_pinned = state_read_bool(state, "namespaces_pinned");
   sandbox->shm_mounted = state_read_bool(state, "shm_mounted");
   sandbox->network_attached = state_read_bool(state, "network_attached");

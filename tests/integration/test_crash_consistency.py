@@ -1,0 +1,185 @@
+"""Crash consistency: crid killed (SIGKILL) at every named failpoint of
+RunPodSandbox, CreateContainer and StartContainer (common/failpoint.h:
+CRID_FAILPOINT=<name> makes crid kill itself there), then restarted.  The
+listed state must be true, the workflow must be finishable (remove), and
+nothing may be left: mounts, network namespaces, IP leases, veths,
+cgroups, runtime state, processes, files (the leak checks of
+test_sandbox/test_containers).  Before intent records, a crash during
+RunPodSandbox left the pause, its monitor, the namespaces and the IP
+lease of a pod crid no longer listed.
+
+Every failpoint in the sources must be walked here: the list is read from
+the sources, so a new failpoint without a workflow fails the test."""
+
+import re
+from pathlib import Path
+
+import grpc
+import pytest
+
+import cridtest
+from test_containers import (  # noqa: F401  (fixtures pytest must see)
+    RPC_TIMEOUT,
+    ContainerEnv,
+    env,
+    handler,
+    podenv_factory,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+FAILPOINT_RE = re.compile(r'failpoint\("([a-z0-9.-]+)"\)')
+
+
+def failpoints_in_sources():
+    names = set()
+    for source in (REPO / "pod").glob("*.c"):
+        names |= set(FAILPOINT_RE.findall(source.read_text()))
+    for source in (REPO / "crid").glob("*.c"):
+        names |= set(FAILPOINT_RE.findall(source.read_text()))
+    return sorted(names)
+
+
+# What a restart must show after a crash at each failpoint: the object
+# gone (rolled back) or listed in a state.
+EXPECTED = {
+    "sandbox.after-record": None,
+    "sandbox.after-namespaces": None,
+    "sandbox.after-shm": None,
+    "sandbox.after-network-add": None,
+    "sandbox.after-pause": None,
+    "sandbox.after-ready": "SANDBOX_READY",
+    "container.after-record": None,
+    "container.after-rootfs": None,
+    "container.after-monitor": None,
+    "container.after-created": "CONTAINER_CREATED",
+    "container.after-start": "CONTAINER_RUNNING",
+}
+
+
+def test_every_failpoint_has_a_crash_test():
+    assert failpoints_in_sources() == sorted(EXPECTED)
+
+
+def restart_with_failpoint(crid, name):
+    plain = crid.launch_command
+    crid.stop()
+    crid.launch_command = lambda: ["env", f"CRID_FAILPOINT={name}", *plain()]
+    crid.start()
+    return plain
+
+
+def crash_then_restart(crid, plain, action):
+    with pytest.raises(grpc.RpcError):
+        action()
+    assert crid.wait(timeout=20) is not None, "crid did not die at its failpoint"
+    assert crid.returncode == -9
+    crid.launch_command = plain
+    crid.start()
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED if n.startswith("sandbox.")])
+def test_crash_during_run_pod_sandbox(env, handler, name):
+    pb = env.pb
+    config = env.pod.pod_config("crash", uid=f"uid-crash-{handler}")
+    plain = restart_with_failpoint(env.crid, name)
+    crash_then_restart(env.crid, plain, lambda: env.pod.run_pod(config, handler=handler))
+    pods = env.pod.list()
+    expected = EXPECTED[name]
+    if expected is None:
+        assert pods == [], f"a pod half-made at {name} is listed"
+        env.assert_clean()
+        # The name is free again: the kubelet's retry works.
+        sandbox_id = env.pod.run_pod(config, handler=handler)
+    else:
+        assert [p.state for p in pods] == [getattr(pb, expected)]
+        sandbox_id = pods[0].id
+    container_id = env.run(sandbox_id, config, "after", ["/bin/sleep", "100"])
+    assert env.state(container_id) == pb.CONTAINER_RUNNING
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED if n.startswith("container.")])
+def test_crash_during_create_or_start_container(env, handler, name):
+    pb = env.pb
+    sandbox_id, sandbox_config = env.run_pod("crashc", handler)
+    config = env.container_config("victim", ["/bin/sleep", "100"])
+
+    def create_and_start():
+        container_id = env.create(sandbox_id, sandbox_config, config)
+        env.start(container_id)
+
+    plain = restart_with_failpoint(env.crid, name)
+    crash_then_restart(env.crid, plain, create_and_start)
+    containers = env.list()
+    expected = EXPECTED[name]
+    if expected is None:
+        assert containers == [], f"a container half-made at {name} is listed"
+        container_id = env.create(sandbox_id, sandbox_config, config)
+        env.start(container_id)
+    else:
+        assert [c.state for c in containers] == [getattr(pb, expected)]
+        container_id = containers[0].id
+        env.container_ids.add(container_id)
+        if expected == "CONTAINER_CREATED":
+            env.start(container_id)
+        else:
+            assert env.info(container_id)["pid"] > 0
+    assert env.state(container_id) == pb.CONTAINER_RUNNING
+    # It works: ExecSync reaches it.
+    result = env.exec_sync(container_id, ["/bin/echo", "alive"])
+    assert result.stdout == b"alive\n"
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
+def test_damaged_container_record_is_cleaned_not_forgotten(env, handler):
+    """A truncated state.json made the container vanish from the API while
+    its process ran on: now what it may have left is removed."""
+    sandbox_id, sandbox_config = env.run_pod("damaged", handler)
+    container_id = env.run(sandbox_id, sandbox_config, "victim", ["/bin/sleep", "100"])
+    pid = env.info(container_id)["pid"]
+    env.crid.kill()
+    state = env.crid.root / "containers" / container_id / "state.json"
+    state.write_bytes(state.read_bytes()[:20])
+    env.crid.start()
+    assert env.list() == []
+    cridtest.wait_for(lambda: not cridtest.pid_alive(pid), timeout=10,
+                      message="the container's process to be gone")
+    assert "recovery: removing what container" in env.crid.log_text()
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
+def test_damaged_sandbox_record_is_cleaned_not_forgotten(env, handler):
+    """An empty request.pb: the pod, its containers, pause, IP lease,
+    namespaces and mounts are removed, loudly, instead of left running
+    unlisted."""
+    sandbox_id, sandbox_config = env.run_pod("damagedpod", handler)
+    env.run(sandbox_id, sandbox_config, "victim", ["/bin/sleep", "100"])
+    env.crid.kill()
+    (env.crid.root / "sandboxes" / sandbox_id / "request.pb").write_bytes(b"")
+    env.crid.start()
+    assert env.pod.list() == [] and env.list() == []
+    log = env.crid.log_text()
+    assert "recovery: removing what sandbox" in log
+    assert "belongs to sandbox" in log
+    env.assert_clean()
+
+
+def test_killed_monitor_keeps_the_exit_code(env, handler):
+    """With its crid-conmon killed, a container's exit code was lost
+    (reported 255) though crid, the subreaper, reaped the container: crid
+    now records the status it reaps."""
+    import os
+    import signal
+
+    sandbox_id, sandbox_config = env.run_pod("orphan", handler)
+    container_id = env.run(sandbox_id, sandbox_config, "c",
+                           ["/bin/sh", "-c", "sleep 2; exit 7"])
+    monitor_pid = int((env.crid.state_dir / "conmon" / container_id / "conmon.pid").read_text())
+    os.kill(monitor_pid, signal.SIGKILL)
+    env.wait_state(container_id, env.pb.CONTAINER_EXITED, timeout=15)
+    assert env.status(container_id).status.exit_code == 7
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
