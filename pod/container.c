@@ -651,7 +651,7 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
    * a crash from here on leaves something recovery can roll back. */
   container->creating = true;
   container->rootfs_mounted = true;
-  if (container_save(ctx->manager, container, err) < 0)
+  if (container_save_intent(ctx->manager, container, err) < 0)
     return -1;
   failpoint("container.after-record");
   undo_push(undo, "root file system", undo_rootfs, ctx);
@@ -661,7 +661,7 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
   if (step_bundle(ctx, err) < 0)
     return error_wrap(err, "container config");
   container->runtime_created = true;
-  if (container_save(ctx->manager, container, err) < 0)
+  if (container_save_intent(ctx->manager, container, err) < 0)
     return -1;
   undo_push(undo, "container", undo_monitor, ctx);
   if (step_monitor(ctx, err) < 0)

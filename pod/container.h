@@ -145,6 +145,10 @@ char *container_exit_dir(const struct pod_manager *manager);
 /* Persistence (pod/container_state.c). */
 int container_save(const struct pod_manager *manager, const struct container *container,
                    struct error *err);
+/* Not fsynced: the intent records of CreateContainer (what they name does
+ * not outlive a reboot; a directory without a record is cleaned). */
+int container_save_intent(const struct pod_manager *manager, const struct container *container,
+                          struct error *err);
 struct container *container_load(const struct pod_manager *manager, const char *id,
                                  struct error *err);
 char *container_reservation_key(const char *sandbox_id, const Runtime__V1__ContainerConfig *config);

@@ -135,17 +135,33 @@ state_to_json(const struct container *c, size_t *len)
   return json_writer_finish(writer, len);
 }
 
-int
-container_save(const struct pod_manager *manager, const struct container *container,
-               struct error *err)
+static int
+save(const struct pod_manager *manager, const struct container *container, bool durable,
+     struct error *err)
 {
   cleanup_free char *dir = container_dir(manager, container->id);
   size_t len;
   cleanup_free char *text = state_to_json(container, &len);
 
-  if (state_file_save(dir, container->request_bytes, container->request_len, text, len, err) < 0)
+  if (state_file_save(dir, container->request_bytes, container->request_len, text, len, durable,
+                      err)
+      < 0)
     return error_wrap(err, "save container %s", container->id);
   return 0;
+}
+
+int
+container_save(const struct pod_manager *manager, const struct container *container,
+               struct error *err)
+{
+  return save(manager, container, true, err);
+}
+
+int
+container_save_intent(const struct pod_manager *manager, const struct container *container,
+                      struct error *err)
+{
+  return save(manager, container, false, err);
 }
 
 /* The message back from write_resources' object; NULL for null (no

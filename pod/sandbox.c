@@ -227,7 +227,7 @@ step_namespaces(struct run_context *ctx, struct error *err)
   if (request.kinds == 0 && request.n_sysctls == 0)
     return 0;
   sandbox->namespaces_pinned = true;
-  if (sandbox_save(ctx->manager, sandbox, err) < 0)
+  if (sandbox_save_intent(ctx->manager, sandbox, err) < 0)
     return -1;
   if (pod_namespaces_create(&request, err) < 0)
     return -1;
@@ -273,7 +273,7 @@ step_shm(struct run_context *ctx, struct error *err)
   if (ctx->sandbox->host_ipc)
     return 0;
   ctx->sandbox->shm_mounted = true;
-  if (sandbox_save(ctx->manager, ctx->sandbox, err) < 0)
+  if (sandbox_save_intent(ctx->manager, ctx->sandbox, err) < 0)
     return -1;
   if (pod_mount_shm(path, ctx->manager->options.shm_size, err) < 0)
     return -1;
@@ -487,7 +487,8 @@ step_network(struct run_context *ctx, struct error *err)
   sandbox->network_config = cni_network_list_to_text(network);
   invocation_for(manager, sandbox, netns, args, &invocation);
   invocation.capability_args = capabilities;
-  /* From here on DEL is owed, even when ADD fails half-way. */
+  /* From here on DEL is owed, even when ADD fails half-way.  The IP lease
+   * outlives a reboot, so this record must too. */
   sandbox->network_attached = true;
   if (sandbox_save(manager, sandbox, err) < 0)
     {
@@ -508,8 +509,9 @@ step_network(struct run_context *ctx, struct error *err)
   sandbox->network_result = result;
   if (cni_result_ips(result, "eth0", &sandbox->ips, err) < 0)
     return -1;
-  /* DEL goes better with the result ADD gave (prevResult). */
-  return sandbox_save(manager, sandbox, err);
+  /* DEL goes better with the result ADD gave (prevResult); the record of
+   * the ADD itself is already durable. */
+  return sandbox_save_intent(manager, sandbox, err);
 }
 
 static char *
@@ -664,7 +666,7 @@ step_pause(struct run_context *ctx, struct error *err)
    * is set up beside it), so one `run --detach` saves a runtime call. */
   sandbox->pause_created = true;
   sandbox->pause_started = true;
-  if (sandbox_save(manager, sandbox, err) < 0)
+  if (sandbox_save_intent(manager, sandbox, err) < 0)
     return -1;
   if (monitor_create(&launch, &sandbox->pause_pid, &monitor_pid, err) < 0)
     return error_wrap(err, "run the pause container");
@@ -749,7 +751,7 @@ run_steps(struct run_context *ctx, struct undo_list *undo, struct error *err)
   /* The record exists before the first side effect: a crash from here on
    * leaves something recovery can roll back. */
   ctx->sandbox->creating = true;
-  if (sandbox_save(ctx->manager, ctx->sandbox, err) < 0)
+  if (sandbox_save_intent(ctx->manager, ctx->sandbox, err) < 0)
     return -1;
   failpoint("sandbox.after-record");
   undo_push(undo, "namespaces", undo_namespaces, ctx);

@@ -99,6 +99,9 @@ char *sandbox_namespace_dir(const struct pod_manager *manager, const char *id);
 char *sandbox_shm_path(const struct pod_manager *manager, const char *id);
 
 /* Persistence (pod/sandbox_state.c). */
+/* Not fsynced: for intent records of what does not outlive a reboot. */
+int sandbox_save_intent(const struct pod_manager *manager, const struct sandbox *sandbox,
+                        struct error *err);
 int sandbox_save(const struct pod_manager *manager, const struct sandbox *sandbox,
                  struct error *err);
 /* Loads <dir>/{request.pb,state.json}; NULL + ENOENT when incomplete. */

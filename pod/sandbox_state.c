@@ -87,8 +87,9 @@ state_to_json(const struct sandbox *sandbox, size_t *len)
  * records its intent: one save at a time. */
 static pthread_mutex_t save_lock = PTHREAD_MUTEX_INITIALIZER;
 
-int
-sandbox_save(const struct pod_manager *manager, const struct sandbox *sandbox, struct error *err)
+static int
+save(const struct pod_manager *manager, const struct sandbox *sandbox, bool durable,
+     struct error *err)
 {
   cleanup_free char *dir = sandbox_dir(manager, sandbox->id);
   size_t len;
@@ -97,11 +98,24 @@ sandbox_save(const struct pod_manager *manager, const struct sandbox *sandbox, s
 
   pthread_mutex_lock(&save_lock);
   text = state_to_json(sandbox, &len);
-  ret = state_file_save(dir, sandbox->request_bytes, sandbox->request_len, text, len, err);
+  ret = state_file_save(dir, sandbox->request_bytes, sandbox->request_len, text, len, durable, err);
   pthread_mutex_unlock(&save_lock);
   if (ret < 0)
     return error_wrap(err, "save sandbox %s", sandbox->id);
   return 0;
+}
+
+int
+sandbox_save(const struct pod_manager *manager, const struct sandbox *sandbox, struct error *err)
+{
+  return save(manager, sandbox, true, err);
+}
+
+int
+sandbox_save_intent(const struct pod_manager *manager, const struct sandbox *sandbox,
+                    struct error *err)
+{
+  return save(manager, sandbox, false, err);
 }
 
 static void

@@ -11,18 +11,19 @@
 
 int
 state_file_save(const char *dir, const uint8_t *request, size_t request_len, const char *state,
-                size_t state_len, struct error *err)
+                size_t state_len, bool durable, struct error *err)
 {
   cleanup_free char *request_path = xasprintf("%s/request.pb", dir);
   cleanup_free char *state_path = xasprintf("%s/state.json", dir);
   struct stat st;
+  int (*write_file)(const char *, const void *, size_t, mode_t, struct error *)
+      = durable ? atomic_write_file : replace_file;
 
   if (mkdir_p(dir, 0700, err) < 0)
     return -1;
-  if (stat(request_path, &st) < 0
-      && atomic_write_file(request_path, request, request_len, 0600, err) < 0)
+  if (stat(request_path, &st) < 0 && write_file(request_path, request, request_len, 0600, err) < 0)
     return -1;
-  return atomic_write_file(state_path, state, state_len, 0600, err);
+  return write_file(state_path, state, state_len, 0600, err);
 }
 
 int

@@ -16,9 +16,11 @@ struct json_value;
 struct json_writer;
 
 /* Creates dir, writes <dir>/request.pb unless it is already there and
- * <dir>/state.json. */
+ * <dir>/state.json.  durable: fsynced (the record must survive a power
+ * loss); otherwise only atomic, which is enough for what survives crid but
+ * not a reboot (intent records of namespaces, mounts, monitors). */
 int state_file_save(const char *dir, const uint8_t *request, size_t request_len, const char *state,
-                    size_t state_len, struct error *err);
+                    size_t state_len, bool durable, struct error *err);
 
 /* <dir>/request.pb into a new buffer of *len bytes, the caller's. */
 int state_file_read_request(const char *dir, uint8_t **bytes, size_t *len, struct error *err);
