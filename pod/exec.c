@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "image/layer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -213,6 +214,59 @@ run_runtime_exec(const char **argv, struct exec_pipes *p, const char *pid_file, 
   return ret;
 }
 
+/* Field 22 of /proc/<pid>/stat, the start time in clock ticks: with the
+ * pid, it names one process for good.  0 when it is gone. */
+static unsigned long long
+process_start_time(pid_t pid)
+{
+  cleanup_free char *path = xasprintf("/proc/%d/stat", (int)pid);
+  cleanup_free char *text = NULL;
+  struct error ignored = ERROR_INIT;
+  unsigned long long start = 0;
+  const char *p;
+
+  if (read_file(path, 4096, &text, NULL, &ignored) < 0)
+    {
+      error_clear(&ignored);
+      return 0;
+    }
+  p = strrchr(text, ')');
+  /* After the command: state and 18 more fields, then the start time. */
+  if (p == NULL
+      || sscanf(p + 2,
+                "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                &start)
+             != 1)
+    return 0;
+  return start;
+}
+
+static void
+write_record(const char *state_dir, struct exec_process *process)
+{
+  cleanup_free char *dir = xasprintf("%s/exec-pids", state_dir);
+  cleanup_free char *text
+      = xasprintf("%d %llu", (int)process->pid, process_start_time(process->pid));
+  struct error err = ERROR_INIT;
+
+  process->record = xasprintf("%s/%d", dir, (int)process->pid);
+  if (mkdir_p(dir, 0700, &err) < 0
+      || replace_file(process->record, text, strlen(text), 0600, &err) < 0)
+    {
+      log_warn("exec: %s", error_message(&err));
+      error_clear(&err);
+    }
+}
+
+static void
+remove_record(struct exec_process *process)
+{
+  if (process->record)
+    unlink(process->record);
+  free(process->record);
+  process->record = NULL;
+}
+
 static int
 check_running(struct pod_manager *manager, struct container *container, struct oci_runtime *runtime,
               struct error *err)
@@ -312,6 +366,8 @@ container_exec_start(struct pod_manager *manager, struct container *container,
   if (mkdtemp(work) == NULL)
     return error_set_errno(err, errno, "exec in container %s: mkdtemp", container->id);
   ret = start_in_dir(&runtime, container, work, json, request, process, err);
+  if (ret == 0)
+    write_record(manager->options.state_dir, process);
   if (remove_tree(work, &cleanup_err) < 0)
     log_warn("%s", error_message(&cleanup_err));
   error_clear(&cleanup_err);
@@ -343,6 +399,7 @@ exec_process_wait(struct exec_process *process, int *exit_code, struct error *er
   if (process_reap(process->pid, &status, err) < 0)
     return -1;
   process->pid = 0;
+  remove_record(process);
   *exit_code = process_exit_code(status);
   return 0;
 }
@@ -350,17 +407,55 @@ exec_process_wait(struct exec_process *process, int *exit_code, struct error *er
 void
 exec_process_close(struct exec_process *process)
 {
+  free(process->record);
+  process->record = NULL;
   close_fd(&process->pidfd);
   close_fd(&process->stdin_fd);
   close_fd(&process->stdout_fd);
   close_fd(&process->stderr_fd);
 }
 
+/* The exec'd processes of a crid that died: killed, as their timeout
+ * or their client's departure would have. */
+static void
+kill_recorded(const char *dir)
+{
+  cleanup_dir DIR *d = opendir(dir);
+  struct dirent *entry;
+
+  while (d && (entry = readdir(d)))
+    {
+      cleanup_free char *path = xasprintf("%s/%s", dir, entry->d_name);
+      cleanup_free char *text = NULL;
+      struct error ignored = ERROR_INIT;
+      unsigned long long start = 0;
+      int pid = 0;
+
+      if (entry->d_name[0] == '.')
+        continue;
+      if (read_file(path, 256, &text, NULL, &ignored) == 0
+          && sscanf(text, "%d %llu", &pid, &start) == 2 && pid > 1 && start != 0
+          && process_start_time(pid) == start)
+        {
+          pid_t group = getpgid(pid);
+          log_info("recovery: killing exec'd process %d that a crashed crid left", pid);
+          if (group > 1)
+            kill(-group, SIGKILL);
+          kill(pid, SIGKILL);
+        }
+      error_clear(&ignored);
+      unlink(path);
+    }
+}
+
 void
 exec_remove_leftovers(const char *state_dir)
 {
   cleanup_free char *exec_root = xasprintf("%s/exec", state_dir);
+  cleanup_free char *records = xasprintf("%s/exec-pids", state_dir);
   struct error err = ERROR_INIT;
+
+  kill_recorded(records);
 
   if (remove_tree(exec_root, &err) < 0)
     log_warn("remove what interrupted execs left: %s", error_message(&err));

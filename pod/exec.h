@@ -38,6 +38,9 @@ struct exec_process
   int stdout_fd; /* read end; the pty master with a terminal */
   int stderr_fd; /* read end; -1 with a terminal */
   bool tty;
+  /* <state>/exec-pids/<pid>: says the process is crid's, so a crid that
+   * died with it running kills it at its next start. */
+  char *record;
 };
 
 /* Starts request in container.  ENOENT for a removed container, EINVAL
@@ -59,8 +62,10 @@ int exec_process_wait(struct exec_process *process, int *exit_code, struct error
  * start, on the zeroed struct, harmlessly). */
 void exec_process_close(struct exec_process *process);
 
-/* At start: removes the work directories (process.json, pid file,
- * console socket) of exec starts a crash interrupted. */
+/* At start: kills the exec'd processes a crashed crid left running (their
+ * records name them, with their start time so a reused pid is spared)
+ * and removes the work directories (process.json, pid file, console
+ * socket) of exec starts a crash interrupted. */
 void exec_remove_leftovers(const char *state_dir);
 
 #endif

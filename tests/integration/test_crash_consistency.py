@@ -183,3 +183,49 @@ def test_killed_monitor_keeps_the_exit_code(env, handler):
     assert env.status(container_id).status.exit_code == 7
     env.remove_pod(sandbox_id)
     env.assert_clean()
+
+
+def _pids_running(marker):
+    import os
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker in f.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def test_exec_of_a_crashed_crid_is_killed_at_restart(env, handler):
+    """An ExecSync whose crid died: the exec'd process outlived its
+    timeout until the pod went.  crid records each exec'd process and
+    kills those a crash left at its next start."""
+    import threading
+
+    sandbox_id, sandbox_config = env.run_pod("execcrash", handler)
+    container_id = env.run(sandbox_id, sandbox_config, "c", ["/bin/sleep", "1000"])
+    marker = f"{4000 + (hash(handler) % 1000)}.5"
+    caller = threading.Thread(target=lambda: _ignore_errors(
+        env.exec_sync, container_id, ["/bin/sleep", marker], timeout=60), daemon=True)
+    caller.start()
+    cridtest.wait_for(lambda: _pids_running(marker.encode()), timeout=10,
+                      message="the exec'd sleep")
+    env.crid.kill()
+    caller.join(10)
+    assert _pids_running(marker.encode()), "the exec'd process died with crid (test is moot)"
+    env.crid.start()
+    cridtest.wait_for(lambda: not _pids_running(marker.encode()), timeout=10,
+                      message="the exec'd process of the crashed crid to be killed")
+    assert env.exec_sync(container_id, ["/bin/echo", "ok"]).stdout == b"ok\n"
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
+def _ignore_errors(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except Exception:
+        pass
