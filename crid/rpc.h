@@ -124,6 +124,7 @@ RPC_HANDLER(rpc_list_pod_sandbox_metrics);
 RPC_HANDLER(rpc_exec);
 RPC_HANDLER(rpc_attach);
 RPC_HANDLER(rpc_port_forward);
+RPC_HANDLER(rpc_update_pod_sandbox_resources);
 
 RPC_HANDLER(rpc_list_images);
 RPC_HANDLER(rpc_image_status);

@@ -63,6 +63,7 @@ static const struct handler_entry handlers[] = {
   { "Exec", rpc_exec, true },
   { "Attach", rpc_attach, true },
   { "PortForward", rpc_port_forward, true },
+  { "UpdatePodSandboxResources", rpc_update_pod_sandbox_resources, true },
 };
 
 static struct rpc_method *methods;

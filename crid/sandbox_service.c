@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pod/pod_manager.h"
+#include "pod/pod_resources.h"
 #include "pod/sandbox.h"
 
 #include <string.h>
@@ -147,6 +148,7 @@ verbose_info(struct rpc_call *call, const struct sandbox *sandbox)
   json_write_string(writer, sandbox->handler);
   json_write_key(writer, "network");
   json_write_string(writer, sandbox->network_name ? sandbox->network_name : "");
+  pod_resources_write_info(writer, call->daemon->pods, sandbox);
   return rpc_verbose_info_finish(call, writer, spec_path);
 }
 
