@@ -224,12 +224,24 @@ void
 json_write_string(struct json_writer *writer, const char *s)
 {
   s = s ? s : "";
-  yajl_gen_string(writer->gen, (const unsigned char *)s, strlen(s));
+  json_write_string_len(writer, s, strlen(s));
 }
 
+/* JSON text is UTF-8 (RFC 8259) and yajl's parser refuses anything else:
+ * crun's, when it loads config.json, and crid's own, when it reads its
+ * state back after a restart.  So bytes that are not UTF-8 (an env value
+ * is `bytes` in the CRI) are written as U+FFFD, as Go's encoding/json
+ * does for runc and containerd. */
 void
 json_write_string_len(struct json_writer *writer, const char *s, size_t len)
 {
+  cleanup_free char *sanitized = NULL;
+
+  if (!utf8_is_valid(s, len))
+    {
+      sanitized = utf8_sanitize(s, len, &len);
+      s = sanitized;
+    }
   yajl_gen_string(writer->gen, (const unsigned char *)s, len);
 }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,88 @@ clock_ns(clockid_t clock)
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The length of the well-formed sequence s starts with, 0 when it starts
+ * with none.  The second byte's range is what excludes overlong forms
+ * (E0, F0), surrogates (ED) and code points above U+10FFFF (F4), as in
+ * RFC 3629's table. */
+static size_t
+utf8_sequence_length(const unsigned char *s, size_t avail)
+{
+  unsigned char lo = 0x80, hi = 0xbf;
+  size_t n;
+
+  if (s[0] < 0x80)
+    return 1;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf)
+    n = 2;
+  else if (s[0] >= 0xe0 && s[0] <= 0xef)
+    {
+      n = 3;
+      lo = s[0] == 0xe0 ? 0xa0 : lo;
+      hi = s[0] == 0xed ? 0x9f : hi;
+    }
+  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+    {
+      n = 4;
+      lo = s[0] == 0xf0 ? 0x90 : lo;
+      hi = s[0] == 0xf4 ? 0x8f : hi;
+    }
+  else
+    return 0;
+  if (avail < n || s[1] < lo || s[1] > hi)
+    return 0;
+  for (size_t i = 2; i < n; i++)
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+  return n;
+}
+
+size_t
+utf8_valid_prefix(const char *s, size_t len)
+{
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = 0, n;
+
+  while (i < len)
+    {
+      if (u[i] < 0x80)
+        {
+          i++;
+          continue;
+        }
+      n = utf8_sequence_length(u + i, len - i);
+      if (n == 0)
+        break;
+      i += n;
+    }
+  return i;
+}
+
+char *
+utf8_sanitize(const char *s, size_t len, size_t *out_len)
+{
+  /* At worst each byte becomes the three of U+FFFD. */
+  char *out = xmalloc(len * 3 + 1);
+  size_t i = 0, n = 0;
+
+  while (i < len)
+    {
+      size_t valid = utf8_valid_prefix(s + i, len - i);
+      memcpy(out + n, s + i, valid);
+      n += valid;
+      i += valid;
+      if (i < len)
+        {
+          memcpy(out + n, "\xef\xbf\xbd", 3);
+          n += 3;
+          i++;
+        }
+    }
+  out[n] = '\0';
+  *out_len = n;
+  return out;
+}
+
 int64_t
 time_monotonic_ns(void)
 {
@@ -125,7 +208,11 @@ time_remaining_ms(int64_t deadline_ns)
   if (deadline_ns == 0)
     return -1;
   left = (deadline_ns - time_monotonic_ns()) / 1000000;
-  return left < 0 ? 0 : (int)left;
+  if (left < 0)
+    return 0;
+  /* A narrowing cast of more would turn a far deadline into a wrapped,
+   * possibly negative (endless) poll timeout. */
+  return left > INT_MAX ? INT_MAX : (int)left;
 }
 
 int
@@ -291,6 +378,21 @@ path_component_is_valid(const char *name)
     if (name[i] == '/' || (unsigned char)name[i] < 0x20 || name[i] == 0x7f)
       return false;
   return true;
+}
+
+bool
+path_has_dot_dot(const char *path)
+{
+  for (const char *p = path; *p;)
+    {
+      size_t len = strcspn(p, "/");
+      if (len == 2 && p[0] == '.' && p[1] == '.')
+        return true;
+      p += len;
+      if (*p == '/')
+        p++;
+    }
+  return false;
 }
 
 int

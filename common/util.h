@@ -30,12 +30,29 @@ void strv_free(char **strv);
  * break a log line), and cut after max_shown bytes with "...". */
 char *quote_untrusted(const char *text, size_t len, size_t max_shown);
 
+/* The length of the longest prefix of s[0..len) that is well-formed
+ * UTF-8 (RFC 3629: shortest forms only, no surrogates, nothing above
+ * U+10FFFF): len when all of it is. */
+size_t utf8_valid_prefix(const char *s, size_t len);
+
+static inline bool
+utf8_is_valid(const char *s, size_t len)
+{
+  return utf8_valid_prefix(s, len) == len;
+}
+
+/* A copy of s[0..len) in which every byte that is not part of a
+ * well-formed sequence became U+FFFD, as Go's encoding/json writes it;
+ * NUL-terminated, *out_len bytes long.  The caller frees. */
+char *utf8_sanitize(const char *s, size_t len, size_t *out_len);
+
 /* Monotonic and wall-clock time in nanoseconds. */
 int64_t time_monotonic_ns(void);
 int64_t time_realtime_ns(void);
 /* The time left until a time_monotonic_ns() deadline, in milliseconds
  * as poll() takes them: -1 (no limit) when deadline_ns is 0, 0 once it
- * has passed. */
+ * has passed, at most INT_MAX (24.8 days): a poll() that returns after a
+ * farther deadline's INT_MAX must check the deadline before it gives up. */
 int time_remaining_ms(int64_t deadline_ns);
 
 /* Creates path and its missing parents with mode; existing dirs are fine. */
@@ -72,6 +89,10 @@ bool id_is_valid(const char *id);
 /* A name that is safe as one path component: non-empty, at most 253 bytes,
  * no '/', not "." or "..", no control characters. */
 bool path_component_is_valid(const char *name);
+
+/* True when one of path's '/'-separated components is "..": such a path
+ * can climb out of the directory it is joined to ("a..b.log" cannot). */
+bool path_has_dot_dot(const char *path);
 
 /* Fills out with a new random 64-hex-character id (65 bytes). */
 int id_generate(char out[65], struct error *err);

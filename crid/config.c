@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024)
@@ -56,6 +57,10 @@ config_parse_duration(const char *text, int64_t *seconds)
       if (i == sizeof units / sizeof units[0])
         return -1;
       total += v * units[i].seconds;
+      /* Clamped, not refused: "forever" needs no exact value, and
+       * seconds * 1e9 must stay within an int64 of nanoseconds. */
+      if (total > CONFIG_DURATION_MAX_S)
+        total = CONFIG_DURATION_MAX_S;
       p = end + 1;
     }
   *seconds = total;
@@ -1009,6 +1014,24 @@ resolve_runtime(const struct crid_config *c, struct runtime_handler_config *r, s
   if (*r->runtime_root == '\0')
     replace_string(&r->runtime_root, xasprintf("%s/runtimes/%s", c->state_dir, r->name));
   return 0;
+}
+
+int
+config_check_state_dir(const struct crid_config *c, struct error *err)
+{
+  const size_t socket_max = sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1;
+  const size_t below = strlen("/conmon/") + 64 + strlen("/console");
+  size_t len = strlen(c->state_dir);
+  cleanup_free char *quoted = NULL;
+
+  if (len + below <= socket_max)
+    return 0;
+  quoted = toml_quote(c->state_dir, len);
+  return error_set(err, EINVAL,
+                   "key crid.state_dir: %s is %zu bytes long, at most %zu fit: the monitors' "
+                   "sockets <state_dir>/conmon/<64-hex id>/console must fit in a unix socket "
+                   "address (%zu bytes)",
+                   quoted, len, socket_max - below, socket_max);
 }
 
 static int

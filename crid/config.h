@@ -87,6 +87,12 @@ int config_load(struct crid_config *c, const char *main_file, bool must_exist, c
  * known, ...) and resolves the "" defaults that depend on other keys. */
 int config_finalize(struct crid_config *c, struct error *err);
 
+/* crid-conmon binds <state_dir>/conmon/<64-hex id>/console in a
+ * sockaddr_un (conmon/main.c): with a longer state_dir every container
+ * would fail at create.  EINVAL naming the limit; the daemon checks it
+ * before it starts (`crid config` and `crid image` need no sockets). */
+int config_check_state_dir(const struct crid_config *c, struct error *err);
+
 const struct runtime_handler_config *config_find_runtime(const struct crid_config *c,
                                                          const char *name);
 /* Whether the handler gets filters compiled by crid: seccomp_precompile,
@@ -102,7 +108,12 @@ char *config_to_toml(const struct crid_config *c);
 /* The effective configuration as one JSON object (Status verbose info). */
 void config_write_json(const struct crid_config *c, struct json_writer *writer);
 
-/* "4h", "1h30m", "90s", "0" -> seconds; -1 when not such a duration. */
+/* The longest duration config_parse_duration() returns; longer ones are
+ * clamped to it (100 years: seconds * 1e9 still fits an int64). */
+#define CONFIG_DURATION_MAX_S (100LL * 366 * 24 * 3600)
+
+/* "4h", "1h30m", "90s", "0" -> seconds (at most CONFIG_DURATION_MAX_S);
+ * -1 when not such a duration. */
 int config_parse_duration(const char *text, int64_t *seconds);
 
 #endif

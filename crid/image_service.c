@@ -271,9 +271,12 @@ rpc_remove_image(struct rpc_call *call, const ProtobufCMessage *request,
   if (name[0] == '\0')
     return error_set(err, EINVAL, "no image given");
   if (image_store_remove(call->daemon->images, name, &removed, err) < 0)
-    return error_wrap(err, "remove image %s", name);
+    {
+      cleanup_free char *shown = quote_untrusted(name, strlen(name), 256);
+      return error_wrap(err, "remove image %s", shown);
+    }
   if (!removed)
-    log_info("image %s is not there: nothing to remove", name);
+    log_info("image %.256s is not there: nothing to remove", name);
   runtime__v1__remove_image_response__init(reply);
   *response = &reply->base;
   return 0;

@@ -504,6 +504,12 @@ main(int argc, char **argv)
       usage(stderr);
       return 2;
     }
+  if (config_check_state_dir(&daemon.config, &err) < 0)
+    {
+      fprintf(stderr, "crid: %s\n", error_message(&err));
+      error_clear(&err);
+      return 1;
+    }
   log_set_level(log_level_parse(daemon.config.log_level));
   ret = run_daemon(&daemon);
   config_free(&daemon.config);

@@ -2,6 +2,7 @@
 #include "crid/daemon.h"
 #include "crid/metrics.h"
 #include "crid/rpc.h"
+#include "crid/validate.h"
 #include "crid/worker_pool.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -159,6 +160,24 @@ request_bytes(struct server_call *call)
   return flat;
 }
 
+/* The status details of a failed call: at most STATUS_DETAILS_MAX bytes
+ * (cut with "..."), whatever a message quoted.  Larger ones break the
+ * client's metadata limit (8 KiB by default), which then reports
+ * RESOURCE_EXHAUSTED in place of crid's code. */
+#define STATUS_DETAILS_MAX 4096
+
+static grpc_slice
+status_details(const struct error *err)
+{
+  const char *message = error_message(err);
+  cleanup_free char *cut = NULL;
+
+  if (strlen(message) <= STATUS_DETAILS_MAX)
+    return grpc_slice_from_copied_string(message);
+  cut = xasprintf("%.*s...", STATUS_DETAILS_MAX - 3, message);
+  return grpc_slice_from_copied_string(cut);
+}
+
 static grpc_byte_buffer *
 pack_response(const ProtobufCMessage *message)
 {
@@ -202,6 +221,12 @@ decode_request(struct server_call *call, struct error *err)
   if (request == NULL)
     error_set(err, EINVAL, "%s: request does not decode as %s", method->name,
               method->descriptor->input->name);
+  else if (validate_request(request, err) < 0)
+    {
+      /* Refused before any handler could create something. */
+      protobuf_c_message_free_unpacked(request, NULL);
+      request = NULL;
+    }
   return request;
 }
 
@@ -289,7 +314,7 @@ handle_call(void *arg)
   if (dispatch(call, &response, &err) < 0)
     {
       status = rpc_status_from_error_code(err.code);
-      call->status_details = grpc_slice_from_copied_string(error_message(&err));
+      call->status_details = status_details(&err);
     }
   else
     call->response_payload = pack_response(response);
@@ -451,7 +476,7 @@ rpc_stream_finish(struct rpc_stream *stream, const struct error *err)
   stream->finishing = true;
   stream->status = err ? rpc_status_from_error_code(err->code) : GRPC_STATUS_OK;
   if (err)
-    stream->details = grpc_slice_from_copied_string(error_message(err));
+    stream->details = status_details(err);
   suffix
       = xasprintf(" (%zu messages)", stream->messages_sent + stream->n + (stream->sending ? 1 : 0));
   stream_start_next(stream);

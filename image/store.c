@@ -1109,6 +1109,14 @@ name_query_clear(struct name_query *q)
   error_clear(&q->parse_err);
 }
 
+/* An image name from a request, as an error quotes it: at most a few
+ * hundred bytes, escaped. */
+static char *
+shown_name(const char *name)
+{
+  return quote_untrusted(name, strlen(name), 256);
+}
+
 static bool
 all_lower_hex(const char *s)
 {
@@ -1148,7 +1156,10 @@ name_query_init(struct name_query *q, const char *name)
       image_reference_free(&ref);
     }
   else if (hex && q->parse_err.message == NULL)
-    error_set(&q->parse_err, EINVAL, "%s is not a valid image id", name);
+    {
+      cleanup_free char *shown = shown_name(name);
+      error_set(&q->parse_err, EINVAL, "%s is not a valid image id", shown);
+    }
   if (hex == NULL)
     hex = name;
   if (strlen(hex) >= MIN_ID_PREFIX && strlen(hex) < 64 && all_lower_hex(hex))
@@ -1195,7 +1206,8 @@ resolve_locked(struct image_store *store, const char *name, struct name_query *q
       {
         if (found >= 0)
           {
-            error_set(err, EINVAL, "%s matches more than one image id", name);
+            cleanup_free char *shown = shown_name(name);
+            error_set(err, EINVAL, "%s matches more than one image id", shown);
             return -1;
           }
         found = i;
@@ -1205,7 +1217,10 @@ resolve_locked(struct image_store *store, const char *name, struct name_query *q
   if (q->parse_err.message)
     error_move(err, &q->parse_err);
   else
-    error_set(err, ENOENT, "image %s not found", name);
+    {
+      cleanup_free char *shown = shown_name(name);
+      error_set(err, ENOENT, "image %s not found", shown);
+    }
   return -1;
 }
 

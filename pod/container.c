@@ -176,6 +176,16 @@ file_mtime_ns(const char *path)
   return (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
 }
 
+/* An exit file's mtime comes from the kernel's coarse clock (up to a tick
+ * behind CLOCK_REALTIME, which started_at reads), and a short-lived
+ * container can end before crid reads the clock after `<runtime> start`:
+ * a finish is never reported before the start. */
+static int64_t
+finished_not_before_start(const struct container *container, int64_t finished_at)
+{
+  return finished_at < container->started_at ? container->started_at : finished_at;
+}
+
 static bool
 process_alive(pid_t pid)
 {
@@ -217,7 +227,7 @@ refresh_locked(struct pod_manager *manager, struct container *container)
           error_clear(&err);
           container->state = CONTAINER_EXITED;
           container->exit_code = 255;
-          container->finished_at = time_realtime_ns();
+          container->finished_at = finished_not_before_start(container, time_realtime_ns());
           free(container->message);
           container->message = xstrdup("the container and its monitor are gone");
           goto save;
@@ -225,7 +235,7 @@ refresh_locked(struct pod_manager *manager, struct container *container)
     }
   container->state = CONTAINER_EXITED;
   container->exit_code = status;
-  container->finished_at = file_mtime_ns(exit_path);
+  container->finished_at = finished_not_before_start(container, file_mtime_ns(exit_path));
   container->oom_killed = access(oom_path, F_OK) == 0;
   log_info("container %.12s exited with status %d%s", container->id, status,
            container->oom_killed ? " (OOM killed)" : "");
@@ -306,11 +316,21 @@ validate_config(const Runtime__V1__CreateContainerRequest *request, struct error
   if (config->metadata->name[0] == '\0')
     return error_set(err, EINVAL, "container metadata needs a name");
   if (!path_component_is_valid(config->metadata->name) || strchr(config->metadata->name, '_'))
-    return error_set(err, EINVAL, "invalid container name \"%s\"", config->metadata->name);
+    {
+      cleanup_free char *name
+          = quote_untrusted(config->metadata->name, strlen(config->metadata->name), 256);
+      return error_set(err, EINVAL, "invalid container name %s", name);
+    }
   if (config->image == NULL || config->image->image[0] == '\0')
     return error_set(err, EINVAL, "container config names no image");
-  if (strstr(config->log_path, ".."))
-    return error_set(err, EINVAL, "log path \"%s\" may not contain \"..\"", config->log_path);
+  /* A ".." component could climb out of the pod's log directory;
+   * "a..b.log" cannot. */
+  if (path_has_dot_dot(config->log_path))
+    {
+      cleanup_free char *log_path
+          = quote_untrusted(config->log_path, strlen(config->log_path), 256);
+      return error_set(err, EINVAL, "log path %s has a \"..\" component", log_path);
+    }
   return 0;
 }
 
@@ -375,10 +395,12 @@ step_image(struct create_context *ctx, struct error *err)
 
   if (store == NULL)
     return error_set(err, EIO, "no image store");
-  if (image_store_layer_dirs(store, spec->image, &container->image_id, &ctx->layer_dirs, err) < 0)
-    return error_wrap(err, "image %s", spec->image);
-  if (image_store_config(store, container->image_id, &ctx->image, err) < 0)
-    return error_wrap(err, "image %s", spec->image);
+  if (image_store_layer_dirs(store, spec->image, &container->image_id, &ctx->layer_dirs, err) < 0
+      || image_store_config(store, container->image_id, &ctx->image, err) < 0)
+    {
+      cleanup_free char *image = quote_untrusted(spec->image, strlen(spec->image), 256);
+      return error_wrap(err, "image %s", image);
+    }
   container->image_name
       = xstrdup(spec->user_specified_image[0] ? spec->user_specified_image : spec->image);
   return 0;
@@ -400,8 +422,11 @@ step_log_path(struct create_context *ctx, struct error *err)
   else if (log_dir[0])
     container->log_path = xasprintf("%s/%s", log_dir, log_path);
   else
-    return error_set(err, EINVAL, "log path \"%s\" is relative, but the pod has no log directory",
-                     log_path);
+    {
+      cleanup_free char *quoted = quote_untrusted(log_path, strlen(log_path), 256);
+      return error_set(err, EINVAL, "log path %s is relative, but the pod has no log directory",
+                       quoted);
+    }
   parent = xstrdup(container->log_path);
   slash = strrchr(parent, '/');
   if (slash && slash != parent)
@@ -449,11 +474,14 @@ resolve_security(struct create_context *ctx, const char *rootfs, struct user_res
   const Runtime__V1__LinuxContainerConfig *linux_config = ctx->container->config->linux;
   const Runtime__V1__LinuxContainerSecurityContext *sc
       = linux_config ? linux_config->security_context : NULL;
-  const Runtime__V1__SecurityProfile *profile = sc ? sc->seccomp : NULL;
+  const Runtime__V1__SecurityProfile *profile;
+  Runtime__V1__SecurityProfile legacy;
   struct user_request request;
   struct capability_sets sets;
   uint64_t bounding;
 
+  if (seccomp_profile_of_container(sc, &legacy, &profile, err) < 0)
+    return -1;
   user_request_for_container(sc, ctx->image ? ctx->image->user : NULL, &request);
   if (user_resolve(rootfs, &request, user, err) < 0)
     return -1;

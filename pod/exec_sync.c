@@ -14,6 +14,10 @@
  * EOF (a background child can hold the pipes open forever). */
 #define DRAIN_AFTER_EXIT_MS 1000
 #define TIMED_OUT_MESSAGE "command timed out"
+/* The longest timeout honoured: a client may send any int64, and
+ * timeout * 1e9 must not overflow into a deadline in the past (which
+ * killed the command at once).  A year is forever for a probe. */
+#define TIMEOUT_MAX_S (366LL * 24 * 3600)
 
 void
 exec_sync_result_free(struct exec_sync_result *result)
@@ -29,16 +33,23 @@ static void
 pump(struct exec_process *process, int64_t timeout_s, struct pipe_capture *out,
      struct pipe_capture *errc, bool *timed_out)
 {
-  int64_t deadline = timeout_s > 0 ? time_monotonic_ns() + timeout_s * 1000000000LL : 0;
+  int64_t deadline;
   int fds_open[2] = { process->stdout_fd, process->stderr_fd };
   int pidfd = process->pidfd;
 
+  if (timeout_s > TIMEOUT_MAX_S)
+    timeout_s = TIMEOUT_MAX_S;
+  deadline = timeout_s > 0 ? time_monotonic_ns() + timeout_s * 1000000000LL : 0;
   while (fds_open[0] >= 0 || fds_open[1] >= 0)
     {
       struct pollfd fds[3]
           = { { fds_open[0], POLLIN, 0 }, { fds_open[1], POLLIN, 0 }, { pidfd, POLLIN, 0 } };
       int n = poll(fds, 3, time_remaining_ms(deadline));
       if (n < 0 && errno == EINTR)
+        continue;
+      /* poll() waits at most INT_MAX ms (time_remaining_ms): a farther
+       * deadline is still ahead. */
+      if (n == 0 && time_remaining_ms(deadline) > 0)
         continue;
       if (n == 0)
         {

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@
 #define SMALL_FILE_MAX (64 * 1024)
 #define MOUNTINFO_MAX_SIZE (16 * 1024 * 1024)
 #define DEVICE_WALK_MAX_DEPTH 8
+/* How much of a request's text an error message quotes: enough to
+ * recognise it, never enough to make a huge message of a huge field. */
+#define QUOTE_MAX 256
 
 static const char *const default_masked_paths[]
     = { "/proc/acpi",          "/proc/asound",
@@ -155,6 +159,14 @@ static bool
 str_empty(const char *s)
 {
   return s == NULL || s[0] == '\0';
+}
+
+/* Request text as an error message shows it: quoted, escaped, cut after
+ * QUOTE_MAX bytes.  The caller frees. */
+static char *
+shown(const char *text)
+{
+  return quote_untrusted(text ? text : "", text ? strlen(text) : 0, QUOTE_MAX);
 }
 
 /* ---- host facts --------------------------------------------------------- */
@@ -326,12 +338,12 @@ container_env(const struct oci_container_params *p, struct strv *env, struct err
     {
       const Runtime__V1__KeyValue *kv = config->envs[i];
       cleanup_free char *entry = NULL;
+      cleanup_free char *key = shown(kv->key);
       if (str_empty(kv->key) || strchr(kv->key, '='))
-        return error_set(err, EINVAL, "invalid environment variable name \"%s\"",
-                         kv->key ? kv->key : "");
+        return error_set(err, EINVAL, "invalid environment variable name %s", key);
       if (kv->value.len > 0 && memchr(kv->value.data, '\0', kv->value.len))
         return error_set(err, EINVAL, "environment variable %s: the value contains a NUL byte",
-                         kv->key);
+                         key);
       entry = xasprintf("%s=%.*s", kv->key, (int)kv->value.len,
                         kv->value.len ? (const char *)kv->value.data : "");
       env_set(env, entry);
@@ -354,7 +366,10 @@ container_cwd(const struct oci_container_params *p, char **out, struct error *er
   if (!str_empty(dir))
     {
       if (dir[0] != '/')
-        return error_set(err, EINVAL, "working directory \"%s\" is not absolute", dir);
+        {
+          cleanup_free char *quoted = shown(dir);
+          return error_set(err, EINVAL, "working directory %s is not absolute", quoted);
+        }
       *out = xstrdup(dir);
       return 0;
     }
@@ -540,7 +555,10 @@ mount_propagation_of(const char *mountinfo, const char *path, char **mountpoint,
         }
     }
   if (*mountpoint == NULL)
-    return error_set(err, ENOENT, "no mount holds %s", path);
+    {
+      cleanup_free char *quoted = shown(path);
+      return error_set(err, ENOENT, "no mount holds %s", quoted);
+    }
   return 0;
 }
 
@@ -552,10 +570,11 @@ check_propagation(const struct oci_container_params *p, const char *source, int 
   cleanup_free char *real = realpath(source, NULL);
   cleanup_free char *mountpoint = NULL;
   cleanup_free char *optional = NULL;
+  cleanup_free char *quoted = shown(source);
   bool shared, slave;
 
   if (real == NULL)
-    return error_set_errno(err, errno, "mount source %s", source);
+    return error_set_errno(err, errno, "mount source %s", quoted);
   if (p->mountinfo == NULL
       && read_file("/proc/self/mountinfo", MOUNTINFO_MAX_SIZE, &text, NULL, err) < 0)
     return -1;
@@ -566,15 +585,15 @@ check_propagation(const struct oci_container_params *p, const char *source, int 
   slave = strstr(optional, "master:") != NULL;
   if (propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL && !shared)
     return error_set(err, EINVAL,
-                     "path \"%s\" is mounted on \"%s\" but it is not a shared mount "
+                     "path %s is mounted on \"%s\" but it is not a shared mount "
                      "(needed for bidirectional propagation)",
-                     source, mountpoint);
+                     quoted, mountpoint);
   if (propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER && !shared
       && !slave)
     return error_set(err, EINVAL,
-                     "path \"%s\" is mounted on \"%s\" but it is not a shared or slave mount "
+                     "path %s is mounted on \"%s\" but it is not a shared or slave mount "
                      "(needed for host-to-container propagation)",
-                     source, mountpoint);
+                     quoted, mountpoint);
   return 0;
 }
 
@@ -582,6 +601,7 @@ static int
 cri_mount_options(const struct oci_container_params *p, const Runtime__V1__Mount *m, char **out,
                   struct error *err)
 {
+  cleanup_free char *destination = shown(m->container_path);
   const char *propagation;
 
   switch (m->propagation)
@@ -596,43 +616,60 @@ cri_mount_options(const struct oci_container_params *p, const Runtime__V1__Mount
       propagation = "rshared";
       break;
     default:
-      return error_set(err, EINVAL, "mount %s: unknown propagation %d", m->container_path,
+      return error_set(err, EINVAL, "mount %s: unknown propagation %d", destination,
                        (int)m->propagation);
     }
   if (m->recursive_read_only
       && (!m->readonly || m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE))
     return error_set(err, EINVAL,
                      "mount %s: recursive read-only needs readonly and private propagation",
-                     m->container_path);
+                     destination);
   if (m->recursive_read_only && !p->runtime_has_rro)
     return error_set(err, EINVAL,
                      "mount %s: the runtime handler does not support recursive read-only mounts",
-                     m->container_path);
+                     destination);
   *out = xasprintf("rbind,%s%s", propagation,
                    m->recursive_read_only ? ",rro" : (m->readonly ? ",ro" : ""));
   return 0;
 }
 
+int
+oci_check_mount(const Runtime__V1__Mount *m, struct error *err)
+{
+  cleanup_free char *destination = shown(m->container_path);
+
+  if (str_empty(m->container_path) || m->container_path[0] != '/')
+    return error_set(err, EINVAL, "mount destination %s is not absolute", destination);
+  /* A relative source would be resolved (and created) against crid's
+   * own working directory. */
+  if (!str_empty(m->host_path) && m->host_path[0] != '/')
+    {
+      cleanup_free char *source = shown(m->host_path);
+      return error_set(err, EINVAL, "mount %s: host path %s is not absolute", destination, source);
+    }
+  return 0;
+}
+
+/* Called only once every mount passed oci_check_mount(): it may create
+ * the source. */
 static int
 prepare_mount_source(const struct oci_container_params *p, const Runtime__V1__Mount *m,
                      struct error *err)
 {
+  cleanup_free char *destination = shown(m->container_path);
   struct stat st;
 
-  if (str_empty(m->container_path) || m->container_path[0] != '/')
-    return error_set(err, EINVAL, "mount destination \"%s\" is not absolute",
-                     m->container_path ? m->container_path : "");
   if (str_empty(m->host_path))
-    return error_set(err, m->image ? ENOSYS : EINVAL, "mount %s: no host path%s", m->container_path,
+    return error_set(err, m->image ? ENOSYS : EINVAL, "mount %s: no host path%s", destination,
                      m->image ? " (image volumes are not supported)" : "");
   if (m->n_uidmappings > 0 || m->n_gidmappings > 0)
-    return error_set(err, ENOSYS, "mount %s: id-mapped mounts are not supported",
-                     m->container_path);
+    return error_set(err, ENOSYS, "mount %s: id-mapped mounts are not supported", destination);
   /* A missing source becomes a directory, as containerd and CRI-O do. */
   if (stat(m->host_path, &st) < 0)
     {
+      cleanup_free char *source = shown(m->host_path);
       if (errno != ENOENT)
-        return error_set_errno(err, errno, "mount source %s", m->host_path);
+        return error_set_errno(err, errno, "mount source %s", source);
       if (mkdir_p(m->host_path, 0755, err) < 0)
         return error_wrap(err, "create mount source");
     }
@@ -650,6 +687,10 @@ cri_mounts(const struct oci_container_params *p, struct mount_list *out, const c
   const Runtime__V1__ContainerConfig *config = p->config;
 
   *rootfs_prop = "";
+  /* Every mount is checked before the first source is created. */
+  for (size_t i = 0; i < config->n_mounts; i++)
+    if (oci_check_mount(config->mounts[i], err) < 0)
+      return -1;
   for (size_t i = 0; i < config->n_mounts; i++)
     {
       const Runtime__V1__Mount *m = config->mounts[i];
@@ -827,21 +868,28 @@ cri_device(struct device_list *l, const Runtime__V1__Device *d, struct error *er
 {
   const char *access = str_empty(d->permissions) ? "rwm" : d->permissions;
   const char *inside = str_empty(d->container_path) ? d->host_path : d->container_path;
+  cleanup_free char *source = shown(d->host_path);
   struct stat st;
 
   if (str_empty(d->host_path))
     return error_set(err, EINVAL, "device without a host path");
   if (inside[0] != '/')
-    return error_set(err, EINVAL, "device path \"%s\" is not absolute", inside);
+    {
+      cleanup_free char *quoted = shown(inside);
+      return error_set(err, EINVAL, "device path %s is not absolute", quoted);
+    }
   if (strlen(access) > 3 || strspn(access, "rwm") != strlen(access))
-    return error_set(err, EINVAL, "device %s: invalid permissions \"%s\" (want r, w, m)",
-                     d->host_path, access);
+    {
+      cleanup_free char *quoted = shown(access);
+      return error_set(err, EINVAL, "device %s: invalid permissions %s (want r, w, m)", source,
+                       quoted);
+    }
   if (stat(d->host_path, &st) < 0)
-    return error_set_errno(err, errno, "device %s", d->host_path);
+    return error_set_errno(err, errno, "device %s", source);
   if (S_ISDIR(st.st_mode))
     return devices_walk(l, d->host_path, inside, access, false, 0, err);
   if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-    return error_set(err, EINVAL, "%s is not a device", d->host_path);
+    return error_set(err, EINVAL, "%s is not a device", source);
   devices_add(l, inside, &st, access);
   return 0;
 }
@@ -1028,9 +1076,88 @@ write_memory(struct json_writer *w, const Runtime__V1__LinuxContainerResources *
   json_end_object(w);
 }
 
+/* A hugepage size as the CRI and the cgroup files (hugetlb.<size>.*)
+ * name it: "64KB", "2MB", "1GB", a power of two from 4KB to 16GB (the
+ * largest of any architecture); the size names a file, so nothing else
+ * may pass. */
+static bool
+hugepage_size_is_valid(const char *size)
+{
+  static const struct
+  {
+    const char *unit;
+    int shift;
+  } units[] = { { "KB", 10 }, { "MB", 20 }, { "GB", 30 } };
+  unsigned long long n;
+  char *end;
+
+  if (size == NULL || size[0] < '1' || size[0] > '9')
+    return false;
+  errno = 0;
+  n = strtoull(size, &end, 10);
+  /* Bounded first, so that the shift below cannot overflow. */
+  if (errno != 0 || n > (1ULL << 24))
+    return false;
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+    if (strcmp(end, units[i].unit) == 0)
+      {
+        unsigned long long bytes = n << units[i].shift;
+        return (bytes & (bytes - 1)) == 0 && bytes >= 4096 && bytes <= (16ULL << 30);
+      }
+  return false;
+}
+
 static int
-write_hugepages_and_unified(struct json_writer *w, const Runtime__V1__LinuxContainerResources *r,
-                            struct error *err)
+check_hugepage_limit(const Runtime__V1__HugepageLimit *h, size_t index, struct error *err)
+{
+  if (!hugepage_size_is_valid(h->page_size))
+    {
+      cleanup_free char *quoted = shown(h->page_size);
+      return error_set(err, EINVAL,
+                       "hugepage_limits[%zu]: page size %s is not a power of two from 4KB to "
+                       "16GB such as \"2MB\" or \"1GB\"",
+                       index, quoted);
+    }
+  /* The runtime spec's limit is a signed 64-bit number. */
+  if (h->limit > INT64_MAX)
+    return error_set(err, EINVAL, "hugepage_limits[%zu]: limit %" PRIu64 " is too large", index,
+                     h->limit);
+  return 0;
+}
+
+/* A key of `unified` names a file in the container's cgroup directory. */
+static int
+check_unified_key(const char *key, struct error *err)
+{
+  if (str_empty(key) || strchr(key, '/') || strstr(key, ".."))
+    {
+      cleanup_free char *quoted = shown(key);
+      return error_set(err, EINVAL, "invalid unified cgroup key %s", quoted);
+    }
+  return 0;
+}
+
+int
+oci_check_resources(const Runtime__V1__LinuxContainerResources *r, struct error *err)
+{
+  if (r->oom_score_adj < OCI_OOM_SCORE_ADJ_MIN || r->oom_score_adj > OCI_OOM_SCORE_ADJ_MAX)
+    return error_set(err, EINVAL, "oom_score_adj %" PRId64 " is outside [%d, %d]", r->oom_score_adj,
+                     OCI_OOM_SCORE_ADJ_MIN, OCI_OOM_SCORE_ADJ_MAX);
+  if (r->cpu_shares < 0 || r->cpu_shares > OCI_CPU_SHARES_MAX)
+    return error_set(err, EINVAL, "cpu_shares %" PRId64 " is outside [0, %d]", r->cpu_shares,
+                     OCI_CPU_SHARES_MAX);
+  for (size_t i = 0; i < r->n_hugepage_limits; i++)
+    if (check_hugepage_limit(r->hugepage_limits[i], i, err) < 0)
+      return -1;
+  for (size_t i = 0; i < r->n_unified; i++)
+    if (check_unified_key(r->unified[i]->key, err) < 0)
+      return -1;
+  return 0;
+}
+
+/* Only for resources that passed oci_check_resources(). */
+static void
+write_hugepages_and_unified(struct json_writer *w, const Runtime__V1__LinuxContainerResources *r)
 {
   if (r->n_hugepage_limits > 0)
     {
@@ -1039,8 +1166,6 @@ write_hugepages_and_unified(struct json_writer *w, const Runtime__V1__LinuxConta
       for (size_t i = 0; i < r->n_hugepage_limits; i++)
         {
           const Runtime__V1__HugepageLimit *h = r->hugepage_limits[i];
-          if (str_empty(h->page_size))
-            return error_set(err, EINVAL, "hugepage limit without a page size");
           json_begin_object(w);
           json_write_key(w, "pageSize");
           json_write_string(w, h->page_size);
@@ -1057,19 +1182,16 @@ write_hugepages_and_unified(struct json_writer *w, const Runtime__V1__LinuxConta
       for (size_t i = 0; i < r->n_unified; i++)
         {
           const char *key = r->unified[i]->key;
-          if (str_empty(key) || strchr(key, '/') || strstr(key, ".."))
-            return error_set(err, EINVAL, "invalid unified cgroup key \"%s\"", key ? key : "");
           json_write_key(w, key);
           json_write_string(w, r->unified[i]->value ? r->unified[i]->value : "");
         }
       json_end_object(w);
     }
-  return 0;
 }
 
-static int
+static void
 write_resources(struct json_writer *w, const Runtime__V1__LinuxContainerResources *r,
-                const struct device_list *devices, bool allow_all_devices, struct error *err)
+                const struct device_list *devices, bool allow_all_devices)
 {
   json_write_key(w, "resources");
   json_begin_object(w);
@@ -1078,11 +1200,9 @@ write_resources(struct json_writer *w, const Runtime__V1__LinuxContainerResource
     {
       write_memory(w, r);
       write_cpu(w, r);
-      if (write_hugepages_and_unified(w, r, err) < 0)
-        return -1;
+      write_hugepages_and_unified(w, r);
     }
   json_end_object(w);
-  return 0;
 }
 
 static void
@@ -1215,8 +1335,7 @@ sandbox_write(const struct oci_sandbox_params *p, struct json_writer *w,
       json_write_key(w, "cgroupsPath");
       json_write_string(w, p->cgroups_path);
     }
-  if (write_resources(w, NULL, &no_devices, false, err) < 0)
-    return -1;
+  write_resources(w, NULL, &no_devices, false);
   write_namespaces(w, namespaces);
   write_path_list(w, "maskedPaths", NULL, 0, default_masked_paths);
   write_path_list(w, "readonlyPaths", NULL, 0, default_readonly_paths);
@@ -1244,6 +1363,9 @@ oci_spec_sandbox(const struct oci_sandbox_params *p, char **json, struct error *
 
   if (p->config == NULL || str_empty(p->rootfs) || str_empty(p->sandbox_id))
     return error_set(err, EINVAL, "sandbox spec: missing config, rootfs or id");
+  if (p->config->linux && p->config->linux->resources
+      && oci_check_resources(p->config->linux->resources, err) < 0)
+    return error_wrap(err, "sandbox spec");
   sc = sandbox_security(p->config);
   if (p->user)
     user = *p->user;
@@ -1363,8 +1485,11 @@ container_namespaces(const struct oci_container_params *p, struct container_spec
       break;
     case RUNTIME__V1__NAMESPACE_MODE__TARGET:
       if (str_empty(p->target_pidns_path))
-        return error_set(err, EINVAL, "PID namespace mode TARGET, but no target container \"%s\"",
-                         o && o->target_id ? o->target_id : "");
+        {
+          cleanup_free char *target = shown(o ? o->target_id : NULL);
+          return error_set(err, EINVAL, "PID namespace mode TARGET, but no target container %s",
+                           target);
+        }
       namespaces_add(&s->namespaces, "pid", p->target_pidns_path);
       break;
     case RUNTIME__V1__NAMESPACE_MODE__NODE:
@@ -1484,10 +1609,13 @@ container_apparmor(const struct oci_container_params *p, struct container_spec *
   if (!enabled)
     {
       if (localhost)
-        return error_set(err, EINVAL,
-                         "AppArmor profile \"%s\" requested, but AppArmor is not "
-                         "enabled on this host",
-                         name);
+        {
+          cleanup_free char *quoted = shown(name);
+          return error_set(err, EINVAL,
+                           "AppArmor profile %s requested, but AppArmor is not "
+                           "enabled on this host",
+                           quoted);
+        }
       return 0;
     }
   if (s->privileged)
@@ -1603,8 +1731,7 @@ container_write_linux(struct json_writer *w, const struct oci_container_params *
       json_write_key(w, "cgroupsPath");
       json_write_string(w, p->cgroups_path);
     }
-  if (write_resources(w, r, &s->devices, s->privileged, err) < 0)
-    return -1;
+  write_resources(w, r, &s->devices, s->privileged);
   write_namespaces(w, &s->namespaces);
   write_devices(w, &s->devices);
   if (s->rootfs_propagation[0])
@@ -1662,6 +1789,9 @@ oci_spec_container(const struct oci_container_params *p, char **json, struct err
 
   if (p->config == NULL || str_empty(p->rootfs) || str_empty(p->container_id))
     return error_set(err, EINVAL, "container spec: missing config, rootfs or id");
+  if (p->config->linux && p->config->linux->resources
+      && oci_check_resources(p->config->linux->resources, err) < 0)
+    return error_wrap(err, "container spec");
   ret = container_compute(p, &s, err);
   if (ret == 0)
     {

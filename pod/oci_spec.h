@@ -59,6 +59,11 @@
 #define OCI_PAUSE_COMMAND "/pause"
 #define OCI_SANDBOX_OOM_SCORE_ADJ (-998)
 #define OCI_NOFILE_LIMIT 1048576
+/* The kernel's ranges: /proc/<pid>/oom_score_adj, and cgroup v1
+ * cpu.shares (MIN_SHARES is 2, but 0 is "unset" and 1 is raised to 2). */
+#define OCI_OOM_SCORE_ADJ_MIN (-1000)
+#define OCI_OOM_SCORE_ADJ_MAX 1000
+#define OCI_CPU_SHARES_MAX 262144
 
 #define OCI_ANNOTATION_CONTAINER_TYPE "io.kubernetes.cri.container-type"
 #define OCI_CONTAINER_TYPE_SANDBOX "sandbox"
@@ -157,6 +162,18 @@ int oci_spec_sandbox(const struct oci_sandbox_params *p, char **json, struct err
 /* config.json of a container.  EINVAL for a request that cannot run ("no
  * command specified", unknown capability, bad mount or device, ...). */
 int oci_spec_container(const struct oci_container_params *p, char **json, struct error *err);
+
+/* The checks of a CRI mount and of CRI resources that need no host
+ * facts, EINVAL naming the part: mount destination and host path
+ * absolute (a relative source would be created relative to crid's working
+ * directory); oom_score_adj in [-1000, 1000], cpu_shares in [0, 262144],
+ * hugepage page sizes such as "2MB" (a power of two from 4KB to 16GB) and
+ * limits below 2^63, `unified` keys that name a file of the container's
+ * cgroup (no '/', no "..").  The spec builders run them before anything
+ * else; crid/validate.c runs them on every request that carries a mount or
+ * resources (CreateContainer, UpdateContainerResources, RunPodSandbox). */
+int oci_check_mount(const Runtime__V1__Mount *m, struct error *err);
+int oci_check_resources(const Runtime__V1__LinuxContainerResources *r, struct error *err);
 
 /* The process args of a container: the CRI command/args merged with the
  * image Entrypoint/Cmd (image.md §5).  NULL-terminated, caller frees with

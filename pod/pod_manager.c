@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #define PAUSE_MAX_SIZE (64 * 1024 * 1024)
+/* An id from a request, as a lookup's error quotes it: a full id and a
+ * little more, never a megabyte. */
+#define ID_QUOTE_MAX 80
 
 static void
 options_free(struct pod_manager_options *o)
@@ -121,6 +124,7 @@ pod_manager_unreserve(struct pod_manager *manager, struct sandbox *sandbox)
 struct sandbox *
 pod_manager_find_sandbox(struct pod_manager *manager, const char *id, struct error *err)
 {
+  cleanup_free char *shown = NULL;
   struct sandbox *found = NULL;
   size_t matches = 0, len = strlen(id);
 
@@ -143,10 +147,11 @@ pod_manager_find_sandbox(struct pod_manager *manager, const char *id, struct err
   pthread_mutex_unlock(&manager->table_lock);
   if (matches == 1)
     return found;
+  shown = quote_untrusted(id, len, ID_QUOTE_MAX);
   if (matches > 1)
-    error_set(err, EINVAL, "pod sandbox id prefix %s is ambiguous", id);
+    error_set(err, EINVAL, "pod sandbox id prefix %s is ambiguous", shown);
   else
-    error_set(err, ENOENT, "pod sandbox %s not found", id);
+    error_set(err, ENOENT, "pod sandbox %s not found", shown);
   return NULL;
 }
 
@@ -258,6 +263,7 @@ pod_manager_unreserve_container(struct pod_manager *manager, struct container *c
 struct container *
 pod_manager_find_container(struct pod_manager *manager, const char *id, struct error *err)
 {
+  cleanup_free char *shown = NULL;
   struct container *found = NULL;
   size_t matches = 0, len = strlen(id);
 
@@ -280,10 +286,11 @@ pod_manager_find_container(struct pod_manager *manager, const char *id, struct e
   pthread_mutex_unlock(&manager->table_lock);
   if (matches == 1)
     return found;
+  shown = quote_untrusted(id, len, ID_QUOTE_MAX);
   if (matches > 1)
-    error_set(err, EINVAL, "container id prefix %s is ambiguous", id);
+    error_set(err, EINVAL, "container id prefix %s is ambiguous", shown);
   else
-    error_set(err, ENOENT, "container %s not found", id);
+    error_set(err, ENOENT, "container %s not found", shown);
   return NULL;
 }
 

@@ -79,9 +79,17 @@ validate_config(const Runtime__V1__PodSandboxConfig *config, struct error *err)
   if (strchr(m->name, '_') || strchr(m->namespace_, '_'))
     return error_set(err, EINVAL, "sandbox name and namespace may not contain '_'");
   if (strlen(config->hostname) > 64 || strpbrk(config->hostname, "/ \n"))
-    return error_set(err, EINVAL, "invalid hostname \"%s\"", config->hostname);
+    {
+      cleanup_free char *hostname
+          = quote_untrusted(config->hostname, strlen(config->hostname), 256);
+      return error_set(err, EINVAL, "invalid hostname %s", hostname);
+    }
   if (config->log_directory[0] && config->log_directory[0] != '/')
-    return error_set(err, EINVAL, "log directory \"%s\" is not absolute", config->log_directory);
+    {
+      cleanup_free char *log_directory
+          = quote_untrusted(config->log_directory, strlen(config->log_directory), 256);
+      return error_set(err, EINVAL, "log directory %s is not absolute", log_directory);
+    }
   return 0;
 }
 
@@ -123,7 +131,9 @@ sandbox_from_request(struct pod_manager *manager, const uint8_t *bytes, size_t l
   handler = pod_manager_handler(manager, sandbox->request->runtime_handler);
   if (handler == NULL)
     {
-      error_set(err, EINVAL, "unknown runtime handler \"%s\"", sandbox->request->runtime_handler);
+      const char *name = sandbox->request->runtime_handler;
+      cleanup_free char *quoted = quote_untrusted(name, strlen(name), 256);
+      error_set(err, EINVAL, "unknown runtime handler %s", quoted);
       goto fail;
     }
   sandbox->handler = xstrdup(handler->name);
@@ -310,7 +320,7 @@ parse_quantity(const char *text)
     return -1;
   for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
     if (strcmp(end, suffixes[i].suffix) == 0)
-      return value * suffixes[i].factor;
+      return value > INT64_MAX / suffixes[i].factor ? -1 : value * suffixes[i].factor;
   return -1;
 }
 
@@ -335,7 +345,10 @@ write_bandwidth(struct json_writer *writer, const Runtime__V1__PodSandboxConfig 
         continue;
       rate = parse_quantity(text);
       if (rate <= 0)
-        return error_set(err, EINVAL, "invalid bandwidth annotation \"%s\"", text);
+        {
+          cleanup_free char *quoted = quote_untrusted(text, strlen(text), 256);
+          return error_set(err, EINVAL, "invalid bandwidth annotation %s", quoted);
+        }
       json_write_key(writer, i == 0 ? "ingressRate" : "egressRate");
       json_write_int(writer, rate);
       json_write_key(writer, i == 0 ? "ingressBurst" : "egressBurst");
@@ -597,9 +610,12 @@ pause_seccomp(const struct sandbox *sandbox, char **json, struct error *err)
   const Runtime__V1__LinuxPodSandboxConfig *linux_config = sandbox->config->linux;
   const Runtime__V1__LinuxSandboxSecurityContext *sc
       = linux_config ? linux_config->security_context : NULL;
+  const Runtime__V1__SecurityProfile *profile;
+  Runtime__V1__SecurityProfile legacy;
 
-  return seccomp_profile_for(sc ? sc->seccomp : NULL, capabilities_default(), sc && sc->privileged,
-                             json, err);
+  if (seccomp_profile_of_sandbox(sc, &legacy, &profile, err) < 0)
+    return -1;
+  return seccomp_profile_for(profile, capabilities_default(), sc && sc->privileged, json, err);
 }
 
 static int

@@ -865,18 +865,20 @@ int
 seccomp_profile_for(const Runtime__V1__SecurityProfile *profile, uint64_t capabilities,
                     bool privileged, char **json, struct error *err)
 {
+  /* No profile at all is Unconfined, as the CRI defines it (containerd
+   * does the same; the kubelet sends RuntimeDefault when it wants it). */
   Runtime__V1__SecurityProfile__ProfileType type
-      = profile ? profile->profile_type
-                : RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__RuntimeDefault;
+      = profile ? profile->profile_type : RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined;
 
   *json = NULL;
+  /* A privileged container runs without any filter, whatever it names. */
+  if (privileged)
+    return 0;
   switch (type)
     {
     case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined:
       return 0;
     case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__RuntimeDefault:
-      if (privileged)
-        return 0;
       return seccomp_default_profile(capabilities, json, err);
     case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost:
       return localhost_profile(profile->localhost_ref, capabilities, json, err);
@@ -905,3 +907,43 @@ seccomp_profile_from_legacy_path(const char *path, Runtime__V1__SecurityProfile 
     return error_set(err, EINVAL, "unknown seccomp profile %s", path);
   return 1;
 }
+
+/* The deprecated fields are read here only, where their use is meant. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static int
+effective(const Runtime__V1__SecurityProfile *profile, const char *legacy_path,
+          Runtime__V1__SecurityProfile *storage, const Runtime__V1__SecurityProfile **out,
+          struct error *err)
+{
+  *out = profile;
+  if (profile != NULL || legacy_path == NULL || legacy_path[0] == '\0')
+    return 0;
+  if (seccomp_profile_from_legacy_path(legacy_path, storage, err) < 0)
+    return -1;
+  *out = storage;
+  return 0;
+}
+
+int
+seccomp_profile_of_container(const Runtime__V1__LinuxContainerSecurityContext *sc,
+                             Runtime__V1__SecurityProfile *storage,
+                             const Runtime__V1__SecurityProfile **out, struct error *err)
+{
+  *out = NULL;
+  if (sc == NULL)
+    return 0;
+  return effective(sc->seccomp, sc->seccomp_profile_path, storage, out, err);
+}
+
+int
+seccomp_profile_of_sandbox(const Runtime__V1__LinuxSandboxSecurityContext *sc,
+                           Runtime__V1__SecurityProfile *storage,
+                           const Runtime__V1__SecurityProfile **out, struct error *err)
+{
+  *out = NULL;
+  if (sc == NULL)
+    return 0;
+  return effective(sc->seccomp, sc->seccomp_profile_path, storage, out, err);
+}
+#pragma GCC diagnostic pop

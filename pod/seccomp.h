@@ -51,6 +51,17 @@
 int seccomp_profile_for(const Runtime__V1__SecurityProfile *profile, uint64_t capabilities,
                         bool privileged, char **json, struct error *err);
 
+/* The profile a security context asks for: its `seccomp` field, else the
+ * deprecated seccomp_profile_path string that older kubelets and critest
+ * v1.26 send (converted into *storage, which must outlive *out); NULL
+ * when neither is set (Unconfined).  EINVAL for an unknown legacy path. */
+int seccomp_profile_of_container(const Runtime__V1__LinuxContainerSecurityContext *sc,
+                                 Runtime__V1__SecurityProfile *storage,
+                                 const Runtime__V1__SecurityProfile **out, struct error *err);
+int seccomp_profile_of_sandbox(const Runtime__V1__LinuxSandboxSecurityContext *sc,
+                               Runtime__V1__SecurityProfile *storage,
+                               const Runtime__V1__SecurityProfile **out, struct error *err);
+
 /* The deprecated seccomp_profile_path string ("runtime/default",
  * "docker/default", "unconfined", "localhost/<path>") as a
  * SecurityProfile, for a client that sends only that field.  *out's

@@ -538,3 +538,79 @@ def test_seccomp_runtime_default_and_unconfined(env, handler):
     assert _exec_text(env, free, seccomp_line).split() == ["Seccomp:", "0"]
     env.remove_pod(sandbox_id)
     env.assert_clean()
+
+
+SECCOMP_LINE = "grep '^Seccomp:' /proc/self/status"
+BLOCK_SETHOSTNAME = ('{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],'
+                     '"action":"SCMP_ACT_ERRNO"}]}')
+BLOCK_CHMOD = ('{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod","fchmodat"],'
+               '"action":"SCMP_ACT_ERRNO"}]}')
+
+
+def _seccomp_state(env, container_id):
+    return _exec_text(env, container_id, SECCOMP_LINE).split()[1]
+
+
+def test_nil_seccomp_profile_is_unconfined(env, handler):
+    """No profile at all is Unconfined, as the CRI defines it (critest
+    v1.32 "should support nil profile, which is unconfined")."""
+    sandbox_id, sandbox_config = env.run_pod("nilseccomp", handler)
+    plain = env.run(sandbox_id, sandbox_config, "plain", ["/bin/sleep", "1000"])
+    assert _seccomp_state(env, plain) == "0"
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
+def test_legacy_seccomp_profile_path_is_honoured(env, handler, tmp_path):
+    """The deprecated seccomp_profile_path (older kubelets, critest v1.26)
+    names runtime/default, docker/default, unconfined or localhost/<path>;
+    anything else is refused."""
+    pb = env.pb
+    profile = tmp_path / "block-chmod.json"
+    profile.write_text(BLOCK_CHMOD)
+    sandbox_id, sandbox_config = env.run_pod("legacyseccomp", handler)
+
+    def run(name, path):
+        sc = pb.LinuxContainerSecurityContext(seccomp_profile_path=path)
+        return env.run(sandbox_id, sandbox_config, name, ["/bin/sleep", "1000"],
+                       linux=pb.LinuxContainerConfig(security_context=sc))
+
+    assert _seccomp_state(env, run("default", "runtime/default")) == "2"
+    assert _seccomp_state(env, run("docker", "docker/default")) == "2"
+    assert _seccomp_state(env, run("free", "unconfined")) == "0"
+    local = run("local", f"localhost/{profile}")
+    # busybox itself: a missing applet link would fail for another reason.
+    result = env.exec_sync(local, ["/bin/busybox", "chmod", "400", "/"])
+    assert result.exit_code != 0 and b"Operation not permitted" in result.stderr, result
+    unconfined = run("unconfinedchmod", "unconfined")
+    assert env.exec_sync(unconfined, ["/bin/busybox", "chmod", "755", "/"]).exit_code == 0
+    with pytest.raises(grpc.RpcError) as refused:
+        run("bogus", str(profile))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown seccomp profile" in refused.value.details()
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
+def test_privileged_container_runs_without_seccomp_filter(env, handler, tmp_path):
+    """critest v1.32 "should ignore a seccomp profile that blocks setting
+    hostname when privileged": a privileged container gets no filter,
+    whatever profile it names."""
+    pb = env.pb
+    profile = tmp_path / "block-sethostname.json"
+    profile.write_text(BLOCK_SETHOSTNAME)
+    sandbox_config = env.pod.pod_config("privseccomp", uid=f"uid-privseccomp-{handler}")
+    sandbox_config.linux.security_context.privileged = True
+    sandbox_id = env.pod.run_pod(sandbox_config, handler=handler)
+    sc = pb.LinuxContainerSecurityContext(
+        privileged=True,
+        seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Localhost,
+                                   localhost_ref=str(profile)),
+        namespace_options=pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD))
+    container_id = env.run(sandbox_id, sandbox_config, "priv", ["/bin/sleep", "1000"],
+                           linux=pb.LinuxContainerConfig(security_context=sc))
+    assert _seccomp_state(env, container_id) == "0"
+    result = env.exec_sync(container_id, ["/bin/busybox", "hostname", "renamed-by-test"])
+    assert result.exit_code == 0, result
+    env.remove_pod(sandbox_id)
+    env.assert_clean()

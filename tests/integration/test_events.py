@@ -152,13 +152,14 @@ def test_stream_lists_match_the_unary_lists(env, handler):
 
 
 def test_stream_list_larger_than_a_grpc_message(env, handler):
-    """20 containers with 1 MiB of annotations each: ListContainers is over
-    the 16 MiB message limit, StreamContainers sends it in pieces."""
+    """72 containers with 250 KiB of annotations each (the most an object
+    may carry is 256 KiB): ListContainers is over the 16 MiB message
+    limit, StreamContainers sends it in pieces."""
     sandbox_id, sandbox_config = env.run_pod("big", handler)
-    blob = "x" * (1024 * 1024 - 64)
+    blob = "x" * (250 * 1024)
     ids = [env.create(sandbox_id, sandbox_config,
                       env.container_config(f"c{i}", ["/bin/true"], annotations={"blob": blob}))
-           for i in range(20)]
+           for i in range(72)]
     rt, pb = env.crid.runtime, env.pb
     with pytest.raises(grpc.RpcError) as too_big:
         rt.ListContainers(pb.ListContainersRequest(), timeout=30)

@@ -803,7 +803,10 @@ def test_crun_gets_the_seccomp_filter_it_would_compile(podenv_factory, pb):
     env.extra_runtimes["crun-compiles"] = RUNTIME_PATHS["crun"]
     programs = {}
     for handler in ("crun", "crun-compiles"):
-        sid = env.run_pod(env.pod_config(f"bpf-{handler}"), handler)
+        config = env.pod_config(f"bpf-{handler}")
+        # As the kubelet asks for it (no profile at all is Unconfined).
+        config.linux.security_context.seccomp.profile_type = pb.SecurityProfile.RuntimeDefault
+        sid = env.run_pod(config, handler)
         spec = json.loads((env.sandbox_dir(sid) / "bundle" / "config.json").read_text())
         assert "seccomp" in spec["linux"]
         has_program = "run.oci.seccomp_bpf_data" in spec.get("annotations", {})

@@ -623,6 +623,13 @@ test_cri_mounts_and_propagation(void **state)
   mounts[0]->host_path = "";
   assert_int_equal(build_error(f, "no host path"), EINVAL);
   mounts[0]->host_path = data;
+  /* A relative host path is refused before any source is created: the
+   * missing source of another mount stays missing. */
+  assert_int_equal(rmdir(missing), 0);
+  mounts[2]->host_path = "relative/source";
+  assert_int_equal(build_error(f, "host path \"relative/source\" is not absolute"), EINVAL);
+  assert_int_equal(stat(missing, &st), -1);
+  mounts[2]->host_path = data;
   mounts[0]->propagation = 7;
   assert_int_equal(build_error(f, "propagation"), EINVAL);
   mounts[0]->propagation = RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE;
@@ -1194,11 +1201,14 @@ test_oom_score_adj_clamp(void **state)
     cleanup_json struct json_value *spec = build(f);
     assert_int_equal(int_at(spec, "process.oomScoreAdj"), floor > -998 ? floor : -998);
   }
-  f->resources.oom_score_adj = 2000;
+  f->resources.oom_score_adj = 1000;
   {
     cleanup_json struct json_value *spec = build(f);
     assert_int_equal(int_at(spec, "process.oomScoreAdj"), 1000);
   }
+  /* Beyond the kernel's range it is refused, not clamped. */
+  f->resources.oom_score_adj = 2000;
+  assert_int_equal(build_error(f, "oom_score_adj 2000 is outside [-1000, 1000]"), EINVAL);
   f->resources.oom_score_adj = 999;
   {
     cleanup_json struct json_value *spec = build(f);
@@ -1326,7 +1336,7 @@ test_sandbox_host_namespaces_and_user(void **state)
   f->sandbox_sc.supplemental_groups = groups;
   f->sandbox_sc.n_supplemental_groups = 1;
   runtime__v1__linux_container_resources__init(&resources);
-  resources.oom_score_adj = 1500;
+  resources.oom_score_adj = 1000;
   resources.cpu_shares = 2;
   f->sandbox_linux.resources = &resources;
   {
