@@ -12,6 +12,7 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <libgen.h>
@@ -19,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -107,6 +111,16 @@ struct server
   bool shutdown_complete;
   size_t live_calls;
   struct server_call *streams; /* live server-streaming calls */
+
+  /* crid accepts connections itself and hands them to gRPC, so running
+   * out of descriptors never stops the listener (gRPC's own accept loop
+   * gives up for good after an accept error). */
+  int listen_fd;
+  int wake_fd;    /* stops the accept thread */
+  int reserve_fd; /* let go to accept-and-close a connection when out of fds */
+  pthread_t accept_thread;
+  bool accepting;
+  grpc_server_credentials *credentials;
 };
 
 static void request_new_call(struct server *server);
@@ -834,16 +848,91 @@ prepare_socket_path(const char *path, struct error *err)
 static int
 bind_socket(struct server *server, struct error *err)
 {
-  cleanup_free char *address = xasprintf("unix:%s", server->socket_path);
-  grpc_server_credentials *credentials = grpc_insecure_server_credentials_create();
-  mode_t old_mask = umask(0117);
-  int port = grpc_server_add_http2_port(server->grpc, address, credentials);
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  mode_t old_mask;
+  int fd;
 
+  if (strlen(server->socket_path) >= sizeof address.sun_path)
+    return error_set(err, ENAMETOOLONG, "socket path %s is too long", server->socket_path);
+  strcpy(address.sun_path, server->socket_path);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return error_set_errno(err, errno, "socket");
+  old_mask = umask(0117);
+  if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0 || listen(fd, 512) < 0)
+    {
+      int saved = errno;
+      umask(old_mask);
+      close(fd);
+      return error_set_errno(err, saved, "cannot listen on %s", server->socket_path);
+    }
   umask(old_mask);
-  grpc_server_credentials_release(credentials);
-  if (port == 0)
-    return error_set(err, EADDRINUSE, "cannot listen on %s", server->socket_path);
+  server->listen_fd = fd;
   return 0;
+}
+
+/* Out of descriptors: the spare one makes room to accept the waiting
+ * connection and close it at once (the client sees it closed and
+ * retries), instead of leaving it to spin the listener. */
+static void
+shed_connection(struct server *server, int code)
+{
+  static int64_t last_warning_ns;
+  int64_t now = time_monotonic_ns();
+  int fd;
+
+  if (now - last_warning_ns > 10LL * 1000000000LL)
+    {
+      log_warn("accept: %s; refusing connections until descriptors free up", strerror(code));
+      last_warning_ns = now;
+    }
+  if (server->reserve_fd >= 0)
+    close(server->reserve_fd);
+  fd = accept4(server->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd >= 0)
+    close(fd);
+  server->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    usleep(10000); /* nothing could be done: do not spin */
+}
+
+static void *
+accept_loop(void *arg)
+{
+  struct server *server = arg;
+
+  for (;;)
+    {
+      struct pollfd fds[2] = { { server->listen_fd, POLLIN, 0 }, { server->wake_fd, POLLIN, 0 } };
+      int fd;
+
+      if (poll(fds, 2, -1) < 0 && errno != EINTR)
+        break;
+      if (fds[1].revents)
+        break;
+      if (!(fds[0].revents & POLLIN))
+        continue;
+      /* Non-blocking: gRPC's event engine reads it from its pollers. */
+      fd = accept4(server->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd >= 0)
+        {
+          grpc_server_add_channel_from_fd(server->grpc, fd, server->credentials);
+          continue;
+        }
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        shed_connection(server, errno);
+    }
+  return NULL;
+}
+
+static void
+stop_accepting(struct server *server)
+{
+  if (!server->accepting)
+    return;
+  eventfd_write(server->wake_fd, 1);
+  pthread_join(server->accept_thread, NULL);
+  server->accepting = false;
 }
 
 struct server *
@@ -859,6 +948,7 @@ server_start(struct daemon *daemon, struct error *err)
   pthread_mutex_init(&server->lock, NULL);
   pthread_cond_init(&server->changed, NULL);
   server->tag_shutdown.kind = TAG_SHUTDOWN;
+  server->listen_fd = server->wake_fd = server->reserve_fd = -1;
   atomic_init(&server->request_counter, (unsigned)getpid() * 2654435761u);
 
   if (prepare_socket_path(server->socket_path, err) < 0)
@@ -879,8 +969,14 @@ server_start(struct daemon *daemon, struct error *err)
       error_set_errno(err, errno, "chmod %s", server->socket_path);
       goto fail;
     }
+  server->wake_fd = eventfd(0, EFD_CLOEXEC);
+  server->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  server->credentials = grpc_insecure_server_credentials_create();
   server->workers = worker_pool_new(1, MAX_WORKERS);
   grpc_server_start(server->grpc);
+  if (server->wake_fd < 0 || pthread_create(&server->accept_thread, NULL, accept_loop, server) != 0)
+    abort();
+  server->accepting = true;
   /* A few outstanding requests so a burst of connections is not serialised
    * behind the completion-queue thread re-arming one request. */
   for (int i = 0; i < 8; i++)
@@ -889,6 +985,8 @@ server_start(struct daemon *daemon, struct error *err)
   return server;
 
 fail:
+  if (server->listen_fd >= 0)
+    close(server->listen_fd);
   if (server->grpc)
     {
       grpc_server_shutdown_and_notify(server->grpc, server->queue, &server->tag_shutdown);
@@ -945,6 +1043,7 @@ server_shutdown(struct server *server, int grace_seconds)
   if (atomic_exchange(&server->shutting_down, true))
     return;
   log_info("shutting down: no new calls, waiting up to %d s for calls in flight", grace_seconds);
+  stop_accepting(server);
   grpc_server_shutdown_and_notify(server->grpc, server->queue, &server->tag_shutdown);
   /* Streams (events, lists) would otherwise run on to the grace's end. */
   cancel_streams(server);
@@ -967,8 +1066,14 @@ server_shutdown(struct server *server, int grace_seconds)
 void
 server_free(struct server *server)
 {
+  stop_accepting(server);
   worker_pool_free(server->workers);
   grpc_server_destroy(server->grpc);
+  grpc_server_credentials_release(server->credentials);
+  close(server->listen_fd);
+  close(server->wake_fd);
+  if (server->reserve_fd >= 0)
+    close(server->reserve_fd);
   grpc_completion_queue_destroy(server->queue);
   if (unlink(server->socket_path) < 0 && errno != ENOENT)
     log_warn("remove socket %s: %s", server->socket_path, strerror(errno));
