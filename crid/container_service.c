@@ -175,6 +175,32 @@ copy_resources(struct rpc_call *call, const struct container *container)
   return resources;
 }
 
+/* The identity config.json gives the process (and every exec), as
+ * containerd and CRI-O report it: the primary gid is among the groups.
+ * None when crid does not know it (a record damaged or half made). */
+static Runtime__V1__ContainerUser *
+copy_user(struct rpc_call *call, const struct container *container)
+{
+  const struct container_user *known = &container->user;
+  Runtime__V1__ContainerUser *user;
+  Runtime__V1__LinuxContainerUser *linux_user;
+
+  if (!known->known)
+    return NULL;
+  user = arena_new(&call->arena, Runtime__V1__ContainerUser);
+  linux_user = arena_new(&call->arena, Runtime__V1__LinuxContainerUser);
+  runtime__v1__container_user__init(user);
+  runtime__v1__linux_container_user__init(linux_user);
+  linux_user->uid = known->uid;
+  linux_user->gid = known->gid;
+  linux_user->n_supplemental_groups = known->n_groups;
+  linux_user->supplemental_groups = arena_new_array(&call->arena, int64_t, known->n_groups + 1);
+  for (size_t i = 0; i < known->n_groups; i++)
+    linux_user->supplemental_groups[i] = known->groups[i];
+  user->linux = linux_user;
+  return user;
+}
+
 static char *
 verbose_info(struct rpc_call *call, const struct container *container)
 {
@@ -228,6 +254,7 @@ rpc_container_status_message(struct rpc_call *call, const struct container *cont
   status->log_path = arena_strdup(&call->arena, container->log_path ? container->log_path : "");
   status->resources = copy_resources(call, container);
   status->stop_signal = config->stop_signal;
+  status->user = copy_user(call, container);
   return status;
 }
 

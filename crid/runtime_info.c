@@ -124,6 +124,9 @@ add_runtime_handlers(struct rpc_call *call, Runtime__V1__StatusResponse *reply)
     reply->runtime_handlers[i + 1] = new_handler(call, config->runtimes[i].name);
   reply->features = arena_new(&call->arena, Runtime__V1__RuntimeFeatures);
   runtime__v1__runtime_features__init(reply->features);
+  /* pod/user.c honours Merge and Strict and ContainerStatus reports the
+   * resulting groups: the kubelet admits Strict pods only then. */
+  reply->features->supplemental_groups_policy = true;
 }
 
 static void

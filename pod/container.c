@@ -545,8 +545,16 @@ step_bundle(struct create_context *ctx, struct error *err)
   p.shm_path = sandbox->shm_mounted ? shm : NULL;
   p.cgroups_path = container->cgroups_path;
   if (resolve_security(ctx, rootfs, &user, &seccomp, err) < 0)
-    return -1;
+    {
+      user_resolved_clear(&user);
+      return -1;
+    }
   p.user = &user.user;
+  /* ContainerStatus.user: what config.json says, saved with the record. */
+  pthread_mutex_lock(&container->lock);
+  container_user_set(&container->user, user.user.uid, user.user.gid, user.user.additional_gids,
+                     user.user.n_additional_gids);
+  pthread_mutex_unlock(&container->lock);
   p.seccomp_json = seccomp;
   ret = pod_manager_seccomp_bpf(manager, container->handler, seccomp, &seccomp_bpf, err);
   p.seccomp_bpf = seccomp_bpf;

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -20,6 +21,18 @@
 
 struct pod_manager;
 struct sandbox;
+
+/* The identity the container's process and its exec processes run as
+ * (config.json's process.user), reported in ContainerStatus.user and
+ * kept in state.json. */
+struct container_user
+{
+  bool known; /* false while CreateContainer has not resolved it */
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t *groups; /* the additional gids, the primary gid first */
+  size_t n_groups;
+};
 
 enum container_state
 {
@@ -62,6 +75,7 @@ struct container
   /* The resources in force once UpdateContainerResources changed them
    * (persisted in state.json); NULL: still those of the request. */
   Runtime__V1__LinuxContainerResources *resources;
+  struct container_user user;
 
   /* CreateContainer has not finished: a record in this state found at
    * start is the trace of a crash mid-call, rolled back by recovery. */
@@ -141,6 +155,12 @@ int container_parse_signal(const char *text);
 char *container_dir(const struct pod_manager *manager, const char *id);
 char *container_socket_dir(const struct pod_manager *manager, const char *id);
 char *container_exit_dir(const struct pod_manager *manager);
+
+/* Sets *user to uid, gid and a copy of the n groups (known), replacing
+ * what it held; container_user_clear frees and forgets it. */
+void container_user_set(struct container_user *user, uint32_t uid, uint32_t gid,
+                        const uint32_t *groups, size_t n);
+void container_user_clear(struct container_user *user);
 
 /* Persistence (pod/container_state.c). */
 int container_save(const struct pod_manager *manager, const struct container *container,

@@ -1,7 +1,8 @@
 /* A container on disk: <root>/containers/<id>/request.pb (the
  * CreateContainerRequest as received) and state.json (what crid made of
  * it), both written atomically.  state.json is versioned like the
- * sandbox's. */
+ * sandbox's: version 2 added "user"; a version 1 record gets it from
+ * its bundle's config.json. */
 #include "pod/container.h"
 #include "pod/pod_manager.h"
 #include "pod/state_file.h"
@@ -10,11 +11,14 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CONTAINER_STATE_VERSION 1
+#define CONTAINER_STATE_VERSION 2
+/* What a config.json may weigh when an old record's user is read back. */
+#define BUNDLE_CONFIG_MAX (4 * 1024 * 1024)
 
 static const char *const state_names[] = { "created", "running", "exited", "unknown" };
 
@@ -52,9 +56,31 @@ container_unref(struct container *container)
   free(container->message);
   if (container->resources)
     runtime__v1__linux_container_resources__free_unpacked(container->resources, NULL);
+  container_user_clear(&container->user);
   pthread_mutex_destroy(&container->op_lock);
   pthread_mutex_destroy(&container->lock);
   free(container);
+}
+
+void
+container_user_set(struct container_user *user, uint32_t uid, uint32_t gid, const uint32_t *groups,
+                   size_t n)
+{
+  container_user_clear(user);
+  user->known = true;
+  user->uid = uid;
+  user->gid = gid;
+  user->groups = xmalloc((n ? n : 1) * sizeof *user->groups);
+  if (n)
+    memcpy(user->groups, groups, n * sizeof *groups);
+  user->n_groups = n;
+}
+
+void
+container_user_clear(struct container_user *user)
+{
+  free(user->groups);
+  memset(user, 0, sizeof *user);
 }
 
 char *
@@ -104,6 +130,28 @@ write_resources(struct json_writer *writer, const Runtime__V1__LinuxContainerRes
   json_end_object(writer);
 }
 
+/* The process identity by its CRI field names (LinuxContainerUser);
+ * null until CreateContainer resolved it. */
+static void
+write_user(struct json_writer *writer, const struct container_user *user)
+{
+  json_write_key(writer, "user");
+  if (!user->known)
+    {
+      json_write_null(writer);
+      return;
+    }
+  json_begin_object(writer);
+  state_write_int(writer, "uid", user->uid);
+  state_write_int(writer, "gid", user->gid);
+  json_write_key(writer, "supplemental_groups");
+  json_begin_array(writer);
+  for (size_t i = 0; i < user->n_groups; i++)
+    json_write_int(writer, user->groups[i]);
+  json_end_array(writer);
+  json_end_object(writer);
+}
+
 static char *
 state_to_json(const struct container *c, size_t *len)
 {
@@ -131,6 +179,7 @@ state_to_json(const struct container *c, size_t *len)
   state_write_bool(writer, "rootfs_mounted", c->rootfs_mounted);
   state_write_bool(writer, "runtime_created", c->runtime_created);
   write_resources(writer, c->resources);
+  write_user(writer, &c->user);
   json_end_object(writer);
   return json_writer_finish(writer, len);
 }
@@ -225,6 +274,57 @@ read_resources(const struct json_value *value)
   return container_resources_merge(&r, NULL);
 }
 
+/* A uid or gid as the kernel takes it; false for anything else. */
+static bool
+read_id(const struct json_value *value, uint32_t *out)
+{
+  int64_t n;
+
+  if (!json_integer(value, &n) || n < 0 || n >= (int64_t)UINT32_MAX)
+    return false;
+  *out = (uint32_t)n;
+  return true;
+}
+
+/* {uid, gid, <groups_key>: [...]} into *user; left unknown when value is
+ * not such an object (null, damaged): then status shows no user rather
+ * than a wrong one. */
+static void
+read_user(const struct json_value *value, const char *groups_key, struct container_user *user)
+{
+  const struct json_value *groups = json_object_get(value, groups_key);
+  size_t n = json_array_size(groups);
+  cleanup_free uint32_t *gids = xcalloc(n + 1, sizeof *gids);
+  uint32_t uid, gid;
+
+  if (!json_is_object(value) || !read_id(json_object_get(value, "uid"), &uid)
+      || !read_id(json_object_get(value, "gid"), &gid))
+    return;
+  for (size_t i = 0; i < n; i++)
+    if (!read_id(json_array_at(groups, i), &gids[i]))
+      return;
+  container_user_set(user, uid, gid, gids, n);
+}
+
+/* A record of version 1 predates "user": what its container runs as is
+ * in its bundle, process.user of config.json (absent when CreateContainer
+ * did not get that far). */
+static void
+read_user_from_bundle(const char *dir, struct container_user *user)
+{
+  cleanup_free char *path = xasprintf("%s/config.json", dir);
+  cleanup_free char *text = NULL;
+  cleanup_json struct json_value *spec = NULL;
+  struct error err = ERROR_INIT;
+  size_t len;
+
+  if (read_file(path, BUNDLE_CONFIG_MAX, &text, &len, &err) == 0)
+    spec = json_parse(text, len, &err);
+  error_clear(&err);
+  if (spec)
+    read_user(json_object_get(json_object_get(spec, "process"), "user"), "additionalGids", user);
+}
+
 static void
 apply_state(struct container *c, const struct json_value *state)
 {
@@ -253,6 +353,7 @@ apply_state(struct container *c, const struct json_value *state)
   c->rootfs_mounted = state_read_bool(state, "rootfs_mounted");
   c->runtime_created = state_read_bool(state, "runtime_created");
   c->resources = read_resources(json_object_get(state, "resources"));
+  read_user(json_object_get(state, "user"), "supplemental_groups", &c->user);
 }
 
 struct container *
@@ -278,6 +379,8 @@ container_load(const struct pod_manager *manager, const char *id, struct error *
   if (state == NULL)
     goto fail;
   apply_state(container, state);
+  if (state_read_int(state, "version") < 2)
+    read_user_from_bundle(dir, &container->user);
   container->reservation = container_reservation_key(container->sandbox_id, container->config);
   return container;
 

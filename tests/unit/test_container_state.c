@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "common/atomic_file.h"
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/util.h"
@@ -216,12 +217,125 @@ test_state_keeps_updated_resources(void **state)
   error_clear(&err);
 }
 
+/* Writes text as <root>/containers/<id>/<name>. */
+static void
+write_in_dir(struct pod_manager *manager, const char *id, const char *name, const char *text)
+{
+  cleanup_free char *dir = container_dir(manager, id);
+  cleanup_free char *path = xasprintf("%s/%s", dir, name);
+  struct error err = ERROR_INIT;
+
+  assert_int_equal(replace_file(path, text, strlen(text), 0600, &err), 0);
+}
+
+static struct container *
+load(struct pod_manager *manager, const char *id)
+{
+  struct error err = ERROR_INIT;
+  struct container *loaded = container_load(manager, id, &err);
+
+  if (loaded == NULL)
+    fail_msg("load: %s", error_message(&err));
+  return loaded;
+}
+
+static void
+expect_user(const struct container *c, uint32_t uid, uint32_t gid, const uint32_t *groups, size_t n)
+{
+  assert_true(c->user.known);
+  assert_int_equal(c->user.uid, uid);
+  assert_int_equal(c->user.gid, gid);
+  assert_int_equal(c->user.n_groups, n);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(c->user.groups[i], groups[i]);
+}
+
+/* ContainerStatus.user across restarts: kept in state.json (version 2),
+ * taken from the bundle's config.json for a version 1 record, unknown
+ * while CreateContainer had not resolved it or when damaged. */
+static void
+test_state_keeps_user(void **state)
+{
+  char root_template[] = "/tmp/crid-unit-XXXXXX";
+  char *root = mkdtemp(root_template);
+  struct pod_manager manager;
+  struct container *saved, *loaded;
+  struct error err = ERROR_INIT;
+  const uint32_t groups[] = { 1001, 50000, 4294967294u };
+  char id[65];
+
+  (void)state;
+  assert_non_null(root);
+  memset(&manager, 0, sizeof manager);
+  manager.options.root = root;
+  saved = container_new();
+  snprintf(saved->id, sizeof saved->id, "%064d", 7);
+  snprintf(id, sizeof id, "%s", saved->id);
+  saved->request_bytes = minimal_request(&saved->request_len);
+
+  /* Not resolved yet: null, read back as unknown. */
+  assert_int_equal(container_save(&manager, saved, &err), 0);
+  loaded = load(&manager, id);
+  assert_false(loaded->user.known);
+  container_unref(loaded);
+
+  container_user_set(&saved->user, 1001, 1001, groups, 3);
+  assert_int_equal(container_save(&manager, saved, &err), 0);
+  loaded = load(&manager, id);
+  expect_user(loaded, 1001, 1001, groups, 3);
+  container_unref(loaded);
+  /* No groups at all is still a known user. */
+  container_user_set(&saved->user, 0, 0, NULL, 0);
+  assert_int_equal(container_save(&manager, saved, &err), 0);
+  loaded = load(&manager, id);
+  expect_user(loaded, 0, 0, NULL, 0);
+  container_unref(loaded);
+
+  /* Version 1 had no "user": the bundle says what the process runs as. */
+  write_in_dir(&manager, id, "state.json", "{\"version\": 1, \"state\": \"running\"}");
+  loaded = load(&manager, id);
+  assert_false(loaded->user.known); /* no config.json */
+  container_unref(loaded);
+  write_in_dir(&manager, id, "config.json",
+               "{\"process\": {\"user\": {\"uid\": 1001, \"gid\": 1001, "
+               "\"additionalGids\": [1001, 50000, 4294967294]}}}");
+  loaded = load(&manager, id);
+  expect_user(loaded, 1001, 1001, groups, 3);
+  assert_int_equal(loaded->state, CONTAINER_RUNNING);
+  container_unref(loaded);
+  /* A version 2 record is not second-guessed by the bundle. */
+  write_in_dir(&manager, id, "state.json", "{\"version\": 2, \"user\": null}");
+  loaded = load(&manager, id);
+  assert_false(loaded->user.known);
+  container_unref(loaded);
+
+  /* Damaged: ids out of range or of the wrong type leave it unknown
+   * rather than wrong. */
+  const char *damaged[] = {
+    "{\"version\": 2, \"user\": {\"uid\": -1, \"gid\": 0, \"supplemental_groups\": []}}",
+    "{\"version\": 2, \"user\": {\"uid\": 0, \"gid\": 4294967295}}",
+    "{\"version\": 2, \"user\": {\"uid\": 0, \"gid\": 0, \"supplemental_groups\": [\"0\"]}}",
+    "{\"version\": 2, \"user\": [0, 0]}",
+  };
+  for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++)
+    {
+      write_in_dir(&manager, id, "state.json", damaged[i]);
+      loaded = load(&manager, id);
+      assert_false(loaded->user.known);
+      container_unref(loaded);
+    }
+  container_unref(saved);
+  assert_int_equal(remove_tree(root, &err), 0);
+  error_clear(&err);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_merge_replaces_what_the_update_sets),
     cmocka_unit_test(test_state_keeps_updated_resources),
+    cmocka_unit_test(test_state_keeps_user),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

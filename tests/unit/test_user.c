@@ -514,6 +514,68 @@ test_request_from_cri(void **state)
   assert_false(req.strict_groups);
 }
 
+/* Resolves what a CRI security context asks for. */
+static void
+expect_context(const char *rootfs, const Runtime__V1__LinuxContainerSecurityContext *sc,
+               const char *image_user, uint32_t uid, uint32_t gid, const uint32_t *gids, size_t n)
+{
+  struct user_request req;
+
+  user_request_for_container(sc, image_user, &req);
+  expect_user(rootfs, &req, uid, gid, gids, n);
+}
+
+/* critest v1.32.0's SupplementalGroupsPolicy specs, and what they leave
+ * open: a uid from run_as_user whose passwd name /etc/group lists. */
+static void
+test_policy_from_security_context(void **state)
+{
+  struct fixture *f = *state;
+  Runtime__V1__LinuxContainerSecurityContext sc
+      = RUNTIME__V1__LINUX_CONTAINER_SECURITY_CONTEXT__INIT;
+  Runtime__V1__Int64Value uid = RUNTIME__V1__INT64_VALUE__INIT;
+  Runtime__V1__Int64Value gid = RUNTIME__V1__INT64_VALUE__INIT;
+  int64_t extra[] = { 1234 };
+  int64_t with_primary[] = { 1000, 1234, 1234 };
+
+  uid.value = 1000;
+  gid.value = 7;
+  sc.run_as_user = &uid;
+  sc.supplemental_groups = extra;
+  sc.n_supplemental_groups = 1;
+  /* Merge is the zero value: the image's groups of alice come in. */
+  expect_context(f->rootfs, &sc, "bob", 1000, 1000, GIDS(1000, 10, 44, 1234));
+  sc.supplemental_groups_policy = RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Strict;
+  expect_context(f->rootfs, &sc, "bob", 1000, 1000, GIDS(1000, 1234));
+
+  /* run_as_group is the primary group either way; Strict keeps nothing
+   * else of the image, not even the passwd entry's gid. */
+  sc.run_as_group = &gid;
+  expect_context(f->rootfs, &sc, "bob", 1000, 7, GIDS(7, 1234));
+  sc.supplemental_groups_policy = RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Merge;
+  expect_context(f->rootfs, &sc, "bob", 1000, 7, GIDS(7, 10, 44, 1234));
+
+  /* Requested groups repeating the primary one or each other: once. */
+  sc.run_as_group = NULL;
+  sc.supplemental_groups_policy = RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Strict;
+  sc.supplemental_groups = with_primary;
+  sc.n_supplemental_groups = 3;
+  expect_context(f->rootfs, &sc, "bob", 1000, 1000, GIDS(1000, 1234));
+
+  /* Strict, nothing requested: the primary group alone; a uid without a
+   * passwd entry has gid 0. */
+  sc.n_supplemental_groups = 0;
+  expect_context(f->rootfs, &sc, "bob", 1000, 1000, GIDS(1000));
+  uid.value = 4321;
+  expect_context(f->rootfs, &sc, "bob", 4321, 0, GIDS(0));
+
+  /* The image's User with a group name: Strict still resolves the name
+   * (it is the primary group), but adds no memberships. */
+  expect_context(f->rootfs, NULL, "alice:video", 1000, 44, GIDS(44, 10));
+  sc.run_as_user = NULL;
+  expect_context(f->rootfs, &sc, "alice:video", 1000, 44, GIDS(44));
+}
+
 static void
 test_image_split(void **state)
 {
@@ -553,13 +615,21 @@ main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
   const struct CMUnitTest tests[] = {
-    T(test_image_user_forms),       T(test_unknown_names_refused),
-    T(test_cri_overrides_image),    T(test_strict_policy),
-    T(test_run_as_non_root),        T(test_ranges),
-    T(test_no_rootfs_numeric_only), T(test_image_without_files),
-    T(test_hostile_passwd_symlink), T(test_symlinks_inside_rootfs_followed),
-    T(test_passwd_fifo_ignored),    T(test_open_in_root),
-    T(test_request_from_cri),       T(test_image_split),
+    T(test_image_user_forms),
+    T(test_unknown_names_refused),
+    T(test_cri_overrides_image),
+    T(test_strict_policy),
+    T(test_run_as_non_root),
+    T(test_ranges),
+    T(test_no_rootfs_numeric_only),
+    T(test_image_without_files),
+    T(test_hostile_passwd_symlink),
+    T(test_symlinks_inside_rootfs_followed),
+    T(test_passwd_fifo_ignored),
+    T(test_open_in_root),
+    T(test_request_from_cri),
+    T(test_image_split),
+    T(test_policy_from_security_context),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
