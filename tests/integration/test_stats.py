@@ -179,7 +179,9 @@ def test_cpu_usage_nano_cores(env, handler):
     time.sleep(WARM_UP)
 
     cores = nano_cores_between(env, spinner) / 1e9
-    assert 0.5 <= cores <= 1.5, f"a spinning container used {cores:.2f} cores"
+    # About one core; the lower bound leaves room for a small machine
+    # shared with other work (two spinners and the test run on 2 cores).
+    assert 0.25 <= cores <= 1.5, f"a spinning container used {cores:.2f} cores"
     idle = nano_cores_between(env, sleeper) / 1e9
     assert idle < 0.1, f"a sleeping container used {idle:.2f} cores"
 
@@ -346,7 +348,7 @@ def test_pod_stats(env, handler):
 
     for pod_id in (sandbox_id, summed_id):
         cores = pod_cores(pod_id)
-        assert 0.5 <= cores <= 1.6, f"pod {pod_id[:12]} used {cores:.2f} cores"
+        assert 0.25 <= cores <= 1.6, f"pod {pod_id[:12]} used {cores:.2f} cores"
 
     stats = pod_stats(env, sandbox_id)
     assert stats.attributes.id == sandbox_id
