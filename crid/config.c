@@ -1094,6 +1094,113 @@ config_find_registry(const struct crid_config *c, const char *prefix)
   return NULL;
 }
 
+/* --------------------------------------------------------- differences */
+
+static bool
+strv_equal(char *const *a, char *const *b)
+{
+  size_t i = 0;
+
+  for (; a && a[i] && b && b[i]; i++)
+    if (strcmp(a[i], b[i]) != 0)
+      return false;
+  return !(a && a[i]) && !(b && b[i]);
+}
+
+static bool
+field_equal(const struct field *f, const void *a, const void *b)
+{
+  switch (f->kind)
+    {
+    case FIELD_STRING:
+      return strcmp(*field_string(a, f), *field_string(b, f)) == 0;
+    case FIELD_INT:
+      return *field_int(a, f) == *field_int(b, f);
+    case FIELD_BOOL:
+      return *field_bool(a, f) == *field_bool(b, f);
+    default:
+      return strv_equal(*field_strv(a, f), *field_strv(b, f));
+    }
+}
+
+static void
+diff_fields(const struct field *fields, const void *a, const void *b, struct config_change *change,
+            config_change_fn fn, void *arg)
+{
+  for (const struct field *f = fields; f && f->key; f++)
+    if (!field_equal(f, a, b))
+      {
+        change->kind = CONFIG_KEY_CHANGED;
+        change->key = f->key;
+        fn(arg, change);
+      }
+}
+
+static void
+diff_map(const struct section *s, const struct crid_config *a, const struct crid_config *b,
+         config_change_fn fn, void *arg)
+{
+  const struct map *m = s->map;
+  struct config_change change = { .table = s->path, .what = m->what };
+
+  for (size_t i = 0; i < *map_count(m, a); i++)
+    {
+      const void *old = map_at(m, a, i);
+      const void *fresh;
+
+      change.item = map_item_name(m, old);
+      change.key = NULL;
+      fresh = map_find(m, b, change.item);
+      if (fresh == NULL)
+        {
+          change.kind = CONFIG_ITEM_REMOVED;
+          fn(arg, &change);
+        }
+      else
+        diff_fields(m->fields, old, fresh, &change, fn, arg);
+    }
+  for (size_t i = 0; i < *map_count(m, b); i++)
+    {
+      change.item = map_item_name(m, map_at(m, b, i));
+      change.key = NULL;
+      change.kind = CONFIG_ITEM_ADDED;
+      if (map_find(m, a, change.item) == NULL)
+        fn(arg, &change);
+    }
+}
+
+static void
+diff_section(const struct section *s, const struct crid_config *a, const struct crid_config *b,
+             config_change_fn fn, void *arg)
+{
+  struct config_change change = { .table = s->path };
+
+  if (s->map)
+    {
+      diff_map(s, a, b, fn, arg);
+      return;
+    }
+  diff_fields(s->fields, a, b, &change, fn, arg);
+  for (size_t i = 0; s->children && s->children[i]; i++)
+    diff_section(s->children[i], a, b, fn, arg);
+}
+
+void
+config_diff(const struct crid_config *old, const struct crid_config *fresh, config_change_fn fn,
+            void *arg)
+{
+  diff_section(&root_section, old, fresh, fn, arg);
+}
+
+void
+config_move_registries(struct crid_config *dst, struct crid_config *src)
+{
+  map_free(&registries_map, dst);
+  dst->registries = steal_pointer(&src->registries);
+  dst->n_registries = src->n_registries;
+  src->n_registries = 0;
+}
+
 /* ---------------------------------------------------------------- TOML */
 
 static void

@@ -101,6 +101,33 @@ const struct runtime_handler_config *config_find_runtime(const struct crid_confi
 bool config_runtime_takes_compiled_seccomp(const struct runtime_handler_config *r);
 const struct registry_config *config_find_registry(const struct crid_config *c, const char *prefix);
 
+/* One difference config_diff() found. */
+enum config_change_kind
+{
+  CONFIG_KEY_CHANGED,  /* key has another value */
+  CONFIG_ITEM_ADDED,   /* a new member of a table of items */
+  CONFIG_ITEM_REMOVED, /* a member of a table of items is gone */
+};
+
+struct config_change
+{
+  enum config_change_kind kind;
+  const char *table; /* dotted path: "crid.api", "crid.image.registries" */
+  const char *item;  /* the member ("crun", "registry.example:5000"); NULL in plain tables */
+  const char *what;  /* what a member is ("runtime handler", "registry"); NULL likewise */
+  const char *key;   /* the key; NULL when an item was added or removed */
+};
+
+typedef void (*config_change_fn)(void *arg, const struct config_change *change);
+
+/* Calls fn for every key whose value differs between old and fresh, in
+ * schema order (for a reload to apply or report each one). */
+void config_diff(const struct crid_config *old, const struct crid_config *fresh,
+                 config_change_fn fn, void *arg);
+
+/* Replaces dst's registry tables by src's, which are left empty. */
+void config_move_registries(struct crid_config *dst, struct crid_config *src);
+
 /* The effective configuration as commented TOML that config_merge_* reads
  * back to an equal configuration.  Caller frees. */
 char *config_to_toml(const struct crid_config *c);

@@ -1,6 +1,8 @@
 /* crid/daemon: the one daemon-wide context every RPC handler reaches
  * through its call: effective configuration, readiness, and the little
- * node state the runtime-info RPCs keep (pod CIDR). */
+ * node state the runtime-info RPCs keep (pod CIDR).  Also owns the live
+ * reload (SIGHUP): which keys apply while running, and what the service
+ * manager is told around it. */
 #ifndef CRID_DAEMON_H
 #define CRID_DAEMON_H
 
@@ -8,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "common/sd_notify.h"
 #include "crid/config.h"
 
 struct pod_manager;
@@ -51,13 +54,24 @@ struct daemon
   struct cni_watch *network_watch; /* NULL: Status reads the CNI dir itself */
   struct stream_server *streams;   /* exec, attach, port-forward URLs */
   struct metrics_server *metrics;  /* /metrics; NULL unless enable_metrics */
+
+  struct sd_notifier notifier; /* systemd's NOTIFY_SOCKET; disabled outside systemd */
 };
 
 /* Loads files and applies overrides into c (freshly initialised). */
 int daemon_load_config(const struct daemon *daemon, struct crid_config *c, struct error *err);
 
 /* SIGHUP: re-reads the configuration and applies what can change while
- * running (the log level); other changed keys are reported and ignored. */
+ * running: log_level, the registry tables ([crid.image.registries]),
+ * max_concurrent_downloads and pull_progress_timeout.  Every other
+ * changed key is named in the log as taking effect after a restart, and
+ * the running configuration keeps its old value.  A file that does not
+ * load keeps the whole running configuration (the log says file:line).
+ * Tells the service manager RELOADING=1 before and READY=1 after. */
 void daemon_reload_config(struct daemon *daemon);
+
+/* READY=1 with a STATUS= line naming the socket, and note (may be NULL)
+ * after it. */
+void daemon_notify_ready(const struct daemon *daemon, const char *note);
 
 #endif

@@ -11,6 +11,7 @@
 #include "image/store.h"
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/sd_notify.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -172,6 +173,7 @@ signal_thread(void *arg)
           continue;
         }
       log_info("%s received", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+      sd_notifyf(&args->daemon->notifier, "STOPPING=1\nSTATUS=stopping");
       server_shutdown(args->server, SHUTDOWN_GRACE_SECONDS);
       return NULL;
     }
@@ -369,11 +371,36 @@ metrics_start(struct daemon *daemon, struct error *err)
   return daemon->metrics ? 0 : -1;
 }
 
+/* Before any other thread exists (setenv is not thread-safe), after the
+ * signals are blocked (the watchdog thread inherits the mask): the notify
+ * variables leave the environment here, so no child inherits them.  The
+ * watchdog pings from the start, as recovery may take longer than its
+ * interval. */
+static struct sd_watchdog *
+notify_start(struct daemon *daemon)
+{
+  struct error err = ERROR_INIT;
+
+  if (sd_notifier_from_environment(&daemon->notifier, &err) < 0)
+    {
+      log_warn("systemd notification: %s", error_message(&err));
+      error_clear(&err);
+    }
+  return sd_watchdog_start(&daemon->notifier);
+}
+
+static void
+notify_failure(const struct daemon *daemon, const struct error *err)
+{
+  sd_notifyf(&daemon->notifier, "STATUS=failed: %s", error_message(err));
+}
+
 static int
 run_daemon(struct daemon *daemon)
 {
   struct error err = ERROR_INIT;
   struct signal_thread_args args = { .daemon = daemon };
+  struct sd_watchdog *watchdog;
   struct server *server;
   pthread_t signals;
   int exit_code = 0;
@@ -387,6 +414,7 @@ run_daemon(struct daemon *daemon)
   /* Blocked before any thread exists, so every thread inherits the mask. */
   pthread_sigmask(SIG_BLOCK, &args.signals, NULL);
   signal(SIGPIPE, SIG_IGN);
+  watchdog = notify_start(daemon);
   /* Few malloc arenas: most threads are short-lived RPC workers, and every
    * arena they would create stays resident. */
   mallopt(M_ARENA_MAX, 2);
@@ -408,6 +436,7 @@ run_daemon(struct daemon *daemon)
   grpc_init();
   /* Image store recovery (leftovers of interrupted pulls) happens before
    * the socket exists; a locked store (an import running) stops us here. */
+  sd_notifyf(&daemon->notifier, "STATUS=opening the image store");
   if (images_open(daemon, &err) < 0)
     goto fail;
   server = server_start(daemon, &err);
@@ -419,9 +448,11 @@ run_daemon(struct daemon *daemon)
   args.server = server;
   pthread_create(&signals, NULL, signal_thread, &args);
   /* Serving already, answering UNAVAILABLE until recovery is done. */
+  sd_notifyf(&daemon->notifier, "STATUS=recovering pod sandboxes and containers");
   daemon->pods = pods_open(daemon, &err);
   if (daemon->pods == NULL)
     {
+      notify_failure(daemon, &err);
       log_error("%s", error_message(&err));
       error_clear(&err);
       exit_code = 1;
@@ -433,13 +464,19 @@ run_daemon(struct daemon *daemon)
       image_store_set_in_use_check(daemon->images, pod_manager_image_in_use, daemon->pods);
       if (streams_start(daemon, &err) < 0 || metrics_start(daemon, &err) < 0)
         {
+          notify_failure(daemon, &err);
           log_error("%s", error_message(&err));
           error_clear(&err);
           exit_code = 1;
           kill(getpid(), SIGTERM);
         }
       else
-        atomic_store(&daemon->ready, true);
+        {
+          atomic_store(&daemon->ready, true);
+          /* The socket accepts already and recovery is done: what a
+           * kubelet ordered after crid.service waits for. */
+          daemon_notify_ready(daemon, NULL);
+        }
     }
   server_run(server);
   pthread_join(signals, NULL);
@@ -459,10 +496,13 @@ run_daemon(struct daemon *daemon)
   images_close(daemon);
   cni_watch_stop(daemon->network_watch);
   grpc_shutdown();
+  sd_watchdog_stop(watchdog);
   log_info("crid stopped");
   return exit_code;
 
 fail:
+  notify_failure(daemon, &err);
+  sd_watchdog_stop(watchdog);
   log_error("%s", error_message(&err));
   error_clear(&err);
   return 1;

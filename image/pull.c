@@ -82,11 +82,12 @@ struct image_puller
 {
   struct image_store *store;
   struct registry_client *registry;
-  int max_downloads;
-  int64_t progress_timeout;
+  /* Read by every transfer as it starts; a reload may change it. */
+  atomic_int_fast64_t progress_timeout;
 
   pthread_mutex_t lock;
   pthread_cond_t changed;
+  int max_downloads; /* a reload may change it */
   int active_downloads;
   struct job **jobs; /* in flight */
   size_t n_jobs;
@@ -186,7 +187,7 @@ job_request(struct job *job)
     .auth = job->anonymous ? NULL : &job->auth.view,
     .cancelled = job_cancelled,
     .cancel_arg = job,
-    .progress_timeout_seconds = job->puller->progress_timeout,
+    .progress_timeout_seconds = atomic_load(&job->puller->progress_timeout),
   };
   return request;
 }
@@ -545,12 +546,24 @@ image_puller_new(const struct image_puller_options *options)
 
   puller->store = options->store;
   puller->registry = options->registry;
-  puller->max_downloads = options->max_concurrent_downloads > 0 ? options->max_concurrent_downloads
-                                                                : DEFAULT_MAX_DOWNLOADS;
-  puller->progress_timeout = options->progress_timeout_seconds;
   pthread_mutex_init(&puller->lock, NULL);
   pthread_cond_init(&puller->changed, NULL);
+  image_puller_set_limits(puller, options->max_concurrent_downloads,
+                          options->progress_timeout_seconds);
   return puller;
+}
+
+void
+image_puller_set_limits(struct image_puller *puller, int max_concurrent_downloads,
+                        int64_t progress_timeout_seconds)
+{
+  atomic_store(&puller->progress_timeout, progress_timeout_seconds);
+  pthread_mutex_lock(&puller->lock);
+  puller->max_downloads
+      = max_concurrent_downloads > 0 ? max_concurrent_downloads : DEFAULT_MAX_DOWNLOADS;
+  /* Jobs waiting for a slot take the ones a raised limit made free. */
+  pthread_cond_broadcast(&puller->changed);
+  pthread_mutex_unlock(&puller->lock);
 }
 
 void
@@ -1025,7 +1038,7 @@ image_pull(struct image_puller *puller, const char *reference,
   pull.request.auth = options ? options->auth : NULL;
   pull.request.cancelled = pull_cancelled;
   pull.request.cancel_arg = &pull;
-  pull.request.progress_timeout_seconds = puller->progress_timeout;
+  pull.request.progress_timeout_seconds = atomic_load(&puller->progress_timeout);
   ret = pull_run(&pull, image_id, err);
   if (ret < 0 && pull_cancelled(&pull) && err->code != ETIMEDOUT)
     {

@@ -43,6 +43,12 @@ struct image_puller *image_puller_new(const struct image_puller_options *options
 /* After every pull returned. */
 void image_puller_free(struct image_puller *puller);
 
+/* A configuration reload: the options' two limits, for downloads and
+ * transfers that start from now on (a running transfer keeps its own
+ * timeout; a lowered download limit lets running downloads finish). */
+void image_puller_set_limits(struct image_puller *puller, int max_concurrent_downloads,
+                             int64_t progress_timeout_seconds);
+
 struct image_pull_options
 {
   const struct registry_auth *auth; /* NULL: anonymous */

@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,16 +128,26 @@ struct token_entry
   int64_t expires_ns;
 };
 
-struct registry_client
+/* The [crid.image.registries] tables, immutable once made.  A reload
+ * replaces the client's settings with a new object; a call holds a
+ * reference to the one it started with (its endpoints borrow strings from
+ * it), so a reload never changes a call midway and never frees what a
+ * running call reads. */
+struct registry_settings
 {
+  atomic_uint refs;
   struct registry_config *registries;
   size_t n_registries;
+};
 
+struct registry_client
+{
   CURLSH *share;
   pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
   /* Guards everything below. */
   pthread_mutex_t lock;
+  struct registry_settings *settings; /* the client's reference */
   struct host_entry *hosts;
   struct token_entry *tokens;
   struct ca_bundle *bundles;
@@ -151,13 +162,14 @@ struct endpoint
   char *path;    /* the repository on it (a location may add a namespace) */
   bool insecure; /* https without verification, or plain http */
   bool mirror;
-  const char *ca_dir; /* borrowed from the client's config; NULL = none */
+  const char *ca_dir; /* borrowed from the call's settings; NULL = none */
 };
 
 /* One registry_fetch_* call. */
 struct call
 {
   struct registry_client *client;
+  struct registry_settings *settings; /* a reference, held for the whole call */
   const struct registry_request *request;
   const struct registry_auth *auth; /* NULL: anonymous */
   char creds[72];                   /* key of the credentials in the token cache */
@@ -385,6 +397,80 @@ strv_copy(char *const *strv)
   return out;
 }
 
+/* ---- settings ---- */
+
+static struct registry_settings *
+settings_new(const struct registry_config *registries, size_t n)
+{
+  struct registry_settings *s = xcalloc(1, sizeof *s);
+
+  atomic_init(&s->refs, 1);
+  s->registries = xcalloc(n ? n : 1, sizeof *s->registries);
+  s->n_registries = n;
+  for (size_t i = 0; i < n; i++)
+    {
+      struct registry_config *c = &s->registries[i];
+      c->prefix = xstrdup(registries[i].prefix ? registries[i].prefix : "");
+      c->location = xstrdup(registries[i].location ? registries[i].location : "");
+      c->insecure = registries[i].insecure;
+      c->ca_dir = xstrdup(registries[i].ca_dir ? registries[i].ca_dir : "");
+      c->mirrors = strv_copy(registries[i].mirrors);
+    }
+  return s;
+}
+
+static void
+settings_unref(struct registry_settings *s)
+{
+  if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+    return;
+  for (size_t i = 0; i < s->n_registries; i++)
+    {
+      struct registry_config *c = &s->registries[i];
+      free(c->prefix);
+      free(c->location);
+      free(c->ca_dir);
+      strv_free(c->mirrors);
+    }
+  free(s->registries);
+  free(s);
+}
+
+/* The settings a call starts with; settings_unref() when it is done. */
+static struct registry_settings *
+settings_get(struct registry_client *client)
+{
+  struct registry_settings *s;
+
+  pthread_mutex_lock(&client->lock);
+  s = client->settings;
+  atomic_fetch_add(&s->refs, 1);
+  pthread_mutex_unlock(&client->lock);
+  return s;
+}
+
+void
+registry_client_configure(struct registry_client *client, const struct registry_config *registries,
+                          size_t n)
+{
+  struct registry_settings *fresh = settings_new(registries, n);
+  struct registry_settings *old;
+
+  pthread_mutex_lock(&client->lock);
+  old = client->settings;
+  client->settings = fresh;
+  /* What the old settings made us conclude about hosts is not trusted
+   * with the new ones: a mirror marked down may have been fixed, a CA
+   * directory may have new certificates.  Pings are keyed by (host,
+   * insecure), so a host that turned insecure is pinged afresh anyway. */
+  for (struct host_entry *h = client->hosts; h; h = h->next)
+    h->down_until_ns = 0;
+  for (struct ca_bundle *b = client->bundles; b; b = b->next)
+    b->loaded_ns = INT64_MIN / 2;
+  pthread_mutex_unlock(&client->lock);
+  settings_unref(old);
+}
+
 struct registry_client *
 registry_client_new(const struct registry_config *registries, size_t n)
 {
@@ -392,17 +478,7 @@ registry_client_new(const struct registry_config *registries, size_t n)
 
   pthread_once(&curl_once, curl_init_once);
   client = xcalloc(1, sizeof *client);
-  client->registries = xcalloc(n ? n : 1, sizeof *client->registries);
-  client->n_registries = n;
-  for (size_t i = 0; i < n; i++)
-    {
-      struct registry_config *c = &client->registries[i];
-      c->prefix = xstrdup(registries[i].prefix ? registries[i].prefix : "");
-      c->location = xstrdup(registries[i].location ? registries[i].location : "");
-      c->insecure = registries[i].insecure;
-      c->ca_dir = xstrdup(registries[i].ca_dir ? registries[i].ca_dir : "");
-      c->mirrors = strv_copy(registries[i].mirrors);
-    }
+  client->settings = settings_new(registries, n);
 
   pthread_mutex_init(&client->lock, NULL);
   for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -486,15 +562,7 @@ registry_client_free(struct registry_client *client)
       free(b->client_key);
       free(b);
     }
-  for (size_t i = 0; i < client->n_registries; i++)
-    {
-      struct registry_config *c = &client->registries[i];
-      free(c->prefix);
-      free(c->location);
-      free(c->ca_dir);
-      strv_free(c->mirrors);
-    }
-  free(client->registries);
+  settings_unref(client->settings);
   free(client);
 }
 
@@ -676,11 +744,11 @@ setup_tls(struct registry_client *client, CURL *handle, const struct endpoint *e
 /* ---- endpoints ---- */
 
 static const struct registry_config *
-find_config(const struct registry_client *client, const char *prefix)
+find_config(const struct registry_settings *settings, const char *prefix)
 {
-  for (size_t i = 0; i < client->n_registries; i++)
-    if (strcmp(client->registries[i].prefix, prefix) == 0)
-      return &client->registries[i];
+  for (size_t i = 0; i < settings->n_registries; i++)
+    if (strcmp(settings->registries[i].prefix, prefix) == 0)
+      return &settings->registries[i];
   return NULL;
 }
 
@@ -703,7 +771,7 @@ endpoints_free(struct endpoint *eps, size_t n)
 /* location is "host[:port][/namespace]".  `inherit` is the config of the
  * registry a location replaces: its settings apply to the location. */
 static void
-endpoint_init(struct registry_client *client, struct endpoint *ep, const char *location,
+endpoint_init(const struct registry_settings *settings, struct endpoint *ep, const char *location,
               const char *repo_path, const struct registry_config *inherit)
 {
   const struct registry_config *own;
@@ -719,9 +787,9 @@ endpoint_init(struct registry_client *client, struct endpoint *ep, const char *l
     }
   ep->path = ns_len ? xasprintf("%.*s/%s", (int)ns_len, slash + 1, repo_path) : xstrdup(repo_path);
 
-  own = find_config(client, location);
+  own = find_config(settings, location);
   if (own == NULL)
-    own = find_config(client, ep->host);
+    own = find_config(settings, ep->host);
   ep->insecure = (inherit && inherit->insecure) || (own && own->insecure);
   if (inherit && !is_empty(inherit->ca_dir))
     ep->ca_dir = inherit->ca_dir;
@@ -738,9 +806,10 @@ endpoint_init(struct registry_client *client, struct endpoint *ep, const char *l
 
 /* Mirrors first, in order, then the registry (or its location). */
 static struct endpoint *
-endpoints_for(struct registry_client *client, const struct image_reference *ref, size_t *n)
+endpoints_for(const struct registry_settings *settings, const struct image_reference *ref,
+              size_t *n)
 {
-  const struct registry_config *rc = find_config(client, ref->domain);
+  const struct registry_config *rc = find_config(settings, ref->domain);
   size_t n_mirrors = rc && rc->mirrors ? strv_length(rc->mirrors) : 0;
   struct endpoint *eps = xcalloc(n_mirrors + 1, sizeof *eps);
   size_t count = 0;
@@ -748,10 +817,10 @@ endpoints_for(struct registry_client *client, const struct image_reference *ref,
   for (size_t i = 0; i < n_mirrors; i++)
     if (!is_empty(rc->mirrors[i]))
       {
-        endpoint_init(client, &eps[count], rc->mirrors[i], ref->path, NULL);
+        endpoint_init(settings, &eps[count], rc->mirrors[i], ref->path, NULL);
         eps[count++].mirror = true;
       }
-  endpoint_init(client, &eps[count++], rc && !is_empty(rc->location) ? rc->location : ref->domain,
+  endpoint_init(settings, &eps[count++], rc && !is_empty(rc->location) ? rc->location : ref->domain,
                 ref->path, rc);
   *n = count;
   return eps;
@@ -1839,10 +1908,19 @@ with_retries(struct call *call, const struct endpoint *ep, attempt_fn attempt, v
 }
 
 static void
+call_clear(struct call *call)
+{
+  settings_unref(call->settings);
+  call->settings = NULL;
+}
+#define cleanup_call __attribute__((cleanup(call_clear)))
+
+static void
 call_init(struct call *call, struct registry_client *client, const struct registry_request *request,
           const char *subject)
 {
   call->client = client;
+  call->settings = settings_get(client);
   call->request = request;
   call->auth = request ? request->auth : NULL;
   call->subject = subject;
@@ -1856,7 +1934,7 @@ over_endpoints(struct call *call, const struct image_reference *ref, attempt_fn 
                const uint64_t *progress, struct error *err)
 {
   size_t n = 0;
-  struct endpoint *eps = endpoints_for(call->client, ref, &n);
+  struct endpoint *eps = endpoints_for(call->settings, ref, &n);
   int ret = -1;
 
   for (size_t i = 0; i < n; i++)
@@ -1974,7 +2052,7 @@ registry_fetch_manifest(struct registry_client *client, const struct image_refer
 {
   struct manifest_fetch m = { .reference = tag_or_digest };
   cleanup_free char *subject = NULL;
-  struct call call = { 0 };
+  cleanup_call struct call call = { 0 };
 
   if (tag_or_digest == NULL || (!digest_is_valid(tag_or_digest) && !tag_is_valid(tag_or_digest)))
     return error_set(err, EINVAL, "invalid tag or digest '%s'", tag_or_digest ? tag_or_digest : "");
@@ -2068,7 +2146,7 @@ registry_fetch_blob(struct registry_client *client, const struct image_reference
 {
   struct blob_fetch b = { .digest = digest, .size = size, .sink = sink, .sink_arg = sink_arg };
   cleanup_free char *subject = NULL;
-  struct call call = { 0 };
+  cleanup_call struct call call = { 0 };
   char got[72];
   int ret;
 

@@ -1,11 +1,12 @@
 /* image/registry: the client side of the distribution API over libcurl.
  *
  * Owns everything about reaching a registry: per-registry settings
- * (location, mirrors, insecure, CA dir), the /v2/ ping, the Basic and
- * Bearer token flows from WWW-Authenticate challenges (tokens cached per
- * registry and scope until they expire), redirects (credentials never
- * forwarded to another host), bounded retries with backoff, registry error
- * codes in errors, and digest and size verification of everything fetched.
+ * (location, mirrors, insecure, CA dir; replaceable while pulls run), the
+ * /v2/ ping, the Basic and Bearer token flows from WWW-Authenticate
+ * challenges (tokens cached per registry and scope until they expire),
+ * redirects (credentials never forwarded to another host), bounded
+ * retries with backoff, registry error codes in errors, and digest and
+ * size verification of everything fetched.
  * No credential ever reaches a log line or an error message. */
 #ifndef CRID_IMAGE_REGISTRY_H
 #define CRID_IMAGE_REGISTRY_H
@@ -52,6 +53,14 @@ struct registry_client;
 /* The registries array is copied. */
 struct registry_client *registry_client_new(const struct registry_config *registries, size_t n);
 void registry_client_free(struct registry_client *client);
+
+/* Replaces the client's registry settings with a copy of registries (a
+ * configuration reload); safe while calls run.  A call already running
+ * finishes with the settings it started with; calls that start later use
+ * the new ones.  Mirrors marked unreachable are tried again and CA
+ * directories re-read at their next use. */
+void registry_client_configure(struct registry_client *client,
+                               const struct registry_config *registries, size_t n);
 
 /* GETs the manifest `tag_or_digest` of ref's repository (ref->domain and
  * ref->path are used).  When tag_or_digest is a digest, the bytes must hash

@@ -488,7 +488,7 @@ step_network(struct run_context *ctx, struct error *err)
   if (cni_config_load_default(manager->options.cni_config_dir, &network, err) < 0)
     return -1;
   if (network == NULL)
-    return error_set(err, EIO, "no CNI network configuration in %s",
+    return error_set(err, EBUSY, "no CNI network configuration in %s",
                      manager->options.cni_config_dir);
   capabilities = capability_args(sandbox->config, err);
   if (capabilities == NULL)

@@ -275,6 +275,8 @@ class Crid:
     daemon inside that network namespace through ``nsenter --net`` (only
     the network namespace changes; the pid stays crid's own), so the CNI
     plugins it runs, their bridge, veths and iptables rules live there.
+    ``env`` is {name: value} added to the harness's environment for the
+    daemon (a value of None removes that variable), e.g. NOTIFY_SOCKET.
     """
 
     def __init__(
@@ -289,8 +291,10 @@ class Crid:
         sock=None,
         log_level="debug",
         netns=None,
+        env=None,
     ):
         self.api = api
+        self.env = dict(env or {})
         self.netns = str(netns) if netns else None
         self.dir = Path(tempfile.mkdtemp(prefix="crid-", dir="/tmp"))
         self.config_file = self.dir / "crid.conf"
@@ -404,6 +408,7 @@ class Crid:
         self._log_file.flush()
         self.proc = subprocess.Popen(
             self.launch_command(),
+            env=self.environment(),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -412,6 +417,16 @@ class Crid:
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def environment(self):
+        """The daemon's environment: the harness's, with ``env`` applied."""
+        environment = dict(os.environ)
+        for name, value in self.env.items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = str(value)
+        return environment
 
     def wait_ready(self, timeout=START_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -544,6 +559,17 @@ class Crid:
             return None
 
         return wait_for(find, timeout=timeout, message=message)
+
+    def reload(self, marker, timeout=10.0):
+        """SIGHUP (a configuration reload), then waits for the first log
+        line written after it that contains marker; returns that line."""
+        seen = len(self.log_lines())
+        self.signal(signal.SIGHUP)
+
+        def find():
+            return next((line for line in self.log_lines()[seen:] if marker in line), None)
+
+        return wait_for(find, timeout=timeout, message=f"a log line with {marker!r} after SIGHUP")
 
     # -- teardown ---------------------------------------------------------
 

@@ -23,6 +23,7 @@ import base64
 import concurrent.futures
 import hashlib
 import io
+import json
 import os
 import platform
 import re
@@ -907,3 +908,68 @@ def test_invalid_reference(make_crid):
         err = pull_error(crid, ref, timeout=RPC_TIMEOUT)
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (ref, err.code(), err.details())
     assert crid.running()
+
+
+# --------------------------------------------------------------------------
+# Registry settings reloaded on SIGHUP
+
+
+def status_registries(crid):
+    """The registry tables of the running configuration (Status verbose)."""
+    pb = crid.api.pb
+    info = crid.runtime.Status(pb.StatusRequest(verbose=True), timeout=RPC_TIMEOUT).info
+    return json.loads(info["config"])["crid"]["image"]["registries"]
+
+
+def test_reload_insecure_registry_dropin(make_crid, reg, images):
+    """A node operator adds an insecure registry while crid runs: the
+    drop-in and a SIGHUP make plain-HTTP pulls from it work, no restart.
+    A reload that fails keeps the registry settings crid runs with."""
+    crid = make_crid()
+    ref = f"{reg.host}/{REPO}:gzip"
+    pull_error(crid, ref)  # HTTPS to a plain-HTTP registry
+    assert reg.host not in status_registries(crid)
+
+    dropin = crid.write_dropin(
+        "50-insecure.conf", f'[crid.image.registries."{reg.host}"]\ninsecure = true\n'
+    )
+    line = crid.reload(f'registry "{reg.host}" added')
+    assert "after a restart" not in line, line
+    img = checked_pull(crid, ref, images["gzip"])
+    assert list(img.repo_tags) == [ref]
+    assert status_registries(crid)[reg.host]["insecure"] is True
+
+    # The drop-in goes and a broken one comes: the reload fails, and
+    # the registry stays insecure.
+    dropin.unlink()
+    broken = crid.write_dropin("60-broken.conf", "[crid.image]\nmax_concurrent_downloads = \n")
+    line = crid.reload("reload: keeping the running configuration")
+    assert f"{broken}:2" in line, line
+    checked_pull(crid, f"{reg.host}/{REPO}:zstd", images["zstd"])
+    assert reg.host in status_registries(crid)
+
+    # Fixed: now the registry's removal applies.
+    broken.unlink()
+    crid.reload(f'registry "{reg.host}" removed')
+    pull_error(crid, f"{reg.host}/{REPO}:uncompressed")
+    assert reg.host not in status_registries(crid)
+    assert crid.running()
+
+
+def test_reload_pull_progress_timeout(make_crid, reg, proxy, images):
+    """pull_progress_timeout set by a reload applies to the next pull."""
+    image = images["big"]
+    proxy.stall_digests = {image.layers[1].digest}
+    proxy.stall_after = 64 * 1024
+    proxy.stall_timeout = 30.0
+    crid = make_crid({proxy.host: {"insecure": True}})
+    crid.write_config(config={"crid.image": {"pull_progress_timeout": 2}})
+    line = crid.reload("pull_progress_timeout 60 -> 2")
+    assert "after a restart" not in line, line
+    start = time.monotonic()
+    err = pull_error(crid, f"{proxy.host}/crid/big:1", timeout=40)
+    elapsed = time.monotonic() - start
+    proxy.release.set()
+    assert elapsed < 20, f"a stalled pull took {elapsed:.1f} s after pull_progress_timeout = 2"
+    assert err.code() != grpc.StatusCode.OK
+    assert list_images(crid) == []

@@ -1,5 +1,6 @@
 /* Unit tests of crid/config: defaults, every key and type, errors with
- * file:line and key, drop-in order, finalize, and the TOML/JSON output. */
+ * file:line and key, drop-in order, finalize, the TOML/JSON output, and
+ * the differences a reload sees. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -723,6 +724,64 @@ test_json_output(void **state)
   config_free(&c);
 }
 
+/* config_diff: what a reload sees. */
+struct seen_changes
+{
+  char lines[16][128];
+  size_t n;
+};
+
+static void
+record_change(void *arg, const struct config_change *change)
+{
+  struct seen_changes *seen = arg;
+  static const char *const kinds[] = { "changed", "added", "removed" };
+
+  assert_true(seen->n < 16);
+  snprintf(seen->lines[seen->n++], sizeof seen->lines[0], "%s %s %s %s", change->table,
+           change->item ? change->item : "-", change->key ? change->key : "-", kinds[change->kind]);
+}
+
+static void
+test_diff_names_every_changed_key(void **state)
+{
+  struct crid_config a, b;
+  struct seen_changes seen = { 0 };
+
+  config_init(&a);
+  config_init(&b);
+  merge_ok(&a, "[crid.image.registries.\"r1:5000\"]\ninsecure = true\n"
+               "[crid.image.registries.\"gone:5000\"]\nlocation = \"x\"\n");
+  merge_ok(&b, "[crid]\nlog_level = \"debug\"\n"
+               "[crid.api]\nstream_port = 1234\n"
+               "[crid.network]\nplugin_dirs = [\"/opt/cni/bin\"]\n"
+               "[crid.image.registries.\"r1:5000\"]\ninsecure = true\nmirrors = [\"m:1\"]\n"
+               "[crid.image.registries.\"new:5000\"]\n"
+               "[crid.runtime.runtimes.extra]\nruntime_path = \"/bin/true\"\n");
+  config_diff(&a, &b, record_change, &seen);
+  assert_int_equal(seen.n, 7);
+  assert_string_equal(seen.lines[0], "crid - log_level changed");
+  assert_string_equal(seen.lines[1], "crid.api - stream_port changed");
+  assert_string_equal(seen.lines[2], "crid.runtime.runtimes extra - added");
+  assert_string_equal(seen.lines[3], "crid.image.registries gone:5000 - removed");
+  assert_string_equal(seen.lines[4], "crid.image.registries r1:5000 mirrors changed");
+  assert_string_equal(seen.lines[5], "crid.image.registries new:5000 - added");
+  assert_string_equal(seen.lines[6], "crid.network - plugin_dirs changed");
+
+  seen.n = 0;
+  config_diff(&b, &b, record_change, &seen);
+  assert_int_equal(seen.n, 0);
+
+  /* The registry tables move; the source is left without any. */
+  config_move_registries(&a, &b);
+  assert_int_equal(a.n_registries, 2);
+  assert_non_null(config_find_registry(&a, "new:5000"));
+  assert_null(config_find_registry(&a, "gone:5000"));
+  assert_int_equal(b.n_registries, 0);
+  config_free(&a);
+  config_free(&b);
+}
+
 int
 main(void)
 {
@@ -740,6 +799,7 @@ main(void)
     cmocka_unit_test(test_toml_round_trip),
     cmocka_unit_test(test_toml_output_of_defaults_reads_back),
     cmocka_unit_test(test_json_output),
+    cmocka_unit_test(test_diff_names_every_changed_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
