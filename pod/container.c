@@ -1017,6 +1017,7 @@ stop_locked(struct pod_manager *manager, struct container *container, int64_t ti
     }
   if (oci_runtime_kill(&runtime, container->id, SIGKILL, false, err) < 0)
     return -1;
+  failpoint("container.stop-after-kill");
   if (!wait_for_end(manager, container, KILL_WAIT_MS))
     return error_set(err, ETIMEDOUT, "container %s did not exit after SIGKILL", container->id);
   return 0;
@@ -1045,9 +1046,11 @@ remove_locked(struct pod_manager *manager, struct container *container, struct e
     return 0;
   if (destroy_in_runtime(manager, container, err) < 0)
     return -1;
+  failpoint("container.remove-after-runtime-delete");
   remove_cgroup(manager, container);
   if (rootfs_unmount(dir, err) < 0)
     return -1;
+  failpoint("container.remove-after-unmount");
   container->rootfs_mounted = false;
   /* Only once the overlay is surely gone: remove_tree must not walk into
    * a mounted image. */

@@ -919,6 +919,7 @@ stop_locked(struct pod_manager *manager, struct sandbox *sandbox, struct error *
     return error_wrap(err, "stop sandbox %s", sandbox->id);
   if (network_beside_pause(&ctx, undo_network, undo_pause, err) < 0)
     return error_wrap(err, "stop sandbox %s", sandbox->id);
+  failpoint("sandbox.stop-after-network-and-pause");
   if (sandbox->shm_mounted || access(shm, F_OK) == 0)
     {
       if (pod_unmount_shm(shm, err) < 0)
@@ -960,6 +961,8 @@ sandbox_remove(struct pod_manager *manager, struct sandbox *sandbox, struct erro
   if (!sandbox->removed)
     {
       ret = container_remove_pod(manager, sandbox->id, err);
+      if (ret == 0)
+        failpoint("sandbox.remove-after-containers");
       if (ret == 0)
         ret = stop_locked(manager, sandbox, err);
       if (ret == 0)

@@ -55,9 +55,21 @@ EXPECTED = {
     "container.after-start": "CONTAINER_RUNNING",
 }
 
+# Failpoints of the calls that take things down: after the crash and a
+# restart, the call is simply made again (the kubelet retries) and must
+# finish; what the listing shows meanwhile is checked loosely (the object
+# is still there, in a state that does not lie).
+TEARDOWN = {
+    "container.stop-after-kill": "StopContainer",
+    "container.remove-after-runtime-delete": "RemoveContainer",
+    "container.remove-after-unmount": "RemoveContainer",
+    "sandbox.stop-after-network-and-pause": "StopPodSandbox",
+    "sandbox.remove-after-containers": "RemovePodSandbox",
+}
+
 
 def test_every_failpoint_has_a_crash_test():
-    assert failpoints_in_sources() == sorted(EXPECTED)
+    assert failpoints_in_sources() == sorted([*EXPECTED, *TEARDOWN])
 
 
 def restart_with_failpoint(crid, name):
@@ -229,3 +241,33 @@ def _ignore_errors(fn, *args, **kwargs):
         fn(*args, **kwargs)
     except Exception:
         pass
+
+
+@pytest.mark.parametrize("name", sorted(TEARDOWN))
+def test_crash_during_stop_or_remove(env, handler, name):
+    pb = env.pb
+    call = TEARDOWN[name]
+    sandbox_id, sandbox_config = env.run_pod("teardown", handler)
+    container_id = env.run(sandbox_id, sandbox_config, "c", ["/bin/sleep", "1000"])
+    actions = {
+        "StopContainer": lambda: env.stop(container_id, timeout=0),
+        "RemoveContainer": lambda: (env.stop(container_id, timeout=0), env.remove(container_id)),
+        "StopPodSandbox": lambda: env.pod.stop(sandbox_id),
+        "RemovePodSandbox": lambda: env.remove_pod(sandbox_id),
+    }
+    if call == "RemoveContainer":
+        env.stop(container_id, timeout=0)
+    plain = restart_with_failpoint(env.crid, name)
+    crash_then_restart(env.crid, plain, actions[call])
+    pods = env.pod.list()
+    assert [p.id for p in pods] == [sandbox_id], f"the pod vanished after a crash at {name}"
+    if call in ("StopPodSandbox", "RemovePodSandbox"):
+        assert pods[0].state == pb.SANDBOX_NOTREADY or call == "RemovePodSandbox"
+    containers = env.list()
+    if call in ("StopContainer", "RemoveContainer", "StopPodSandbox"):
+        assert [c.id for c in containers] == [container_id]
+        env.wait_state(container_id, pb.CONTAINER_EXITED, timeout=15)
+    # Finishing the workflow works and leaves nothing.
+    env.remove_pod(sandbox_id)
+    assert env.pod.list() == [] and env.list() == []
+    env.assert_clean()
