@@ -225,6 +225,38 @@ oci_runtime_state(const struct oci_runtime *runtime, const char *id, enum oci_st
   return 0;
 }
 
+int
+oci_runtime_list(const struct oci_runtime *runtime, char ***ids, struct error *err)
+{
+  const char *args[] = { "list", "--format", "json", NULL };
+  struct process_result result;
+  cleanup_json struct json_value *list = NULL;
+  size_t n = 0;
+
+  *ids = NULL;
+  if (run_runtime(runtime, args, &result, err) < 0)
+    return -1;
+  if (result.exit_code != 0)
+    {
+      int ret = error_set(err, EIO, "%s list: %s", runtime->name, runtime_message(&result));
+      process_result_free(&result);
+      return ret;
+    }
+  list = json_parse(result.stdout_text, result.stdout_len, err);
+  process_result_free(&result);
+  if (list == NULL)
+    return error_wrap(err, "%s list", runtime->name);
+  /* runc says null for none. */
+  *ids = xcalloc(json_array_size(list) + 1, sizeof **ids);
+  for (size_t i = 0; i < json_array_size(list); i++)
+    {
+      const char *id = json_object_get_string(json_array_at(list, i), "id");
+      if (id)
+        (*ids)[n++] = xstrdup(id);
+    }
+  return 0;
+}
+
 static bool
 lists_string(const struct json_value *array, const char *s)
 {

@@ -1,5 +1,5 @@
 /* pod/oci_runtime: every OCI runtime command line crid builds (start,
- * kill, delete, state, update, exec, features); `create` and `run` are run
+ * kill, delete, state, list, update, exec, features); `create` and `run` are run
  * by crid-conmon from the runtime path and arguments crid gives it.  One
  * handler = one runtime binary and its --root directory. */
 #ifndef CRID_POD_OCI_RUNTIME_H
@@ -58,6 +58,10 @@ size_t oci_runtime_exec_argv(const struct oci_runtime *runtime, const char *id,
 
 int oci_runtime_state(const struct oci_runtime *runtime, const char *id, enum oci_status *status,
                       pid_t *pid, struct error *err);
+
+/* The ids of every container the runtime keeps state for (`list`);
+ * *ids is NULL-terminated, the caller's (strv_free). */
+int oci_runtime_list(const struct oci_runtime *runtime, char ***ids, struct error *err);
 
 /* What `<runtime> features` (OCI runtime-spec features document) says
  * about the runtime; all false for a runtime without that command. */

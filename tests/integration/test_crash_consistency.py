@@ -271,3 +271,24 @@ def test_crash_during_stop_or_remove(env, handler, name):
     env.remove_pod(sandbox_id)
     assert env.pod.list() == [] and env.list() == []
     env.assert_clean()
+
+
+def test_runtime_state_of_nothing_listed_is_removed_at_start(env, handler):
+    """A container the runtime keeps but no record names (its directory
+    lost while crid was down) is killed and deleted at the next start."""
+    import subprocess
+
+    sandbox_id, sandbox_config = env.run_pod("unknown", handler)
+    container_id = env.run(sandbox_id, sandbox_config, "c", ["/bin/sleep", "1000"])
+    pid = env.info(container_id)["pid"]
+    env.crid.kill()
+    directory = env.crid.root / "containers" / container_id
+    subprocess.run(["umount", str(directory / "rootfs")], check=True)
+    subprocess.run(["rm", "-rf", str(directory)], check=True)
+    env.crid.start()
+    assert env.list() == []
+    cridtest.wait_for(lambda: not cridtest.pid_alive(pid), timeout=10,
+                      message="the unknown container's process to be gone")
+    assert "belongs to nothing crid knows" in env.crid.log_text()
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
