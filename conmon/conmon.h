@@ -75,6 +75,10 @@ ssize_t cm_read(int fd, void *buf, size_t len);
 /* Writes path through "<dir>/.<base>.tmp" + fsync + rename, so a reader
  * sees either nothing or the whole file. */
 int cm_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode);
+/* The same, with the file's mtime set to *mtime (CLOCK_REALTIME) before
+ * the fsync; NULL leaves it at the time of the write. */
+int cm_write_file_atomic_at(const char *path, const char *data, size_t len, mode_t mode,
+                            const struct timespec *mtime);
 
 /* Gives back to the kernel the whole pages inside [addr, addr + len):
  * their content is lost (zero or the file's on next touch). */
@@ -107,9 +111,10 @@ struct cm_log
 {
   int fd; /* -1: no log file */
   const char *path;
-  int64_t size;     /* bytes in the current file */
-  int64_t size_max; /* 0: unlimited */
-  char *out;        /* records of the chunk being written */
+  int64_t size;         /* bytes in the current file */
+  int64_t size_max;     /* 0: unlimited */
+  int64_t written_back; /* writeback started for [0, written_back) */
+  char *out;            /* records of the chunk being written */
   size_t out_len;
   size_t out_cap;
   time_t stamp_second;   /* the second stamp_prefix/stamp_zone were made for */
@@ -127,6 +132,9 @@ void cm_log_chunk(struct cm_log *log, enum cm_stream stream, const char *data, s
 /* Formats now as RFC 3339 local time with nanoseconds and a numeric
  * offset into out (at least 40 bytes); returns the length. */
 size_t cm_log_timestamp(struct cm_log *log, const struct timespec *now, char *out);
+/* Writes what is buffered (normally nothing: every chunk is written at
+ * once); the records are then in the file, if not yet on the disk. */
+void cm_log_flush(struct cm_log *log);
 void cm_log_close(struct cm_log *log, bool sync);
 
 /* ---- oom.c: cgroup OOM-kill detection ---- */
@@ -182,15 +190,17 @@ struct cm_monitor
   struct cm_log log;
   pid_t container_pid;
   bool exited;
-  int status;             /* exit code, or 128 + signal */
-  int64_t drain_deadline; /* monotonic ms: stop waiting for output EOF */
-  bool stdin_closing;     /* --stdin-once: close when pending input is written */
-  size_t in_off, in_len;  /* pending stdin bytes in the input buffer */
-  bool busy;              /* woke up since the last memory trim */
+  int status;                /* exit code, or 128 + signal */
+  struct timespec exit_time; /* CLOCK_REALTIME when the container was reaped */
+  int64_t drain_deadline;    /* monotonic ms: stop waiting for output EOF */
+  bool stdin_closing;        /* --stdin-once: close when pending input is written */
+  size_t in_off, in_len;     /* pending stdin bytes in the input buffer */
+  bool busy;                 /* woke up since the last memory trim */
 };
 
 /* Runs until the container has exited and its output is drained, then
- * writes the oom and exit files; returns crid-conmon's exit code. */
+ * writes the oom and exit files and syncs the log; returns crid-conmon's
+ * exit code. */
 int cm_monitor_run(struct cm_monitor *m);
 /* Removes the attach socket and control fifo. */
 void cm_monitor_unlink(struct cm_monitor *m);

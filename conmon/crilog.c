@@ -6,7 +6,14 @@
  * Every record of one chunk (one read from the container) shares one
  * timestamp; the records of a chunk are built in one buffer and written
  * with one write(2), which is what keeps the monitor fast.  A chunk's
- * tail without a newline is a P record (plus the '\n' kubelet strips). */
+ * tail without a newline is a P record (plus the '\n' kubelet strips).
+ *
+ * The log is not left to pile up in the page cache: every WRITEBACK_BYTES
+ * the monitor starts the writeback of what it wrote (sync_file_range, no
+ * wait), so little is dirty when the container ends.  The fsync after the
+ * exit file is then short, and the fsyncs of others on the same file
+ * system (crid saving the container as exited, a journal commit) do not
+ * queue behind hundreds of MiB of log. */
 #include "conmon/conmon.h"
 
 #include <errno.h>
@@ -22,6 +29,11 @@
 /* Room for the records of one chunk of 64-byte lines, so the common case
  * is one write; chunks of tiny lines flush more than once. */
 #define OUT_CAP (2 * CM_READ_SIZE + 4096)
+/* Dirty log bytes after which writeback is started. */
+#define WRITEBACK_BYTES (4 << 20)
+/* Writeback ranges end on this boundary (a multiple of any page size):
+ * the page the next record goes to is not sent to the disk half full. */
+#define WRITEBACK_ALIGN ((int64_t)64 << 10)
 
 static int
 open_append(const char *path)
@@ -35,6 +47,7 @@ set_size_from_file(struct cm_log *log)
   struct stat st;
 
   log->size = fstat(log->fd, &st) == 0 ? st.st_size : 0;
+  log->written_back = log->size;
 }
 
 int
@@ -85,7 +98,7 @@ truncate_log(struct cm_log *log)
     {
       close(log->fd);
       log->fd = fd;
-      log->size = 0;
+      log->size = log->written_back = 0;
     }
   else
     {
@@ -100,13 +113,28 @@ truncate_log(struct cm_log *log)
 }
 
 static void
+start_writeback(struct cm_log *log)
+{
+  int64_t end = log->size & ~(WRITEBACK_ALIGN - 1);
+
+  if (end - log->written_back < WRITEBACK_BYTES)
+    return;
+  /* Queues the pages for the disk and returns; an error shows at fsync. */
+  (void)sync_file_range(log->fd, log->written_back, end - log->written_back, SYNC_FILE_RANGE_WRITE);
+  log->written_back = end;
+}
+
+static void
 flush(struct cm_log *log)
 {
   if (log->out_len == 0)
     return;
   /* A full disk costs the records, never the monitor. */
   if (cm_write_all(log->fd, log->out, log->out_len) == 0)
-    log->size += log->out_len;
+    {
+      log->size += log->out_len;
+      start_writeback(log);
+    }
   else
     cm_msg(CM_WARN, "write log %s: %s", log->path, strerror(errno));
   log->out_len = 0;
@@ -231,6 +259,12 @@ cm_log_chunk(struct cm_log *log, enum cm_stream stream, const char *data, size_t
           data += max;
         }
     }
+  flush(log);
+}
+
+void
+cm_log_flush(struct cm_log *log)
+{
   flush(log);
 }
 

@@ -68,16 +68,24 @@
  *      wake-up not caused by an fd is one trim of memory 1 s after each
  *      burst of activity) until the container pid has exited and
  *      its output pipes reached EOF (or 2 s after the exit: what is
- *      readable then is still logged).  Then, in this order: the empty file
- *      <socket-dir>/oom if the kernel OOM-killed a process in the
- *      container's memory cgroup (v1: memory.oom_control, v2:
- *      memory.events oom_kill counter), the log is fsynced and closed,
+ *      readable then is still logged).  Then, in this order: every
+ *      record is written to the log file (write(2) done: readers see it,
+ *      the disk may not have it yet), the empty file <socket-dir>/oom if
+ *      the kernel OOM-killed a process in the container's memory cgroup
+ *      (v1: memory.oom_control, v2: memory.events oom_kill counter),
  *      attach clients are disconnected, attach and ctl are removed, and
- *      last <exit-dir>/<ID> appears, atomically (written as
- *      <exit-dir>/.<ID>.tmp and renamed: watch for IN_MOVED_TO and ignore
- *      names starting with '.'), holding the status as decimal text
- *      without newline: the exit code, or 128 + signal number.
- *      crid-conmon then exits 0 (1 if the exit file could not be written).
+ *      last of the files crid reads <exit-dir>/<ID> appears, atomically
+ *      (written as <exit-dir>/.<ID>.tmp and renamed: watch for
+ *      IN_MOVED_TO and ignore names starting with '.'), holding the
+ *      status as decimal text without newline: the exit code, or 128 +
+ *      signal number.  Its mtime is when the monitor reaped the container
+ *      (CLOCK_REALTIME, nanoseconds): the container's finish time.  Only
+ *      then is the log fsynced and closed, which takes long after a lot of
+ *      output: the monitor lives on meanwhile, touching nothing but its
+ *      open log fd (the log and the socket dir may already be removed).
+ *      Wait for the monitor process to end, not for the exit file, to
+ *      know the log is on the disk.  crid-conmon then exits 0 (1 if the
+ *      exit file could not be written).
  *
  * Container log (--log-path), CRI format, one record per line:
  *   <YYYY-MM-DDTHH:MM:SS.nnnnnnnnn±hh:mm> <stdout|stderr> <F|P> <content>\n
@@ -86,7 +94,9 @@
  * 64 KiB of a longer line), followed by '\n'.  The file is opened
  * O_APPEND|O_CREAT, mode 0640.  --log-size-max N: before a record would
  * take the file past N bytes, the file is replaced by an empty one
- * (<path>.tmp renamed over <path>; old content dropped).
+ * (<path>.tmp renamed over <path>; old content dropped).  The writeback
+ * of the log is started every 4 MiB written (without waiting for it), so
+ * little of it is still to sync when the container ends.
  *
  * Attach socket <socket-dir>/attach: AF_UNIX SOCK_SEQPACKET, mode 0700, up
  * to 64 clients.  Every chunk of output is sent to every client as

@@ -1,5 +1,5 @@
 /* conmon/monitor.c: crid-conmon's one poll loop, from the moment the
- * container exists until its exit file is written.
+ * container exists until its exit file is written (and the log synced).
  *
  * Everything is an fd in one poll(2): SIGCHLD (signalfd), the container's
  * output (pipes or the pty master), stdin backpressure, the attach
@@ -72,6 +72,7 @@ reap_children(struct cm_monitor *m)
         return;
       if (pid != m->container_pid || m->exited)
         continue;
+      clock_gettime(CLOCK_REALTIME, &m->exit_time);
       m->exited = true;
       m->status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
       m->drain_deadline = monotonic_ms() + DRAIN_MS;
@@ -436,8 +437,12 @@ write_oom_file(struct cm_monitor *m)
   free(path);
 }
 
-/* The exit file comes last: when a reader sees it, the log is complete
- * and synced, the oom file (if any) exists and the sockets are gone. */
+/* The exit file comes last of what a reader looks at: when it appears,
+ * every record is written to the log file (in the page cache, where the
+ * kubelet reads it), the oom file (if any) exists, attach clients have
+ * seen EOF and the sockets are gone.  Its mtime is the time of the reap,
+ * not of the write.  The log is synced only afterwards: the fsync of a
+ * large log takes long, and the container's end must not wait for it. */
 static int
 finish(struct cm_monitor *m)
 {
@@ -446,10 +451,10 @@ finish(struct cm_monitor *m)
   int ret = 0;
 
   final_drain(m);
+  cm_log_flush(&m->log);
   if (cm_oom_happened(&m->oom))
     write_oom_file(m);
   cm_oom_close(&m->oom);
-  cm_log_close(&m->log, true);
   for (size_t i = 0; i < m->n_clients; i++)
     if (m->clients[i].fd >= 0)
       close(m->clients[i].fd);
@@ -457,12 +462,13 @@ finish(struct cm_monitor *m)
   close_stdin(m);
   cm_monitor_unlink(m);
   snprintf(status, sizeof(status), "%d", m->status);
-  if (cm_write_file_atomic(path, status, strlen(status), 0644) < 0)
+  if (cm_write_file_atomic_at(path, status, strlen(status), 0644, &m->exit_time) < 0)
     {
       cm_msg(CM_ERROR, "write exit file %s: %s", path, strerror(errno));
       ret = 1;
     }
   free(path);
+  cm_log_close(&m->log, true);
   return ret;
 }
 

@@ -150,6 +150,13 @@ cm_read(int fd, void *buf, size_t len)
 int
 cm_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode)
 {
+  return cm_write_file_atomic_at(path, data, len, mode, NULL);
+}
+
+int
+cm_write_file_atomic_at(const char *path, const char *data, size_t len, mode_t mode,
+                        const struct timespec *mtime)
+{
   const char *slash = strrchr(path, '/');
   int dir_len = slash ? (int)(slash - path + 1) : 0;
   char *tmp = cm_xasprintf("%.*s.%s.tmp", dir_len, path, path + dir_len);
@@ -158,8 +165,18 @@ cm_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode
   fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd >= 0)
     {
+      bool written = cm_write_all(fd, data, len) == 0;
+
+      /* The rename keeps the mtime.  One that cannot be set is the time
+       * of the write: later, never wrong the other way. */
+      if (written && mtime)
+        {
+          struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, *mtime };
+          if (futimens(fd, times) < 0)
+            cm_msg(CM_WARN, "set the mtime of %s: %s", tmp, strerror(errno));
+        }
       /* fsync first: the rename must never publish an empty file. */
-      bool written = cm_write_all(fd, data, len) == 0 && fsync(fd) == 0;
+      written = written && fsync(fd) == 0;
       if (close(fd) == 0 && written && rename(tmp, path) == 0)
         ret = 0;
       else

@@ -51,7 +51,9 @@ BinaryName), in one pod of that handler:
     every record of the CRI log file is checked (`<RFC3339Nano> stdout
     F|P <text>`, P records joined) and each line compared; lost lines are
     printed (and, if some are missing at EXITED, how many turned up
-    within 5 s more).
+    within 5 s more); and how long after the log file's last write
+    (its mtime: the writer's end) ContainerStatus said EXITED and what
+    finishedAt it reported.
 
 Afterwards the pod is removed and checked gone (processes, veths,
 leases).  Leaks found on the way are printed as notes.
@@ -555,16 +557,20 @@ def phase_log(world, handler, sid, pod_config, r):
             st = world.status(cid)
             polls += 1
             if st.state == api.CONTAINER_EXITED:
+                exited_ns = time.time_ns()
                 break
             if time.monotonic() > deadline:
                 raise benchlib.BenchError("log writer still running after %.0f s"
                                           % LOG_TIMEOUT)
             time.sleep(LOG_POLL)
         elapsed = (time.perf_counter_ns() - t0) / 1e9
-        # untimed from here
+        # untimed from here; the log's mtime is its last record: the writer's end
+        last_write_ns = os.stat(path).st_mtime_ns
         log = {"seconds": elapsed, "mib_s": LOG_BYTES / MIB / elapsed, "exit": st.exit_code,
                "process_s": (st.finished_at - st.started_at) / 1e9
-               if st.finished_at and st.started_at else None, "polls": polls}
+               if st.finished_at and st.started_at else None, "polls": polls,
+               "exited_ms": (exited_ns - last_write_ns) / 1e6,
+               "finished_ms": (st.finished_at - last_write_ns) / 1e6 if st.finished_at else None}
         if st.exit_code != 0:
             world.notes.append("%s/%s: the log writer exited %d (%s)"
                                % (world.name, handler, st.exit_code, st.reason))
@@ -652,6 +658,9 @@ def run():
                               ["runtime", "handler", "start->EXITED s", "MiB/s",
                                "process s", "lines ok", "lines lost", "P records",
                                "log file MiB"]),
+        "exit": benchlib.Table("container: exit reported after the last output of the log "
+                               "writer (%d MiB)" % (LOG_BYTES // MIB),
+                               ["runtime", "handler", "EXITED after ms", "finishedAt after ms"]),
         "mem": benchlib.Table("container: monitor memory at %d running containers" % CONTAINERS,
                               ["runtime", "handler", "daemon RSS MB", "daemon PSS MB",
                                "monitor procs", "monitors RSS MB", "monitors PSS MB",
@@ -683,6 +692,9 @@ def run():
     tables["log"].note("writer: `busybox yes <63 chars> | busybox dd bs=%d iflag=fullblock "
                        "count=%d` (%d lines)" % (LOG_BLOCK, LOG_BYTES // LOG_BLOCK,
                                                  LOG_BYTES // (len(LINE) + 1)))
+    tables["exit"].note("both after the log file's mtime (its last record: the writer's end); "
+                        "EXITED: the first ContainerStatus (polled every %.0f ms) that says so; "
+                        "finishedAt: as ContainerStatus reports it" % (LOG_POLL * 1000))
     tables["mem"].note("target (issue): crid monitor <= %.0f KB RSS and <= %.0f KB PSS per "
                        "container" % (TARGET_MONITOR_RSS_KB, TARGET_MONITOR_PSS_KB))
     tables["mem"].note("monitors: crid's crid-conmon of each container (the pause's own "
@@ -698,7 +710,7 @@ def run():
         last.note(n)
     for f in failures:
         last.fail(f)
-    return [tables[k] for k in ("create_start", "stop", "remove", "exec", "log", "mem")]
+    return [tables[k] for k in ("create_start", "stop", "remove", "exec", "log", "exit", "mem")]
 
 
 def add_rows(tables, name, r):
@@ -720,8 +732,11 @@ def add_rows(tables, name, r):
                               benchlib.fmt(log["mib_s"], 0), benchlib.fmt(log["process_s"], 2),
                               str(log["good"]), str(log["lost"]), str(log["partial_records"]),
                               benchlib.fmt(log["file_mib"], 0))
+        tables["exit"].add_row(name, h, benchlib.fmt(log["exited_ms"], 1),
+                               benchlib.fmt(log["finished_ms"], 1))
     else:
         tables["log"].add_row(name, h, "-", "-", "-", "-", "-", "-", "-")
+        tables["exit"].add_row(name, h, "-", "-")
     m = r.get("memory")
     if m:
         n = m["containers"] or 1
