@@ -44,7 +44,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Everything of the daemon except main() goes into the unit tests' link.
 LIB_OBJ := $(filter-out $(OBJ)/crid/main.o,$(DAEMON_OBJ)) $(COMMON_OBJ)
 
-.PHONY: all deps host-setup run test unit integration bench install format format-check clean
+.PHONY: all deps host-setup run test unit integration fuzz bench install format format-check clean
 all: $(BIN)/crid $(BIN)/crid-conmon $(BIN)/crid-pause
 
 deps:
@@ -97,6 +97,42 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) -lcmocka -lpthread
 
+# Fuzzers (tests/fuzz, libFuzzer): every parser of untrusted bytes.  They
+# link the daemon's code built again with clang's instrumentation.  `make
+# fuzz` runs each for FUZZ_SECONDS; `make test` runs them briefly.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_OBJ := $(patsubst $(OBJ)/%.o,$(BUILD)/fuzz/obj/%.o,$(LIB_OBJ))
+FUZZ_FLAGS := -g -O1 -fsanitize=address
+
+$(BUILD)/fuzz/obj/gen/api.pb-c.o: $(PROTO_C)
+	@mkdir -p $(dir $@)
+	@clang $(CPPFLAGS_ALL) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz/obj/%.o: %.c | $(PROTO_H) $(VERSION_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC/FUZZ $<"
+	@clang $(CPPFLAGS_ALL) -std=gnu11 -Wall -Wno-unused-parameter $(FUZZ_FLAGS) \
+		-fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@echo "  LD/FUZZ $@"
+	@clang $(CPPFLAGS_ALL) -std=gnu11 -Wno-comment $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
+		$(PKG_LIBS) -lpthread
+
+fuzz: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do \
+		echo "== $$f ($(FUZZ_SECONDS) s)"; \
+		corpus=$$(mktemp -d); rc=0; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 $$corpus \
+			> $$corpus.log 2>&1 || rc=$$?; \
+		grep -E "^stat::number_of_executed_units|ERROR|SUMMARY" $$corpus.log || true; \
+		if [ $$rc -ne 0 ]; then tail -40 $$corpus.log; fi; \
+		rm -rf $$corpus $$corpus.log; \
+		test $$rc -eq 0; \
+	done
+
 run: deps all host-setup
 	$(BIN)/crid --log-level info
 
@@ -110,6 +146,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) format-check
 	$(MAKE) unit
+	$(MAKE) fuzz FUZZ_SECONDS=5
 	scripts/host-setup.sh
 	$(MAKE) integration
 

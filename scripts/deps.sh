@@ -2,7 +2,7 @@
 # Installs the Debian packages crid's build, run and tests need, only the
 # missing ones, without questions.  Safe to run again.
 set -e
-PACKAGES="gcc make pkg-config clang-format git
+PACKAGES="gcc make pkg-config clang-format clang libclang-rt-14-dev git
 libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev protobuf-compiler-grpc
 libssl-dev libcurl4-openssl-dev libarchive-dev libseccomp-dev libcap-dev libyajl-dev libmicrohttpd-dev libgnutls28-dev
 zlib1g-dev libzstd-dev zstd libcmocka-dev
