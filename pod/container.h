@@ -87,6 +87,9 @@ struct container
   bool removed;
 };
 
+/* "created", "running", "exited", "unknown": for log lines. */
+const char *container_state_name(enum container_state state);
+
 void container_ref(struct container *container);
 void container_unref(struct container *container);
 struct container *container_new(void);

@@ -389,3 +389,19 @@ fail:
   error_wrap(err, "load container %s", id);
   return NULL;
 }
+
+const char *
+container_state_name(enum container_state state)
+{
+  switch (state)
+    {
+    case CONTAINER_CREATED:
+      return "created";
+    case CONTAINER_RUNNING:
+      return "running";
+    case CONTAINER_EXITED:
+      return "exited";
+    default:
+      return "unknown";
+    }
+}

@@ -479,7 +479,8 @@ recover_containers(struct pod_manager *manager)
       container_add_locked(manager, container);
       pthread_mutex_unlock(&manager->table_lock);
       container_refresh(manager, container);
-      log_info("recovered container %.12s (state %d)", container->id, (int)container->state);
+      log_info("recovered container %.12s (%s)", container->id,
+               container_state_name(container->state));
       container_unref(container);
     }
 }
