@@ -2,8 +2,9 @@
  * and pod sandbox lifecycle event (pod/events.h) from the subscription
  * on, each with the pod's status and the statuses of the containers it
  * concerns.  A subscriber whose client reads too slowly (more than
- * RPC_STREAM_MAX_QUEUED bytes waiting) is ended with RESOURCE_EXHAUSTED;
- * it never slows the calls that publish. */
+ * EVENTS_MAX_QUEUED events waiting, as containerd bounds its event
+ * channel) is ended with RESOURCE_EXHAUSTED; it never slows the calls
+ * that publish. */
 #include "crid/daemon.h"
 #include "crid/rpc.h"
 #include "crid/service_common.h"
@@ -19,6 +20,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define EVENTS_MAX_QUEUED 1000
 
 /* Shared by the event bus (until it lets go: release) and the call (until
  * it is over: on_done). */
@@ -167,6 +170,7 @@ RPC_STREAM_HANDLER(rpc_get_container_events)
   sub->stream = stream;
   pthread_mutex_init(&sub->lock, NULL);
   atomic_init(&sub->references, 2);
+  rpc_stream_set_max_queued(stream, EVENTS_MAX_QUEUED);
   rpc_stream_set_callbacks(stream, on_cancel, on_done, sub);
   pod_events_subscribe(call->daemon->pods->events, on_event, on_bus_release, sub);
   log_debug("events subscriber added");

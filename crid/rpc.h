@@ -45,6 +45,9 @@ struct rpc_call *rpc_stream_call(struct rpc_stream *stream);
  * when more than RPC_STREAM_MAX_QUEUED bytes wait for a slow client,
  * ECANCELED once the client is gone or the stream finished.  Any thread. */
 int rpc_stream_send(struct rpc_stream *stream, const ProtobufCMessage *message, struct error *err);
+/* Bounds the messages waiting for the client (besides the bytes): past
+ * it, rpc_stream_send fails with ENOBUFS. */
+void rpc_stream_set_max_queued(struct rpc_stream *stream, size_t messages);
 /* Ends the call with err's status (NULL: OK) after what is queued.
  * Idempotent; any thread. */
 void rpc_stream_finish(struct rpc_stream *stream, const struct error *err);

@@ -61,6 +61,7 @@ struct rpc_stream
   size_t queued_bytes;
   grpc_byte_buffer *in_flight;
   size_t messages_sent;
+  size_t max_messages; /* queued, not yet sent; 0: bounded by bytes only */
   bool metadata_sent;
   bool sending;
   bool finishing;
@@ -431,6 +432,14 @@ stream_start_next(struct rpc_stream *stream)
     log_error("%s: cannot send the status of a stream", call->method->name);
 }
 
+void
+rpc_stream_set_max_queued(struct rpc_stream *stream, size_t messages)
+{
+  pthread_mutex_lock(&stream->lock);
+  stream->max_messages = messages;
+  pthread_mutex_unlock(&stream->lock);
+}
+
 struct rpc_call *
 rpc_stream_call(struct rpc_stream *stream)
 {
@@ -450,6 +459,8 @@ rpc_stream_send(struct rpc_stream *stream, const ProtobufCMessage *message, stru
   else if (stream->queued_bytes + size > RPC_STREAM_MAX_QUEUED)
     ret = error_set(err, ENOBUFS, "the client reads too slowly: %zu bytes wait",
                     stream->queued_bytes);
+  else if (stream->max_messages && stream->n >= stream->max_messages)
+    ret = error_set(err, ENOBUFS, "the client reads too slowly: %zu messages wait", stream->n);
   if (ret < 0)
     {
       pthread_mutex_unlock(&stream->lock);

@@ -190,3 +190,42 @@ def test_stream_stats_lists_match_the_unary_lists(env, handler):
         pb.ListPodSandboxMetricsRequest(), timeout=10).pod_metrics]
     env.remove_pod(sandbox_id)
     env.assert_clean()
+
+
+def test_a_subscriber_that_never_reads_is_dropped(env, handler):
+    """Each subscriber may have at most 1000 events waiting; one that
+    never reads is ended with RESOURCE_EXHAUSTED, and the others and the
+    calls go on."""
+    if handler != "crun":
+        pytest.skip("one handler is enough: the bound is crid's, not the runtime's")
+    # A small, fixed flow-control window: gRPC itself buffers little.
+    channel = grpc.insecure_channel(
+        f"unix://{env.crid.sock}",
+        options=[("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16384)])
+    stub = env.crid.api.grpc.RuntimeServiceStub(channel)
+    stalled = stub.GetContainerEvents(env.pb.GetEventsRequest(), timeout=300)
+    reader = EventCollector(env)
+    time.sleep(0.2)
+    sandbox_id, sandbox_config = env.run_pod("flood", handler)
+    dropped = False
+    for i in range(600):
+        container_id = env.create(sandbox_id, sandbox_config,
+                                  env.container_config(f"c{i}", ["/bin/true"]))
+        env.start(container_id)
+        env.wait_state(container_id, env.pb.CONTAINER_EXITED)
+        env.remove(container_id)
+        env.container_ids.discard(container_id)
+        if i % 50 == 49 and "events subscriber dropped" in env.crid.log_text():
+            dropped = True
+            break
+    assert dropped, "the subscriber that never reads was never dropped"
+    with pytest.raises(grpc.RpcError) as ended:
+        for _ in stalled:
+            pass
+    assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The reading subscriber saw everything and goes on.
+    assert len(reader.events) >= 4 * 250
+    reader.cancel()
+    channel.close()
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
