@@ -10,6 +10,7 @@
  * monitor's files are in <state>/conmon/<id>/ (ctl, attach, oom, pid
  * files) and its exit file is <state>/exits/<id>. */
 #include "pod/container.h"
+#include "pod/trash.h"
 #include "pod/events.h"
 #include "common/failpoint.h"
 #include "pod/capabilities.h"
@@ -1052,9 +1053,10 @@ remove_locked(struct pod_manager *manager, struct container *container, struct e
     return -1;
   failpoint("container.remove-after-unmount");
   container->rootfs_mounted = false;
-  /* Only once the overlay is surely gone: remove_tree must not walk into
-   * a mounted image. */
-  if (remove_tree(dir, err) < 0)
+  /* Only once the overlay is surely gone: the deletion must not walk into
+   * a mounted image.  The directory leaves the API's view at once; its
+   * files (the writable layer) are deleted in the background. */
+  if (trash_discard(manager->trash, dir, err) < 0)
     return -1;
   remove_monitor_files(manager, container->id);
   container->removed = true;

@@ -1,4 +1,5 @@
 #include "pod/pod_manager.h"
+#include "pod/trash.h"
 #include "image/layer.h"
 #include "pod/monitor.h"
 #include "pod/events.h"
@@ -357,6 +358,20 @@ on_exit_file(void *arg, const char *id)
 
 /* Every container with a complete record comes back, and exits that
  * happened while crid was away are read from their exit files. */
+/* <root>/trash; without it (logged), removals delete in the call. */
+static struct trash *
+open_trash(const char *root)
+{
+  cleanup_free char *dir = xasprintf("%s/trash", root);
+  struct error err = ERROR_INIT;
+  struct trash *trash = trash_open(dir, &err);
+
+  if (trash == NULL)
+    log_warn("%s", error_message(&err));
+  error_clear(&err);
+  return trash;
+}
+
 static bool
 object_listed(struct pod_manager *manager, const char *id)
 {
@@ -535,6 +550,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
   memset(options, 0, sizeof *options);
   pthread_mutex_init(&manager->table_lock, NULL);
   manager->events = pod_events_new();
+  manager->trash = open_trash(manager->options.root);
   if (assemble_pause_rootfs(manager, err) < 0)
     {
       pod_manager_free(manager);
@@ -572,6 +588,7 @@ pod_manager_free(struct pod_manager *manager)
   children_set_orphan_hook(NULL, NULL);
   exit_watch_stop(manager->exit_watch);
   pod_events_free(manager->events);
+  trash_close(manager->trash);
   pod_manager_release_containers(manager->containers, manager->n_containers);
   pod_manager_release_list(manager->sandboxes, manager->n_sandboxes);
   options_free(&manager->options);

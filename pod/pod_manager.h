@@ -50,6 +50,7 @@ struct pod_manager_options
 };
 
 struct pod_events;
+struct trash;
 struct stats_collector;
 
 struct pod_manager
@@ -64,6 +65,7 @@ struct pod_manager
   struct exit_watch *exit_watch;
   struct pod_events *events;     /* lifecycle events (pod/events.h) */
   struct stats_collector *stats; /* stats cache and collector (pod/stats.h); may be NULL */
+  struct trash *trash;           /* removed directories, deleted in the background; may be NULL */
 };
 
 /* options is moved into the manager.  Assembles the built-in pause root

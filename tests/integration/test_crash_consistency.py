@@ -292,3 +292,29 @@ def test_runtime_state_of_nothing_listed_is_removed_at_start(env, handler):
     assert "belongs to nothing crid knows" in env.crid.log_text()
     env.remove_pod(sandbox_id)
     env.assert_clean()
+
+
+def test_removed_container_files_go_in_the_background_and_survive_a_crash(env, handler):
+    """RemoveContainer moves the container's directory into <root>/trash
+    and returns; a background thread deletes it, and what a crash leaves
+    there is deleted at the next start."""
+    sandbox_id, sandbox_config = env.run_pod("trash", handler)
+    container_id = env.run(sandbox_id, sandbox_config, "c", [
+        "/bin/sh", "-c", "mkdir /many && cd /many && for i in $(seq 2000); do : > f$i; done"])
+    env.wait_state(container_id, env.pb.CONTAINER_EXITED, timeout=30)
+    env.remove(container_id)
+    env.container_ids.discard(container_id)
+    trash = env.crid.root / "trash"
+    assert not (env.crid.root / "containers" / container_id).exists()
+    cridtest.wait_for(lambda: not any(trash.iterdir()), timeout=20,
+                      message="the trash to be emptied")
+    # A crash with something in the trash: the next start empties it.
+    env.crid.kill()
+    leftover = trash / "left-by-a-crash"
+    (leftover / "deep" / "er").mkdir(parents=True)
+    (leftover / "deep" / "er" / "file").write_text("x")
+    env.crid.start()
+    cridtest.wait_for(lambda: not leftover.exists(), timeout=20,
+                      message="the crash's leftovers in the trash to be deleted")
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
