@@ -133,7 +133,15 @@ fuzz: $(FUZZ_BIN)
 		test $$rc -eq 0; \
 	done
 
+# A node that starts pods: without any CNI configuration, the default
+# bridge network is installed (and said so).
 run: deps all host-setup
+	@if ! ls /etc/cni/net.d/*.conf /etc/cni/net.d/*.conflist /etc/cni/net.d/*.json \
+		>/dev/null 2>&1; then \
+		install -d /etc/cni/net.d; \
+		install -m 0644 contrib/10-crid-bridge.conflist /etc/cni/net.d/; \
+		echo "run: no CNI configuration in /etc/cni/net.d: installed contrib/10-crid-bridge.conflist"; \
+	fi
 	$(BIN)/crid --log-level info
 
 unit: $(UNIT_BIN)
@@ -145,9 +153,9 @@ integration: all
 test: deps
 	$(MAKE) all
 	$(MAKE) format-check
+	scripts/host-setup.sh
 	$(MAKE) unit
 	$(MAKE) fuzz FUZZ_SECONDS=5
-	scripts/host-setup.sh
 	$(MAKE) integration
 
 bench: deps all host-setup
@@ -166,9 +174,16 @@ install: all
 		$(DESTDIR)/etc/crid $(DESTDIR)/etc/crid/crid.conf.d $(DESTDIR)/etc/cni/net.d
 	install -m 0755 $(BIN)/crid $(BIN)/crid-conmon $(BIN)/crid-pause $(DESTDIR)$(PREFIX)/bin/
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/crid.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/crid.service
-	install -m 0644 contrib/crid.conf $(DESTDIR)/etc/crid/crid.conf
-	install -m 0644 contrib/crictl.yaml $(DESTDIR)/etc/crictl.yaml
-	install -m 0644 contrib/10-crid-bridge.conflist $(DESTDIR)/etc/cni/net.d/
+	@# Configuration an operator may have changed is never overwritten: the
+	@# new default goes beside it as FILE.default, as Debian conffiles do.
+	@set -e; for pair in crid.conf:/etc/crid/crid.conf crictl.yaml:/etc/crictl.yaml \
+		10-crid-bridge.conflist:/etc/cni/net.d/10-crid-bridge.conflist; do \
+		src=contrib/$${pair%%:*}; dst=$(DESTDIR)$${pair#*:}; \
+		if [ -e "$$dst" ] && ! cmp -s "$$src" "$$dst"; then \
+			install -m 0644 "$$src" "$$dst.default"; \
+			echo "install: kept $$dst; the new default is $$dst.default"; \
+		else install -m 0644 "$$src" "$$dst"; fi; \
+	done
 
 
 clean:
