@@ -204,12 +204,12 @@ static const struct field metrics_fields[] = {
 };
 
 /* CRI-O's key of the same name; its 0 (collect at each call) has no
- * equivalent: crid reads cgroups at each call anyway and never walks a
- * file system for one. */
+ * equivalent: a call reads the cgroups whose reading is older than a
+ * period anyway, and never walks a file system. */
 static const struct field stats_fields[] = {
   INTEGER(C, collection_period, 1, 3600,
-          "Seconds between background passes: writable layers measured (du of each upper "
-          "dir), CPU sampled."),
+          "Seconds between background passes: cgroups read (calls serve a reading up to a "
+          "period old, 15 s at most), writable layers measured (du of each upper dir)."),
   FIELDS_END,
 };
 

@@ -309,7 +309,8 @@ container_metrics(struct rpc_call *call, struct container *container, const stru
   name = arena_strdup(&call->arena, container->config->metadata->name);
   image = arena_strdup(&call->arena, container->image_name ? container->image_name : "");
   pthread_mutex_unlock(&container->lock);
-  if (stats_read_container(call->daemon->pods, container, &stats, &err) < 0 || !stats.has_cgroup)
+  if (stats_read_container(call->daemon->pods, container, STATS_WANT_METRICS, &stats, &err) < 0
+      || !stats.has_cgroup)
     {
       error_clear(&err);
       stats_container_clear(&stats);
@@ -361,7 +362,7 @@ sandbox_metrics(struct rpc_call *call, struct sandbox *sandbox, struct container
   Runtime__V1__PodSandboxMetrics *out;
 
   sandbox_refresh(call->daemon->pods, sandbox);
-  if (stats_read_sandbox(call->daemon->pods, sandbox, &stats, &err) < 0)
+  if (stats_read_sandbox(call->daemon->pods, sandbox, STATS_WANT_METRICS, &stats, &err) < 0)
     {
       error_clear(&err);
       return NULL;

@@ -20,6 +20,7 @@
 #include "pod/stats.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 #define PSI_US_TO_NS 1000
@@ -227,7 +228,9 @@ rpc_container_stats_message(struct rpc_call *call, struct container *container)
   struct error err = ERROR_INIT;
   Runtime__V1__ContainerAttributes *attributes = attributes_if_present(call, container);
 
-  if (attributes == NULL || stats_read_container(call->daemon->pods, container, &stats, &err) < 0)
+  if (attributes == NULL
+      || stats_read_container(call->daemon->pods, container, STATS_WANT_CONTAINER, &stats, &err)
+             < 0)
     {
       error_clear(&err);
       return NULL;
@@ -245,6 +248,28 @@ rpc_container_stats_message(struct rpc_call *call, struct container *container)
     }
   stats_container_clear(&stats);
   return out;
+}
+
+/* A list call refreshes each container before its stats, so one that
+ * ended unnoticed (its monitor killed before it wrote the exit file) is
+ * not shown running; with evented PLEG, the kubelet's stats polls are
+ * what notice it.  Every other exit is marked as it happens (the exit
+ * watcher), so a container whose process is alive is left alone: one
+ * kill(pid, 0) instead of container_refresh's exit-file lookup, which
+ * was most of the time of a list call. */
+static void
+refresh_if_ended(struct pod_manager *pods, struct container *container)
+{
+  bool alive;
+  pid_t pid;
+
+  pthread_mutex_lock(&container->lock);
+  alive = !container->removed && container->state == CONTAINER_RUNNING;
+  pid = container->pid;
+  pthread_mutex_unlock(&container->lock);
+  if (alive && pid > 0 && (kill(pid, 0) == 0 || errno == EPERM))
+    return;
+  container_refresh(pods, container);
 }
 
 static bool
@@ -279,7 +304,7 @@ rpc_container_stats_items(struct rpc_call *call, const Runtime__V1__ContainerSta
       Runtime__V1__ContainerStats *item;
       if (!container_matches(containers[i], filter))
         continue;
-      container_refresh(pods, containers[i]);
+      refresh_if_ended(pods, containers[i]);
       item = rpc_container_stats_message(call, containers[i]);
       if (item)
         items[(*n_out)++] = item;
@@ -304,7 +329,7 @@ RPC_HANDLER(rpc_container_stats)
   reply->stats = rpc_container_stats_message(call, container);
   container_unref(container);
   if (reply->stats == NULL)
-    return error_set(err, ENOENT, "container %s not found", stats_request->container_id);
+    return error_set(err, ENOENT, "container %.64s not found", stats_request->container_id);
   *response = &reply->base;
   return 0;
 }
@@ -412,7 +437,7 @@ rpc_sandbox_stats_message(struct rpc_call *call, struct sandbox *sandbox,
   Runtime__V1__LinuxPodSandboxStats *linux_stats;
   struct stats_sandbox stats;
 
-  if (stats_read_sandbox(call->daemon->pods, sandbox, &stats, err) < 0)
+  if (stats_read_sandbox(call->daemon->pods, sandbox, STATS_WANT_SANDBOX, &stats, err) < 0)
     return NULL;
   out = arena_new(&call->arena, Runtime__V1__PodSandboxStats);
   linux_stats = arena_new(&call->arena, Runtime__V1__LinuxPodSandboxStats);
@@ -456,7 +481,7 @@ rpc_sandbox_stats_items(struct rpc_call *call, const Runtime__V1__PodSandboxStat
 
   *n_out = 0;
   for (size_t i = 0; i < n_containers; i++)
-    container_refresh(pods, containers[i]);
+    refresh_if_ended(pods, containers[i]);
   for (size_t i = 0; i < n; i++)
     {
       struct error err = ERROR_INIT;

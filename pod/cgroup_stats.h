@@ -7,6 +7,16 @@
  * the cgroup directories explicitly, so tests point them at fixture
  * trees; cgroup_stats_read_fs() finds the live directories on this host.
  *
+ * Repeated readings of one cgroup (a stats call every few seconds for
+ * each container) go through a handle (struct cgroup_handle): it keeps
+ * the cgroup's directories open, so each file is opened relative to its
+ * directory (the kernel looks up one name instead of walking the seven
+ * or more components of /sys/fs/cgroup/<controller>/.../<container>,
+ * which is most of the cost of a reading), and it remembers the files
+ * found missing on this host (no swap accounting, PSI switched off), so
+ * later readings do not look for them again.  A reading also names the
+ * fields it is for (enum cgroup_want): only their files are read.
+ *
  * Files read (a missing file only turns its fields off):
  *   v2  cpu.stat, memory.current, memory.max, memory.stat, memory.events,
  *       memory.swap.current, memory.swap.max, pids.current, pids.max,
@@ -141,6 +151,67 @@ struct cgroup_v1_dirs
 
 /* Frees the strings and sets them to NULL. */
 void cgroup_v1_dirs_clear(struct cgroup_v1_dirs *dirs);
+
+/* What a reading is for; only the files these need are read (a reading
+ * may fill more fields than asked, e.g. cgroup2's cpu.stat holds them
+ * all).  The CRI stats calls want CPU, memory, swap and PSI, and pids
+ * for a pod; the metrics want everything. */
+enum cgroup_want
+{
+  CGROUP_WANT_CPU = 1u << 0,        /* usage: v1 cpuacct.usage; v2 cpu.stat */
+  CGROUP_WANT_CPU_DETAIL = 1u << 1, /* user, system, CFS periods: v1 cpuacct.stat, cpu.stat */
+  CGROUP_WANT_MEMORY = 1u << 2,     /* usage, working set, rss, faults, limit, available */
+  CGROUP_WANT_SWAP = 1u << 3,       /* swap usage and limit */
+  CGROUP_WANT_OOM = 1u << 4,        /* OOM kills: v1 memory.oom_control; v2 memory.events */
+  CGROUP_WANT_PIDS = 1u << 5,
+  CGROUP_WANT_PSI = 1u << 6, /* cpu, memory and io pressure */
+};
+#define CGROUP_WANT_ALL 0x7fu
+
+/* One cgroup's directories, held open between readings, and the files
+ * found missing in them; see the top of this file.  A directory is
+ * opened by the first reading that needs one of its files (O_PATH), so
+ * a handle holds at most one descriptor per v1 hierarchy read (a CRI
+ * reading on a hybrid host: cpuacct, memory and the cgroup2 directory
+ * for PSI; co-mounted hierarchies such as "cpu,cpuacct" share one) and
+ * one on cgroup2.  Readings may share a handle from several
+ * threads; it is freed, its descriptors closed, with its last
+ * reference. */
+struct cgroup_handle;
+
+/* A handle on the cgroup2 directory dir, or on v1 directories (copied;
+ * NULL members stay unavailable). */
+struct cgroup_handle *cgroup_handle_new_v2(const char *dir);
+struct cgroup_handle *cgroup_handle_new_v1(const struct cgroup_v1_dirs *dirs);
+
+/* A handle on the cgroup at fs_path on this host, as cgroup_stats_read_fs
+ * finds it; with hierarchies (cgroup_hierarchies' list) on a v1 or
+ * hybrid host instead of reading /proc/self/mountinfo. */
+int cgroup_handle_new_fs(const char *fs_path, char *const *hierarchies, struct cgroup_handle **out,
+                         struct error *err);
+
+struct cgroup_handle *cgroup_handle_ref(struct cgroup_handle *handle);
+/* NULL is fine. */
+void cgroup_handle_unref(struct cgroup_handle *handle);
+
+/* Forgets which files were found missing: the next reading looks for
+ * them again (a cgroup2 controller enabled later, cgroup.pressure
+ * switched back on). */
+void cgroup_handle_recheck(struct cgroup_handle *handle);
+
+/* How many directory descriptors it holds now. */
+int cgroup_handle_open_dirs(struct cgroup_handle *handle);
+
+/* True once a reading found that a directory it holds was replaced (the
+ * path now names another directory): make a new handle. */
+bool cgroup_handle_is_stale(struct cgroup_handle *handle);
+
+/* The statistics that `wanted` (enum cgroup_want bits) need, through the
+ * handle.  Errors as cgroup_stats_read_v2 and _v1, plus ESTALE when a
+ * directory was replaced (see cgroup_handle_is_stale) and ENOENT when it
+ * was removed since the handle opened it. */
+int cgroup_stats_read_handle(struct cgroup_handle *handle, uint32_t wanted,
+                             struct cgroup_stats *out, struct error *err);
 
 /* The statistics of the cgroup2 directory dir.  ENOENT when dir does not
  * exist (the cgroup is gone); a missing file turns its fields off; a file

@@ -133,13 +133,14 @@ stats_layers_dir(const struct pod_manager *manager)
 /* The cgroup at fs_path, and the CPU rate of id from it; false when the
  * cgroup cannot be read (gone, or the object is ending). */
 static bool
-read_sampled(struct pod_manager *manager, const char *id, const char *fs_path,
+read_sampled(struct pod_manager *manager, const char *id, const char *fs_path, uint32_t wanted,
              struct stats_reading *out)
 {
   struct error err = ERROR_INIT;
 
   memset(out, 0, sizeof *out);
-  if (stats_collector_read_cgroup(manager->stats, fs_path, &out->cgroup, &err) < 0)
+  out->wanted = wanted;
+  if (stats_collector_read_cgroup(manager->stats, id, fs_path, wanted, &out->cgroup, &err) < 0)
     {
       log_debug("stats of %.12s: %s", id, error_message(&err));
       error_clear(&err);
@@ -178,11 +179,12 @@ container_fs_path(const struct pod_manager *manager, const char *cgroups_path)
 }
 
 int
-stats_read_container(struct pod_manager *manager, struct container *container,
+stats_read_container(struct pod_manager *manager, struct container *container, uint32_t wanted,
                      struct stats_container *out, struct error *err)
 {
   cleanup_free char *cgroups_path = NULL;
   char id[sizeof container->id];
+  bool fresh = wanted & STATS_READ_FRESH;
 
   memset(out, 0, sizeof *out);
   pthread_mutex_lock(&container->lock);
@@ -201,8 +203,9 @@ stats_read_container(struct pod_manager *manager, struct container *container,
   if (out->state == CONTAINER_RUNNING && out->cgroup_path)
     {
       struct stats_reading reading;
-      out->has_cgroup = stats_collector_recent(manager->stats, id, &reading);
-      if (!out->has_cgroup && read_sampled(manager, id, out->cgroup_path, &reading))
+      wanted &= ~STATS_READ_FRESH;
+      out->has_cgroup = !fresh && stats_collector_recent(manager->stats, id, wanted, &reading);
+      if (!out->has_cgroup && read_sampled(manager, id, out->cgroup_path, wanted, &reading))
         {
           stats_collector_keep(manager->stats, id, &reading);
           out->has_cgroup = true;
@@ -271,14 +274,17 @@ pod_cgroup_path(const struct pod_manager *manager, const char *parent)
   return path;
 }
 
-/* Adds the cgroup at fs_path to sum; a missing one adds nothing. */
+/* Adds the cgroup at fs_path (of the container id; NULL for the pause,
+ * read once) to sum; a missing one adds nothing. */
 static void
-add_cgroup(struct pod_manager *manager, const char *fs_path, struct cgroup_stats *sum, int *parts)
+add_cgroup(struct pod_manager *manager, const char *id, const char *fs_path, uint32_t wanted,
+           struct cgroup_stats *sum, int *parts)
 {
   struct cgroup_stats part;
   struct error err = ERROR_INIT;
 
-  if (fs_path == NULL || stats_collector_read_cgroup(manager->stats, fs_path, &part, &err) < 0)
+  if (fs_path == NULL
+      || stats_collector_read_cgroup(manager->stats, id, fs_path, wanted, &part, &err) < 0)
     {
       error_clear(&err);
       return;
@@ -303,7 +309,7 @@ member_fs_path(struct pod_manager *manager, struct container *container, const c
 
 /* Without a pod cgroup: the pause's cgroup and its running containers'. */
 static bool
-sum_pod_cgroups(struct pod_manager *manager, const struct sandbox_view *view,
+sum_pod_cgroups(struct pod_manager *manager, const struct sandbox_view *view, uint32_t wanted,
                 struct cgroup_stats *out)
 {
   cleanup_free char *pause_path = container_fs_path(manager, view->cgroups_path);
@@ -314,11 +320,11 @@ sum_pod_cgroups(struct pod_manager *manager, const struct sandbox_view *view,
   memset(out, 0, sizeof *out);
   out->present = SUMMABLE;
   out->timestamp_ns = time_realtime_ns();
-  add_cgroup(manager, pause_path, out, &parts);
+  add_cgroup(manager, NULL, pause_path, wanted, out, &parts);
   for (size_t i = 0; i < n; i++)
     {
       cleanup_free char *path = member_fs_path(manager, containers[i], view->id);
-      add_cgroup(manager, path, out, &parts);
+      add_cgroup(manager, containers[i]->id, path, wanted, out, &parts);
     }
   pod_manager_release_containers(containers, n);
   return parts > 0;
@@ -328,16 +334,21 @@ sum_pod_cgroups(struct pod_manager *manager, const struct sandbox_view *view,
  * its CPU rate; a recent reading is reused. */
 static bool
 read_pod_cgroup(struct pod_manager *manager, const struct sandbox_view *view, const char *fs_path,
-                struct stats_sandbox *out)
+                uint32_t wanted, struct stats_sandbox *out)
 {
   struct stats_reading reading = { 0 };
-  bool found = stats_collector_recent(manager->stats, view->id, &reading);
+  bool fresh = wanted & STATS_READ_FRESH;
+  bool found;
+
+  wanted &= ~STATS_READ_FRESH;
+  found = !fresh && stats_collector_recent(manager->stats, view->id, wanted, &reading);
 
   if (!found && fs_path)
-    found = read_sampled(manager, view->id, fs_path, &reading);
-  else if (!found && sum_pod_cgroups(manager, view, &reading.cgroup))
+    found = read_sampled(manager, view->id, fs_path, wanted, &reading);
+  else if (!found && sum_pod_cgroups(manager, view, wanted, &reading.cgroup))
     {
       found = true;
+      reading.wanted = wanted;
       if (cgroup_stats_has(&reading.cgroup, CGROUP_STAT_CPU_USAGE))
         reading.has_rate
             = stats_collector_cpu_rate(manager->stats, view->id, reading.cgroup.timestamp_ns,
@@ -370,8 +381,8 @@ read_network(pid_t pause_pid, struct stats_network *out)
 }
 
 int
-stats_read_sandbox(struct pod_manager *manager, struct sandbox *sandbox, struct stats_sandbox *out,
-                   struct error *err)
+stats_read_sandbox(struct pod_manager *manager, struct sandbox *sandbox, uint32_t wanted,
+                   struct stats_sandbox *out, struct error *err)
 {
   struct sandbox_view view;
 
@@ -381,7 +392,7 @@ stats_read_sandbox(struct pod_manager *manager, struct sandbox *sandbox, struct 
   if (view.cgroup_parent[0] != '\0')
     out->cgroup_path = pod_cgroup_path(manager, view.cgroup_parent);
   out->summed = out->cgroup_path == NULL;
-  out->has_cgroup = read_pod_cgroup(manager, &view, out->cgroup_path, out);
+  out->has_cgroup = read_pod_cgroup(manager, &view, out->cgroup_path, wanted, out);
   if (!view.host_network && view.pause_pid > 0)
     read_network(view.pause_pid, &out->network);
   view_clear(&view);

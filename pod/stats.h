@@ -19,18 +19,29 @@
  *     a rate exists at the first call), and drops the cache entries of
  *     removed objects.  A stats call never walks a file system.
  *
+ * Numbers are served from the last reading of a cgroup while it is less
+ * than a collection period old (at most STATS_READING_MAX_AGE_NS), and
+ * read at the call otherwise.  The collector takes a fresh reading of
+ * every running container and ready pod each period (it did so for the
+ * CPU samples anyway), so a kubelet polling every 10-15 s gets numbers at
+ * most a period old, as cAdvisor's housekeeping gives them, without a
+ * call reading a hundred cgroups: the calls cost next to nothing and the
+ * collector's passes are the only cgroup reads, however many clients
+ * poll.  A reading is served only to a call that wants no more fields
+ * than it was read for (the metrics want more than the stats calls).
+ * Reads go through a handle per object that keeps the cgroup's
+ * directories open and reads only the files the fields need
+ * (pod/cgroup_stats.h); without swap on the host, the swap files are not
+ * read at all.
+ *
  * usage_nano_cores is the CPU time used between two samples of the same
  * cgroup divided by the wall time between them; the samples are the
- * calls' own and the collector's.  A sample less than
+ * collector's and the calls' own reads.  A sample less than
  * STATS_RATE_MIN_INTERVAL_NS after the newest one is not kept, and its
  * rate is taken over the interval from the older sample instead, so
- * close calls (two clients, the collector) never give a rate over a few
- * milliseconds.  Without an earlier sample there is no rate.
- *
- * A cgroup reading less than STATS_READING_REUSE_NS old is reused: the
- * calls a kubelet (or a scrape) makes in the same second, ListPodSandboxStats,
- * ListContainerStats and ListPodSandboxMetrics, share one reading of each
- * cgroup instead of reading its dozen files each time.
+ * close reads never give a rate over a few milliseconds.  With the
+ * collector's samples, the rate is that of the last period, as cAdvisor
+ * computes it.  Without an earlier sample there is no rate.
  *
  * Network counters are those of the pod's namespace, read from
  * /proc/<pause pid>/net/dev, loopback left out; hostNetwork pods have
@@ -54,7 +65,9 @@ struct stats_collector;
 
 #define STATS_DEFAULT_PERIOD_S 10
 #define STATS_RATE_MIN_INTERVAL_NS (1000LL * 1000 * 1000)
-#define STATS_READING_REUSE_NS (1000LL * 1000 * 1000)
+/* A reading is served for one collection period, never longer than this
+ * (the kubelet's own housekeeping is 10-15 s). */
+#define STATS_READING_MAX_AGE_NS (15LL * 1000 * 1000 * 1000)
 /* One writable layer's walk stops after this many entries. */
 #define STATS_LAYER_MAX_ENTRIES (1024 * 1024)
 
@@ -101,14 +114,27 @@ struct stats_sandbox
 void stats_container_clear(struct stats_container *stats);
 void stats_sandbox_clear(struct stats_sandbox *stats);
 
-/* The snapshot of a container.  ENOENT once it is removed; a cgroup that
- * cannot be read (the container is ending) only leaves has_cgroup off. */
-int stats_read_container(struct pod_manager *manager, struct container *container,
+/* What a snapshot reads of the cgroups (enum cgroup_want): the CRI stats
+ * calls want CPU, memory, swap and pressure (a pod also its process
+ * count); the metrics want every field.  Only those files are read. */
+#define STATS_WANT_CONTAINER                                                                       \
+  (CGROUP_WANT_CPU | CGROUP_WANT_MEMORY | CGROUP_WANT_SWAP | CGROUP_WANT_PSI)
+#define STATS_WANT_SANDBOX (STATS_WANT_CONTAINER | CGROUP_WANT_PIDS)
+#define STATS_WANT_METRICS CGROUP_WANT_ALL
+/* With the fields wanted: read the cgroup now, even if a recent reading
+ * exists (the collector's periodic pass). */
+#define STATS_READ_FRESH (1u << 31)
+
+/* The snapshot of a container, its cgroup read for `wanted`.  ENOENT
+ * once it is removed; a cgroup that cannot be read (the container is
+ * ending) only leaves has_cgroup off. */
+int stats_read_container(struct pod_manager *manager, struct container *container, uint32_t wanted,
                          struct stats_container *out, struct error *err);
 
-/* The snapshot of a pod.  ENOENT once it is removed, EAGAIN when it is
- * not ready (its pause is gone: nothing to measure). */
-int stats_read_sandbox(struct pod_manager *manager, struct sandbox *sandbox,
+/* The snapshot of a pod, its cgroup read for `wanted`.  ENOENT once it
+ * is removed, EAGAIN when it is not ready (its pause is gone: nothing to
+ * measure). */
+int stats_read_sandbox(struct pod_manager *manager, struct sandbox *sandbox, uint32_t wanted,
                        struct stats_sandbox *out, struct error *err);
 
 /* The writable layers of every container together (ImageFsInfo's

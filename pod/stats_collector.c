@@ -5,10 +5,12 @@
  * Every period the thread re-reads the cgroup mount points, measures the
  * upper directory of each running container (and, once per state, that
  * of a created or exited one: it cannot change then), samples the CPU of
- * every running container and ready pod, and forgets the ids of objects
- * that are gone.  A stats call that finds a container never measured
- * wakes it early; such a pass only measures what is missing.  Removed
- * objects are also forgotten at once through their DELETED event. */
+ * every running container and ready pod (the readings the calls serve
+ * until the next pass), and forgets the ids of objects that are gone,
+ * closing their cgroup handles.  A stats call that finds a container
+ * never measured wakes it early; such a pass only measures what is
+ * missing.  Removed objects are also forgotten at once through their
+ * DELETED event. */
 #include "pod/stats.h"
 #include "pod/cgroup.h"
 #include "pod/disk_usage.h"
@@ -36,6 +38,8 @@
 #define IOPRIO_CLASS_IDLE 3
 #define IOPRIO_CLASS_SHIFT 13
 #define COLLECTOR_NICE 19
+/* /proc/meminfo is about 1.5 KiB. */
+#define MEMINFO_MAX_SIZE (64 * 1024)
 
 struct cache_entry
 {
@@ -48,6 +52,12 @@ struct cache_entry
   struct stats_fs_usage layer;
   int64_t layer_tried_ns; /* monotonic; 0: never tried */
   int layer_state;        /* the container's state when measured; -1: failed */
+  /* The object's cgroup held open (pod/cgroup_stats.h) and the path it
+   * was made for; NULL until the first reading.  Closed when the entry
+   * goes, so a removed object's descriptors last at most until the
+   * DELETED event or the next pass. */
+  struct cgroup_handle *cgroup;
+  char *cgroup_path;
 };
 
 /* The events subscription outlives the collector (the bus releases it
@@ -63,6 +73,7 @@ struct stats_collector
 {
   struct pod_manager *manager;
   int64_t period_ns;
+  int64_t max_age_ns; /* of a reading served: the period, capped */
   char *layers_dir;
   pthread_t thread;
   atomic_bool stop;
@@ -75,6 +86,10 @@ struct stats_collector
   size_t n_entries;
   char **hierarchies; /* cgroup v1 mount points; NULL on cgroup2 */
   int64_t last_pass_ns;
+  /* Whether the host has swap (SwapTotal > 0), re-read every period:
+   * without any there is no swap to report, so the swap files are not
+   * read and the swap fields are left out. */
+  atomic_bool host_swap;
 };
 
 /* ---- The cache ------------------------------------------------------- */
@@ -132,8 +147,18 @@ get_locked(struct stats_collector *c, const char *id)
 }
 
 static void
+drop_handle(struct cache_entry *e)
+{
+  cgroup_handle_unref(e->cgroup);
+  free(e->cgroup_path);
+  e->cgroup = NULL;
+  e->cgroup_path = NULL;
+}
+
+static void
 remove_at_locked(struct stats_collector *c, size_t i)
 {
+  drop_handle(&c->entries[i]);
   memmove(&c->entries[i], &c->entries[i + 1], (c->n_entries - i - 1) * sizeof *c->entries);
   c->n_entries--;
 }
@@ -166,7 +191,8 @@ stats_collector_cpu_rate(struct stats_collector *c, const char *id, int64_t now_
 }
 
 bool
-stats_collector_recent(struct stats_collector *c, const char *id, struct stats_reading *out)
+stats_collector_recent(struct stats_collector *c, const char *id, uint32_t wanted,
+                       struct stats_reading *out)
 {
   struct cache_entry *e;
   bool recent = false;
@@ -175,11 +201,19 @@ stats_collector_recent(struct stats_collector *c, const char *id, struct stats_r
     return false;
   pthread_mutex_lock(&c->lock);
   e = find_locked(c, id);
-  if (e && e->reading_ns && time_monotonic_ns() - e->reading_ns < STATS_READING_REUSE_NS)
+  if (e && e->reading_ns && (e->reading.wanted & wanted) == wanted)
     {
-      *out = e->reading;
-      recent = true;
+      int64_t age = time_monotonic_ns() - e->reading_ns;
+      /* A reading without a CPU rate (the object's first) is served only
+       * until a new one could give a rate: a new container has one from
+       * the second call a second later, not from the next pass. */
+      bool rate_due = !e->reading.has_rate
+                      && cgroup_stats_has(&e->reading.cgroup, CGROUP_STAT_CPU_USAGE)
+                      && age >= STATS_RATE_MIN_INTERVAL_NS;
+      recent = age < c->max_age_ns && !rate_due;
     }
+  if (recent)
+    *out = e->reading;
   pthread_mutex_unlock(&c->lock);
   return recent;
 }
@@ -234,36 +268,104 @@ stats_collector_last_pass(struct stats_collector *c)
 
 /* ---- cgroup mount points --------------------------------------------- */
 
-/* Absolute, without a ".." component (paths come from crid's own cgroup
- * names and the kubelet's parent, already checked; this is a guard). */
-static bool
-fs_path_is_safe(const char *fs_path)
+/* A handle for one reading (an object without an entry: the pause of a
+ * pod summed), with the cached v1 mount points (mountinfo read when
+ * there are none). */
+static int
+temporary_handle(struct stats_collector *c, const char *fs_path, struct cgroup_handle **out,
+                 struct error *err)
 {
-  return fs_path[0] == '/' && strstr(fs_path, "/../") == NULL && !str_has_suffix(fs_path, "/..");
+  int ret;
+
+  if (c == NULL)
+    return cgroup_handle_new_fs(fs_path, NULL, out, err);
+  pthread_mutex_lock(&c->lock);
+  ret = cgroup_handle_new_fs(fs_path, c->hierarchies, out, err);
+  pthread_mutex_unlock(&c->lock);
+  return ret;
+}
+
+/* id's handle for fs_path, made when it has none, or none for that path,
+ * or a stale one (not `replace`, which a reading just found stale);
+ * returns a reference. */
+static int
+entry_handle(struct stats_collector *c, const char *id, const char *fs_path,
+             struct cgroup_handle *replace, struct cgroup_handle **out, struct error *err)
+{
+  struct cache_entry *e;
+  int ret = 0;
+
+  pthread_mutex_lock(&c->lock);
+  e = get_locked(c, id);
+  if (e->cgroup
+      && (e->cgroup == replace || cgroup_handle_is_stale(e->cgroup)
+          || strcmp(e->cgroup_path, fs_path) != 0))
+    drop_handle(e);
+  if (e->cgroup == NULL
+      && (ret = cgroup_handle_new_fs(fs_path, c->hierarchies, &e->cgroup, err)) == 0)
+    e->cgroup_path = xstrdup(fs_path);
+  if (ret == 0)
+    *out = cgroup_handle_ref(e->cgroup);
+  pthread_mutex_unlock(&c->lock);
+  return ret;
 }
 
 int
-stats_collector_read_cgroup(struct stats_collector *c, const char *fs_path,
-                            struct cgroup_stats *out, struct error *err)
+stats_collector_read_cgroup(struct stats_collector *c, const char *id, const char *fs_path,
+                            uint32_t wanted, struct cgroup_stats *out, struct error *err)
 {
-  struct cgroup_v1_dirs dirs;
+  struct cgroup_handle *handle = NULL;
   int ret;
 
-  if (c == NULL || cgroup_host_mode() == CGROUP_MODE_UNIFIED)
-    return cgroup_stats_read_fs(fs_path, out, err);
-  if (!fs_path_is_safe(fs_path))
-    return error_set(err, EINVAL, "invalid cgroup path \"%s\"", fs_path);
-  pthread_mutex_lock(&c->lock);
-  if (c->hierarchies == NULL)
+  if (c && !atomic_load(&c->host_swap))
+    wanted &= ~(uint32_t)CGROUP_WANT_SWAP;
+  if (c == NULL || id == NULL)
     {
-      pthread_mutex_unlock(&c->lock);
-      return cgroup_stats_read_fs(fs_path, out, err);
+      if (temporary_handle(c, fs_path, &handle, err) < 0)
+        return -1;
+      ret = cgroup_stats_read_handle(handle, wanted, out, err);
+      cgroup_handle_unref(handle);
+      return ret;
     }
-  cgroup_stats_v1_dirs(c->hierarchies, CGROUP_ROOT, fs_path, &dirs);
-  pthread_mutex_unlock(&c->lock);
-  ret = cgroup_stats_read_v1(&dirs, out, err);
-  cgroup_v1_dirs_clear(&dirs);
+  if (entry_handle(c, id, fs_path, NULL, &handle, err) < 0)
+    return -1;
+  ret = cgroup_stats_read_handle(handle, wanted, out, err);
+  if (ret < 0 && err->code == ESTALE)
+    {
+      /* The directory was removed and made again: once more with a new
+       * handle on what the path names now. */
+      struct cgroup_handle *stale = handle;
+      error_clear(err);
+      ret = entry_handle(c, id, fs_path, stale, &handle, err);
+      cgroup_handle_unref(stale);
+      if (ret < 0)
+        return -1;
+      ret = cgroup_stats_read_handle(handle, wanted, out, err);
+    }
+  cgroup_handle_unref(handle);
   return ret;
+}
+
+/* SwapTotal of /proc/meminfo is above 0; true when it cannot be told (the
+ * swap files are then read, and missing ones skipped). */
+static bool
+host_has_swap(void)
+{
+  cleanup_free char *text = NULL;
+  struct error err = ERROR_INIT;
+  const char *line;
+  unsigned long long kib;
+
+  if (read_file("/proc/meminfo", MEMINFO_MAX_SIZE, &text, NULL, &err) < 0)
+    {
+      log_debug("stats: %s", error_message(&err));
+      error_clear(&err);
+      return true;
+    }
+  line = strstr(text, "\nSwapTotal:");
+  if (line == NULL || sscanf(line + strlen("\nSwapTotal:"), "%llu", &kib) != 1)
+    return true;
+  return kib > 0;
 }
 
 static void
@@ -345,9 +447,12 @@ visit_container(struct stats_collector *c, struct container *container, bool per
     return;
   if (layer_due(c, id, state, time_monotonic_ns()))
     measure_layer(c, id, state);
-  /* A reading samples the CPU, so the first call has a rate. */
+  /* A fresh reading each period: the calls serve it until the next one,
+   * and it samples the CPU, so the first call has a rate. */
   if (periodic && state == CONTAINER_RUNNING
-      && stats_read_container(c->manager, container, &stats, &err) == 0)
+      && stats_read_container(c->manager, container, STATS_WANT_CONTAINER | STATS_READ_FRESH,
+                              &stats, &err)
+             == 0)
     stats_container_clear(&stats);
   error_clear(&err);
 }
@@ -361,7 +466,8 @@ visit_sandbox(struct stats_collector *c, struct sandbox *sandbox)
   pthread_mutex_lock(&c->lock);
   get_locked(c, sandbox->id)->seen = true;
   pthread_mutex_unlock(&c->lock);
-  if (stats_read_sandbox(c->manager, sandbox, &stats, &err) == 0)
+  if (stats_read_sandbox(c->manager, sandbox, STATS_WANT_SANDBOX | STATS_READ_FRESH, &stats, &err)
+      == 0)
     stats_sandbox_clear(&stats);
   error_clear(&err);
 }
@@ -377,7 +483,12 @@ prune(struct stats_collector *c, int64_t pass_start)
       if (!c->entries[i].seen && c->entries[i].born_ns < pass_start)
         remove_at_locked(c, i);
       else
-        c->entries[i].seen = false;
+        {
+          c->entries[i].seen = false;
+          /* Files found missing are looked for again once a period. */
+          if (c->entries[i].cgroup)
+            cgroup_handle_recheck(c->entries[i].cgroup);
+        }
     }
   c->last_pass_ns = time_realtime_ns();
   pthread_mutex_unlock(&c->lock);
@@ -392,7 +503,10 @@ run_pass(struct stats_collector *c, bool periodic)
   struct sandbox **sandboxes;
 
   if (periodic)
-    refresh_hierarchies(c);
+    {
+      refresh_hierarchies(c);
+      atomic_store(&c->host_swap, host_has_swap());
+    }
   containers = pod_manager_list_containers(c->manager, &n);
   for (size_t i = 0; i < n && !atomic_load(&c->stop); i++)
     visit_container(c, containers[i], periodic);
@@ -441,8 +555,15 @@ collector_thread(void *arg)
       pthread_mutex_unlock(&c->lock);
       run_pass(c, periodic);
       pthread_mutex_lock(&c->lock);
+      /* Passes on a fixed grid, so each reading is replaced about a
+       * period after it was taken (see stats_collector_recent). */
       if (periodic)
-        next_periodic = time_monotonic_ns() + c->period_ns;
+        {
+          int64_t now = time_monotonic_ns();
+          next_periodic += c->period_ns;
+          if (next_periodic <= now)
+            next_periodic = now + c->period_ns;
+        }
       while (!atomic_load(&c->stop) && !c->woken && time_monotonic_ns() < next_periodic)
         {
           struct timespec deadline = monotonic_deadline(next_periodic);
@@ -512,6 +633,8 @@ unsubscribe(struct stats_collector *c)
 static void
 collector_free(struct stats_collector *c)
 {
+  for (size_t i = 0; i < c->n_entries; i++)
+    drop_handle(&c->entries[i]);
   pthread_cond_destroy(&c->wake);
   pthread_mutex_destroy(&c->lock);
   strv_free(c->hierarchies);
@@ -528,8 +651,10 @@ stats_collector_start(struct pod_manager *manager, int64_t period_s, struct erro
 
   c->manager = manager;
   c->period_ns = (period_s > 0 ? period_s : STATS_DEFAULT_PERIOD_S) * 1000000000LL;
+  c->max_age_ns = c->period_ns < STATS_READING_MAX_AGE_NS ? c->period_ns : STATS_READING_MAX_AGE_NS;
   c->layers_dir = stats_layers_dir(manager);
   atomic_init(&c->stop, false);
+  atomic_init(&c->host_swap, host_has_swap());
   pthread_mutex_init(&c->lock, NULL);
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -1,8 +1,9 @@
 /* pod/stats_collector: what pod/stats.c asks of the collector's cache
  * (internal to pod/stats*.c; the collector is started and stopped through
  * pod/stats.h).  The cache holds, per container or pod id, the CPU
- * samples and the writable layer's last measurement, and the cgroup v1
- * mount points (re-read every period, not at every call).  Every
+ * samples, the last reading, the writable layer's last measurement and
+ * the cgroup handle, and the cgroup v1 mount points (re-read every
+ * period, not at every call).  Every
  * function takes collector NULL (no collector: nothing cached). */
 #ifndef CRID_POD_STATS_COLLECTOR_H
 #define CRID_POD_STATS_COLLECTOR_H
@@ -14,9 +15,15 @@
 #include "pod/cgroup_stats.h"
 #include "pod/stats.h"
 
-/* cgroup_stats_read_fs with the cached v1 mount points. */
-int stats_collector_read_cgroup(struct stats_collector *collector, const char *fs_path,
-                                struct cgroup_stats *out, struct error *err);
+/* The cgroup at fs_path, what `wanted` (enum cgroup_want) needs of it.
+ * With an id (a container's or a pod's), through that object's cgroup
+ * handle, kept in the cache until the object goes (its directories stay
+ * open, the files missing on this host are remembered; a handle whose
+ * directory was replaced is replaced); without one, through a handle
+ * for this reading only.  v1 mount points are the cached ones. */
+int stats_collector_read_cgroup(struct stats_collector *collector, const char *id,
+                                const char *fs_path, uint32_t wanted, struct cgroup_stats *out,
+                                struct error *err);
 
 /* stats_cpu_window_add on id's window. */
 bool stats_collector_cpu_rate(struct stats_collector *collector, const char *id, int64_t now_ns,
@@ -32,12 +39,16 @@ void stats_collector_layer(struct stats_collector *collector, const char *id, bo
 struct stats_reading
 {
   struct cgroup_stats cgroup;
+  uint32_t wanted; /* what it was read for (enum cgroup_want) */
   bool has_rate;
   uint64_t nano_cores;
 };
 
-/* id's last reading, when it is less than STATS_READING_REUSE_NS old. */
-bool stats_collector_recent(struct stats_collector *collector, const char *id,
+/* id's last reading, when it is less than a collection period (at most
+ * STATS_READING_MAX_AGE_NS) old and was read for at least what `wanted`
+ * asks; one without a CPU rate only while it is too young for a new
+ * reading to give one (STATS_RATE_MIN_INTERVAL_NS). */
+bool stats_collector_recent(struct stats_collector *collector, const char *id, uint32_t wanted,
                             struct stats_reading *out);
 /* Keeps reading as id's last one. */
 void stats_collector_keep(struct stats_collector *collector, const char *id,

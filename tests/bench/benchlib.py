@@ -1162,6 +1162,21 @@ def summarize_ns(samples_ns, percentiles=(50, 90, 99)):
     return res
 
 
+def env_int(name, default, minimum=0):
+    """An integer knob from the environment (default when unset or
+    empty); BenchError when it is not a number or below minimum."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BenchError("%s=%r is not a number" % (name, raw)) from None
+    if value < minimum:
+        raise BenchError("%s=%d: at least %d" % (name, value, minimum))
+    return value
+
+
 def wait_until(predicate, timeout, interval=0.05):
     """Calls predicate() until it returns something true or timeout
     seconds pass (bounded); returns its last result."""

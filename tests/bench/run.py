@@ -19,6 +19,11 @@ handlers of the sandbox and container benchmarks, BENCH_STREAM_HANDLERS
 BENCH_STREAM_BYTES (port-forward, default 1G), BENCH_STREAM_EXECS (200),
 BENCH_STREAM_LEAK_EXECS (1000), BENCH_STREAM_SESSIONS (50) and
 BENCH_STREAM_CRICTL_RUNS (20; CRICTL_BIN, default /opt/lab/bin/crictl).
+The stats benchmark takes BENCH_STATS_HANDLERS (default crun),
+BENCH_STATS_CONTAINERS (running containers, 10 per pod; default 100),
+BENCH_STATS_COLD_CALLS (8), BENCH_STATS_WARM_CALLS (100),
+BENCH_STATS_IDLE_SECONDS (10), BENCH_STATS_CPU_SECONDS (the polled
+window, 60) and BENCH_STATS_SUBSCRIBERS (GetContainerEvents calls, 50).
 """
 
 import glob

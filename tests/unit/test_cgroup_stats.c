@@ -3,7 +3,9 @@
  * formats; v1/real is copied from a live v1 cgroup and its cgroup2
  * directory), the derived working set and available memory with their
  * floors, "no limit", missing files and directories, garbage and
- * oversized files, and where the v1 directories of a cgroup are found. */
+ * oversized files, where the v1 directories of a cgroup are found, and
+ * the handles: only the files wanted read, missing files remembered, a
+ * removed or replaced directory noticed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -721,6 +723,164 @@ test_read_live(void **state)
   error_clear(&err);
 }
 
+/* --- Handles --- */
+
+#define CRI_MEMORY                                                                                 \
+  (CGROUP_STAT_MEM_USAGE | CGROUP_STAT_MEM_WORKING_SET | CGROUP_STAT_MEM_RSS                       \
+   | CGROUP_STAT_MEM_PAGE_FAULTS | CGROUP_STAT_MEM_MAJOR_PAGE_FAULTS | CGROUP_STAT_MEM_LIMIT       \
+   | CGROUP_STAT_MEM_AVAILABLE)
+
+static void
+read_handle_ok(struct cgroup_handle *handle, uint32_t wanted, struct cgroup_stats *s)
+{
+  struct error err = ERROR_INIT;
+
+  if (cgroup_stats_read_handle(handle, wanted, s, &err) < 0)
+    fail_msg("wanted 0x%x: %s", wanted, error_message(&err));
+  assert_true(s->timestamp_ns > 0);
+}
+
+/* Only the files of the fields wanted are read, and only their
+ * directories opened (co-mounted hierarchies share one); everything
+ * wanted gives what a plain reading gives. */
+static void
+test_handle_reads_what_is_wanted(void **state)
+{
+  struct cgroup_v1_dirs dirs;
+  struct cgroup_stats s, all;
+  struct cgroup_handle *handle;
+
+  v1_dirs("v1/container", "cpu,cpuacct", "cpu,cpuacct", "memory", "pids", "unified", &dirs);
+  handle = cgroup_handle_new_v1(&dirs);
+  assert_int_equal(cgroup_handle_open_dirs(handle), 0);
+
+  read_handle_ok(handle, CGROUP_WANT_CPU, &s);
+  assert_int_equal(s.present, CGROUP_STAT_CPU_USAGE);
+  assert_int_equal(s.cpu.usage_ns, 8234567890);
+  assert_int_equal(cgroup_handle_open_dirs(handle), 1);
+
+  read_handle_ok(handle, CGROUP_WANT_MEMORY, &s);
+  assert_int_equal(s.present, CRI_MEMORY);
+  assert_int_equal(s.memory.working_set_bytes, 104857600 - 20971520);
+  assert_int_equal(cgroup_handle_open_dirs(handle), 2);
+
+  read_handle_ok(handle, CGROUP_WANT_SWAP, &s);
+  assert_true(cgroup_stats_has(&s, CGROUP_STAT_MEM_SWAP_USAGE | CGROUP_STAT_MEM_SWAP_LIMIT));
+  assert_int_equal(s.memory.swap_usage_bytes, 1048576);
+
+  read_handle_ok(handle, CGROUP_WANT_PSI, &s);
+  assert_int_equal(s.present, 0);
+  assert_true(s.psi.cpu.present && s.psi.memory.present && s.psi.io.present);
+  assert_int_equal(cgroup_handle_open_dirs(handle), 3);
+
+  read_handle_ok(handle, CGROUP_WANT_ALL, &s);
+  assert_int_equal(cgroup_handle_open_dirs(handle), 4); /* cpu,cpuacct once */
+  read_v1_ok(&dirs, &all);
+  assert_int_equal(s.present, all.present);
+  assert_memory_equal(&s.cpu, &all.cpu, sizeof s.cpu);
+  assert_memory_equal(&s.memory, &all.memory, sizeof s.memory);
+  assert_memory_equal(&s.pids, &all.pids, sizeof s.pids);
+  assert_memory_equal(&s.psi, &all.psi, sizeof s.psi);
+  cgroup_handle_unref(handle);
+
+  /* cgroup2: one directory; cpu.stat holds every CPU field. */
+  cleanup_free char *dir = fixture("v2/container");
+  handle = cgroup_handle_new_v2(dir);
+  read_handle_ok(handle, CGROUP_WANT_CPU, &s);
+  assert_int_equal(s.present, ALL_CPU);
+  read_handle_ok(handle, CGROUP_WANT_MEMORY | CGROUP_WANT_OOM | CGROUP_WANT_PIDS, &s);
+  assert_int_equal(s.present, CRI_MEMORY | CGROUP_STAT_MEM_OOM_KILL | ALL_PIDS);
+  assert_false(s.psi.cpu.present);
+  assert_int_equal(cgroup_handle_open_dirs(handle), 1);
+  cgroup_handle_unref(handle);
+}
+
+/* A file found missing is not looked for again until a recheck. */
+static void
+test_handle_remembers_missing_files(void **state)
+{
+  cleanup_free char *dir = make_temp_dir();
+  static const char *const names[] = { "memory.current", "cpu.stat", NULL };
+  struct cgroup_handle *handle = cgroup_handle_new_v2(dir);
+  struct cgroup_stats s;
+
+  write_file(dir, "memory.current", "4096\n", 5);
+  read_handle_ok(handle, CGROUP_WANT_ALL, &s);
+  assert_int_equal(s.present, CGROUP_STAT_MEM_USAGE | CGROUP_STAT_MEM_WORKING_SET);
+
+  write_file(dir, "cpu.stat", "usage_usec 7\n", 13);
+  read_handle_ok(handle, CGROUP_WANT_ALL, &s);
+  assert_false(cgroup_stats_has(&s, CGROUP_STAT_CPU_USAGE));
+
+  cgroup_handle_recheck(handle);
+  read_handle_ok(handle, CGROUP_WANT_ALL, &s);
+  assert_true(cgroup_stats_has(&s, CGROUP_STAT_CPU_USAGE));
+  assert_int_equal(s.cpu.usage_ns, 7000);
+  cgroup_handle_unref(handle);
+  remove_dir(dir, names);
+}
+
+/* The directory held removed: ENOENT; removed and made again under the
+ * same path: ESTALE, and a new handle reads the new one. */
+static void
+test_handle_gone_and_replaced(void **state)
+{
+  cleanup_free char *dir = make_temp_dir();
+  static const char *const names[] = { "memory.current", NULL };
+  struct cgroup_handle *handle = cgroup_handle_new_v2(dir);
+  struct cgroup_stats s = { .present = 0x1234 };
+  struct error err = ERROR_INIT;
+
+  write_file(dir, "memory.current", "4096\n", 5);
+  read_handle_ok(handle, CGROUP_WANT_MEMORY, &s);
+  assert_int_equal(s.memory.usage_bytes, 4096);
+
+  remove_dir(dir, names);
+  s.present = 0x1234;
+  assert_int_equal(cgroup_stats_read_handle(handle, CGROUP_WANT_MEMORY, &s, &err), -1);
+  assert_int_equal(err.code, ENOENT);
+  assert_int_equal(s.present, 0x1234);
+  assert_false(cgroup_handle_is_stale(handle));
+  error_clear(&err);
+
+  assert_int_equal(mkdir(dir, 0755), 0);
+  write_file(dir, "memory.current", "8192\n", 5);
+  assert_int_equal(cgroup_stats_read_handle(handle, CGROUP_WANT_MEMORY, &s, &err), -1);
+  assert_int_equal(err.code, ESTALE);
+  assert_true(cgroup_handle_is_stale(handle));
+  error_clear(&err);
+  cgroup_handle_unref(handle);
+
+  handle = cgroup_handle_new_v2(dir);
+  read_handle_ok(handle, CGROUP_WANT_MEMORY, &s);
+  assert_int_equal(s.memory.usage_bytes, 8192);
+  cgroup_handle_unref(handle);
+  remove_dir(dir, names);
+}
+
+/* Two handles on one cgroup of this host through cgroup_handle_new_fs;
+ * an invalid path is refused. */
+static void
+test_handle_live(void **state)
+{
+  struct cgroup_handle *handle = NULL;
+  struct cgroup_stats s;
+  struct error err = ERROR_INIT;
+
+  assert_int_equal(cgroup_handle_new_fs("kubepods/pod1", NULL, &handle, &err), -1);
+  assert_int_equal(err.code, EINVAL);
+  assert_null(handle);
+  error_clear(&err);
+  if (cgroup_host_mode() == CGROUP_MODE_UNKNOWN)
+    return;
+  if (cgroup_handle_new_fs("/", NULL, &handle, &err) < 0)
+    fail_msg("%s", error_message(&err));
+  if (cgroup_stats_read_handle(handle, CGROUP_WANT_CPU | CGROUP_WANT_MEMORY, &s, &err) < 0)
+    fail_msg("%s", error_message(&err));
+  assert_true(cgroup_handle_open_dirs(handle) >= 1);
+  cgroup_handle_unref(handle);
+}
+
 int
 main(void)
 {
@@ -741,6 +901,10 @@ main(void)
     cmocka_unit_test(test_bounded_and_nul),
     cmocka_unit_test(test_v1_dirs_from_hierarchies),
     cmocka_unit_test(test_read_live),
+    cmocka_unit_test(test_handle_reads_what_is_wanted),
+    cmocka_unit_test(test_handle_remembers_missing_files),
+    cmocka_unit_test(test_handle_gone_and_replaced),
+    cmocka_unit_test(test_handle_live),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
