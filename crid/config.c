@@ -506,6 +506,8 @@ section_free(const struct section *s, struct crid_config *c)
 void
 config_free(struct crid_config *c)
 {
+  free(c->conmon_path);
+  c->conmon_path = NULL;
   section_free(&root_section, c);
 }
 
@@ -956,6 +958,9 @@ validate_section(const struct section *s, const struct crid_config *c, struct er
   return 0;
 }
 
+/* The monitor to run: `conmon`, or crid-conmon beside the crid binary.
+ * Kept apart from `conmon` so `crid config` prints what was configured
+ * (contrib/crid.conf is that output, wherever crid is installed). */
 static int
 resolve_conmon(struct crid_config *c, struct error *err)
 {
@@ -964,7 +969,10 @@ resolve_conmon(struct crid_config *c, struct error *err)
   char *slash;
 
   if (*c->conmon)
-    return 0;
+    {
+      replace_string(&c->conmon_path, xstrdup(c->conmon));
+      return 0;
+    }
   n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n < 0)
     return error_set_errno(err, errno, "key crid.runtime.conmon: find crid's directory");
@@ -972,7 +980,7 @@ resolve_conmon(struct crid_config *c, struct error *err)
   slash = strrchr(exe, '/');
   if (slash)
     *slash = '\0';
-  replace_string(&c->conmon, xasprintf("%s/crid-conmon", exe));
+  replace_string(&c->conmon_path, xasprintf("%s/crid-conmon", exe));
   return 0;
 }
 

@@ -47,6 +47,7 @@ struct crid_config
   char *default_runtime;
   char *cgroup_manager; /* "cgroupfs" or "systemd" */
   char *conmon;         /* "" = crid-conmon beside the crid binary */
+  char *conmon_path;    /* the one to run, set by config_finalize; not a key */
   int64_t shm_size;     /* bytes of each pod's /dev/shm */
   struct runtime_handler_config *runtimes;
   size_t n_runtimes;

@@ -263,7 +263,7 @@ pods_open(struct daemon *daemon, struct error *err)
 
   options.root = xstrdup(c->root);
   options.state_dir = xstrdup(c->state_dir);
-  options.conmon_path = xstrdup(c->conmon);
+  options.conmon_path = xstrdup(c->conmon_path);
   options.pause_path = xasprintf("%s/crid-pause", bin_dir);
   options.systemd_cgroup = strcmp(c->cgroup_manager, "systemd") == 0;
   options.shm_size = c->shm_size;

@@ -237,3 +237,13 @@ def test_unknown_command_and_flag_fail(tmp_path):
     assert "frobnicate" in r.stderr
     r = cridtest.run_crid(["--no-such-flag"])
     assert r.returncode != 0
+
+
+def test_contrib_crid_conf_is_the_default_config_exactly():
+    """contrib/crid.conf (installed as /etc/crid/crid.conf) is what `crid
+    config` prints for the defaults, byte for byte, wherever crid runs
+    from: the monitor's path beside crid is derived, not printed."""
+    repo = cridtest.REPO
+    r = cridtest.run_crid(["config", "--config", "/dev/null", "--config-dir", "/nonexistent"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (repo / "contrib" / "crid.conf").read_text()
