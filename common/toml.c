@@ -287,50 +287,6 @@ toml_node_path(const struct toml_node *node)
   return xasprintf("%s.%s", prefix, part);
 }
 
-/* ------------------------------------------------------------------ UTF-8 */
-
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static size_t
-utf8_sequence_length(const unsigned char *s, size_t avail)
-{
-  unsigned char lo = 0x80, hi = 0xbf;
-  size_t n;
-
-  if (s[0] < 0x80)
-    return 1;
-  if (s[0] >= 0xc2 && s[0] <= 0xdf)
-    n = 2;
-  else if (s[0] >= 0xe0 && s[0] <= 0xef)
-    {
-      n = 3;
-      lo = s[0] == 0xe0 ? 0xa0 : lo;
-      hi = s[0] == 0xed ? 0x9f : hi; /* no surrogates */
-    }
-  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-    {
-      n = 4;
-      lo = s[0] == 0xf0 ? 0x90 : lo;
-      hi = s[0] == 0xf4 ? 0x8f : hi; /* nothing above U+10FFFF */
-    }
-  else
-    return 0;
-  if (avail < n || s[1] < lo || s[1] > hi)
-    return 0;
-  for (size_t i = 2; i < n; i++)
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-  return n;
-}
-
-bool
-toml_utf8_is_valid(const char *s, size_t len)
-{
-  for (size_t i = 0, n; i < len; i += n)
-    if ((n = utf8_sequence_length((const unsigned char *)s + i, len - i)) == 0)
-      return false;
-  return true;
-}
-
 /* ---------------------------------------------------------------- lexing */
 
 static int fail(struct parser *p, int line, const char *fmt, ...)
@@ -1112,7 +1068,7 @@ check_encoding(struct parser *p)
 
   for (const char *s = p->cur; s < p->end;)
     {
-      size_t n = utf8_sequence_length((const unsigned char *)s, p->end - s);
+      size_t n = utf8_char_length(s, (size_t)(p->end - s));
       if (*s == '\0')
         return fail(p, line, "NUL byte in the text");
       if (n == 0)

@@ -70,9 +70,6 @@ char *toml_quote(const char *s, size_t len);
  * Caller frees. */
 char *toml_key(const char *key);
 
-/* True if len bytes of s are valid UTF-8 (what TOML text must be). */
-bool toml_utf8_is_valid(const char *s, size_t len);
-
 static inline void
 toml_free_function(struct toml_node **node)
 {

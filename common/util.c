@@ -110,9 +110,10 @@ clock_ns(clockid_t clock)
  * with none.  The second byte's range is what excludes overlong forms
  * (E0, F0), surrogates (ED) and code points above U+10FFFF (F4), as in
  * RFC 3629's table. */
-static size_t
-utf8_sequence_length(const unsigned char *s, size_t avail)
+size_t
+utf8_char_length(const char *text, size_t avail)
 {
+  const unsigned char *s = (const unsigned char *)text;
   unsigned char lo = 0x80, hi = 0xbf;
   size_t n;
 
@@ -155,7 +156,7 @@ utf8_valid_prefix(const char *s, size_t len)
           i++;
           continue;
         }
-      n = utf8_sequence_length(u + i, len - i);
+      n = utf8_char_length(s + i, len - i);
       if (n == 0)
         break;
       i += n;

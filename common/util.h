@@ -30,6 +30,11 @@ void strv_free(char **strv);
  * break a log line), and cut after max_shown bytes with "...". */
 char *quote_untrusted(const char *text, size_t len, size_t max_shown);
 
+/* The length of the well-formed UTF-8 sequence s starts with (s holds
+ * avail > 0 bytes), 0 when it starts with none (RFC 3629: shortest forms
+ * only, no surrogates, nothing above U+10FFFF). */
+size_t utf8_char_length(const char *s, size_t avail);
+
 /* The length of the longest prefix of s[0..len) that is well-formed
  * UTF-8 (RFC 3629: shortest forms only, no surrogates, nothing above
  * U+10FFFF): len when all of it is. */

@@ -569,7 +569,7 @@ check_string(const struct field *f, const char *s)
 {
   cleanup_free char *quoted = toml_quote(s, strlen(s));
 
-  if (!toml_utf8_is_valid(s, strlen(s)))
+  if (!utf8_is_valid(s, strlen(s)))
     return xstrdup("is not valid UTF-8");
   if (f->check == CHECK_NOT_EMPTY && *s == '\0')
     return xstrdup("must not be empty");

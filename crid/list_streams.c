@@ -19,8 +19,9 @@
  * response point at the next run of items that fits. */
 static int
 send_chunked(struct rpc_stream *stream, ProtobufCMessage *response, size_t *n_field,
-             void **items_field, ProtobufCMessage **items, size_t n, struct error *err)
+             void **items_field, void *items_array, size_t n, struct error *err)
 {
+  ProtobufCMessage **items = items_array;
   size_t start = 0;
 
   while (start < n)
@@ -43,6 +44,17 @@ send_chunked(struct rpc_stream *stream, ProtobufCMessage *response, size_t *n_fi
   return 0;
 }
 
+/* Sends items[0..n) in chunks, then the OK status. */
+static int
+stream_items(struct rpc_stream *stream, ProtobufCMessage *chunk, size_t *n_field,
+             void **items_field, void *items, size_t n, struct error *err)
+{
+  if (send_chunked(stream, chunk, n_field, items_field, items, n, err) < 0)
+    return -1;
+  rpc_stream_finish(stream, NULL);
+  return 0;
+}
+
 /* Runs a unary List handler and streams its answer. */
 static int
 stream_list(struct rpc_call *call, rpc_handler list, const ProtobufCMessage *list_request,
@@ -58,10 +70,7 @@ stream_list(struct rpc_call *call, rpc_handler list, const ProtobufCMessage *lis
   if (list(call, list_request, &response, err) < 0)
     return -1;
   items_of(response, &items, &n);
-  if (send_chunked(stream, chunk, n_field, items_field, items, n, err) < 0)
-    return -1;
-  rpc_stream_finish(stream, NULL);
-  return 0;
+  return stream_items(stream, chunk, n_field, items_field, items, n, err);
 }
 
 static void
@@ -134,12 +143,8 @@ RPC_STREAM_HANDLER(rpc_stream_container_stats)
   size_t n;
   Runtime__V1__ContainerStats **items = rpc_container_stats_items(call, r->filter, &n);
 
-  if (send_chunked(stream, &chunk.base, &chunk.n_container_stats, (void **)&chunk.container_stats,
-                   (ProtobufCMessage **)items, n, err)
-      < 0)
-    return -1;
-  rpc_stream_finish(stream, NULL);
-  return 0;
+  return stream_items(stream, &chunk.base, &chunk.n_container_stats,
+                      (void **)&chunk.container_stats, items, n, err);
 }
 
 RPC_STREAM_HANDLER(rpc_stream_pod_sandbox_stats)
@@ -151,12 +156,8 @@ RPC_STREAM_HANDLER(rpc_stream_pod_sandbox_stats)
   size_t n;
   Runtime__V1__PodSandboxStats **items = rpc_sandbox_stats_items(call, r->filter, &n);
 
-  if (send_chunked(stream, &chunk.base, &chunk.n_pod_sandbox_stats,
-                   (void **)&chunk.pod_sandbox_stats, (ProtobufCMessage **)items, n, err)
-      < 0)
-    return -1;
-  rpc_stream_finish(stream, NULL);
-  return 0;
+  return stream_items(stream, &chunk.base, &chunk.n_pod_sandbox_stats,
+                      (void **)&chunk.pod_sandbox_stats, items, n, err);
 }
 
 RPC_STREAM_HANDLER(rpc_stream_pod_sandbox_metrics)
@@ -166,10 +167,6 @@ RPC_STREAM_HANDLER(rpc_stream_pod_sandbox_metrics)
   size_t n;
   Runtime__V1__PodSandboxMetrics **items = rpc_sandbox_metrics_items(call, &n);
 
-  if (send_chunked(stream, &chunk.base, &chunk.n_pod_sandbox_metrics,
-                   (void **)&chunk.pod_sandbox_metrics, (ProtobufCMessage **)items, n, err)
-      < 0)
-    return -1;
-  rpc_stream_finish(stream, NULL);
-  return 0;
+  return stream_items(stream, &chunk.base, &chunk.n_pod_sandbox_metrics,
+                      (void **)&chunk.pod_sandbox_metrics, items, n, err);
 }

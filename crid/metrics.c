@@ -329,50 +329,16 @@ metric_value(struct metric *metric, const char *const *values)
 
 /* ---- Text format -------------------------------------------------------------------------- */
 
-/* The length of the valid UTF-8 sequence at s, 0 when s starts an invalid
- * one (RFC 3629: no overlong forms, no surrogates, nothing above
- * U+10FFFF). */
-static size_t
-utf8_sequence_length(const unsigned char *s)
-{
-  unsigned char lo = 0x80, hi = 0xBF;
-  size_t len;
-
-  if (s[0] < 0x80)
-    return 1;
-  if (s[0] >= 0xC2 && s[0] <= 0xDF)
-    len = 2;
-  else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-    len = 3;
-  else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-    len = 4;
-  else
-    return 0;
-  if (s[0] == 0xE0)
-    lo = 0xA0;
-  else if (s[0] == 0xED)
-    hi = 0x9F;
-  else if (s[0] == 0xF0)
-    lo = 0x90;
-  else if (s[0] == 0xF4)
-    hi = 0x8F;
-  if (s[1] < lo || s[1] > hi)
-    return 0;
-  for (size_t i = 2; i < len; i++)
-    if (s[i] < 0x80 || s[i] > 0xBF)
-      return 0;
-  return len;
-}
-
 /* quote: escape '"' too (label values, not help text). */
 static void
 write_escaped(FILE *out, const char *text, bool quote)
 {
-  const unsigned char *s = (const unsigned char *)text;
+  const char *s = text;
+  const char *end = text + strlen(text);
 
   while (*s)
     {
-      size_t len = utf8_sequence_length(s);
+      size_t len = utf8_char_length(s, (size_t)(end - s));
       if (*s == '\\')
         fputs("\\\\", out);
       else if (*s == '\n')

@@ -661,6 +661,22 @@ set_stat(struct cgroup_stats *stats, uint32_t bit, uint64_t *field, uint64_t val
   stats->present |= bit;
 }
 
+/* One number file into one field, when the file is there; with
+ * max_allowed, "max" reads as 0 (no limit). */
+static int
+take_file(struct reader *r, enum stat_file id, bool max_allowed, struct cgroup_stats *stats,
+          uint32_t bit, uint64_t *field, struct error *err)
+{
+  uint64_t value;
+  bool found, is_max;
+
+  if (read_u64_file(r, id, &value, max_allowed ? &is_max : NULL, &found, err) < 0)
+    return -1;
+  if (found)
+    set_stat(stats, bit, field, value);
+  return 0;
+}
+
 /* Copies a found key into its field. */
 static void
 take_key(struct cgroup_stats *stats, uint32_t bit, uint64_t *field, const struct key_value *kv)
@@ -714,10 +730,10 @@ read_v2_swap(struct reader *r, struct cgroup_stats *stats, struct error *err)
   uint64_t value;
   bool found, is_max;
 
-  if (read_u64_file(r, F_V2_SWAP_CURRENT, &value, NULL, &found, err) < 0)
+  if (take_file(r, F_V2_SWAP_CURRENT, false, stats, CGROUP_STAT_MEM_SWAP_USAGE,
+                &stats->memory.swap_usage_bytes, err)
+      < 0)
     return -1;
-  if (found)
-    set_stat(stats, CGROUP_STAT_MEM_SWAP_USAGE, &stats->memory.swap_usage_bytes, value);
   if (read_u64_file(r, F_V2_SWAP_MAX, &value, &is_max, &found, err) < 0)
     return -1;
   if (!found)
@@ -737,17 +753,13 @@ read_v2_memory(struct reader *r, struct cgroup_stats *stats, struct error *err)
     { "pgmajfault" },
     { "inactive_file" },
   };
-  uint64_t value;
-  bool found, is_max;
-
-  if (read_u64_file(r, F_V2_MEMORY_CURRENT, &value, NULL, &found, err) < 0)
+  if (take_file(r, F_V2_MEMORY_CURRENT, false, stats, CGROUP_STAT_MEM_USAGE,
+                &stats->memory.usage_bytes, err)
+          < 0
+      || take_file(r, F_V2_MEMORY_MAX, true, stats, CGROUP_STAT_MEM_LIMIT,
+                   &stats->memory.limit_bytes, err)
+             < 0)
     return -1;
-  if (found)
-    set_stat(stats, CGROUP_STAT_MEM_USAGE, &stats->memory.usage_bytes, value);
-  if (read_u64_file(r, F_V2_MEMORY_MAX, &value, &is_max, &found, err) < 0)
-    return -1;
-  if (found)
-    set_stat(stats, CGROUP_STAT_MEM_LIMIT, &stats->memory.limit_bytes, value);
   if (read_keyed_file(r, F_V2_MEMORY_STAT, stat_keys, N_ELEMENTS(stat_keys), err) < 0)
     return -1;
   take_key(stats, CGROUP_STAT_MEM_RSS, &stats->memory.rss_bytes, &stat_keys[0]);
@@ -773,17 +785,11 @@ read_v2_oom(struct reader *r, struct cgroup_stats *stats, struct error *err)
 static int
 read_pids(struct reader *r, struct cgroup_stats *stats, struct error *err)
 {
-  uint64_t value;
-  bool found, is_max;
-
-  if (read_u64_file(r, F_PIDS_CURRENT, &value, NULL, &found, err) < 0)
+  if (take_file(r, F_PIDS_CURRENT, false, stats, CGROUP_STAT_PIDS_CURRENT, &stats->pids.current,
+                err)
+          < 0
+      || take_file(r, F_PIDS_MAX, true, stats, CGROUP_STAT_PIDS_MAX, &stats->pids.max, err) < 0)
     return -1;
-  if (found)
-    set_stat(stats, CGROUP_STAT_PIDS_CURRENT, &stats->pids.current, value);
-  if (read_u64_file(r, F_PIDS_MAX, &value, &is_max, &found, err) < 0)
-    return -1;
-  if (found)
-    set_stat(stats, CGROUP_STAT_PIDS_MAX, &stats->pids.max, value);
   return 0;
 }
 
@@ -849,15 +855,13 @@ static int
 read_v1_cpu(struct reader *r, uint32_t wanted, struct cgroup_stats *stats, struct error *err)
 {
   struct key_value keys[] = { { "nr_periods" }, { "nr_throttled" }, { "throttled_time" } };
-  uint64_t value;
-  bool found;
 
   if (wanted & CGROUP_WANT_CPU)
     {
-      if (read_u64_file(r, F_V1_CPUACCT_USAGE, &value, NULL, &found, err) < 0)
+      if (take_file(r, F_V1_CPUACCT_USAGE, false, stats, CGROUP_STAT_CPU_USAGE,
+                    &stats->cpu.usage_ns, err)
+          < 0)
         return -1;
-      if (found)
-        set_stat(stats, CGROUP_STAT_CPU_USAGE, &stats->cpu.usage_ns, value);
     }
   if (!(wanted & CGROUP_WANT_CPU_DETAIL))
     return 0;

@@ -393,11 +393,11 @@ test_key_reads_back(void **state)
 static void
 test_utf8_validation(void **state)
 {
-  assert_true(toml_utf8_is_valid("plain", 5));
-  assert_true(toml_utf8_is_valid("\xf4\x8f\xbf\xbf", 4));
-  assert_false(toml_utf8_is_valid("\xf4\x90\x80\x80", 4));
-  assert_false(toml_utf8_is_valid("\xe2\x82", 2));
-  assert_false(toml_utf8_is_valid("\x80", 1));
+  assert_true(utf8_is_valid("plain", 5));
+  assert_true(utf8_is_valid("\xf4\x8f\xbf\xbf", 4));
+  assert_false(utf8_is_valid("\xf4\x90\x80\x80", 4));
+  assert_false(utf8_is_valid("\xe2\x82", 2));
+  assert_false(utf8_is_valid("\x80", 1));
 }
 
 int
