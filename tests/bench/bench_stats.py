@@ -503,19 +503,9 @@ def run():
     return tables
 
 
-def metric_table(title, cols):
-    return benchlib.Table(title, ["figure", "target (crid)"] + cols)
-
-
-def add(table, results, label, target, getter, digits=1):
-    cells = []
-    for _, r in results:
-        try:
-            value = getter(r)
-        except (KeyError, TypeError, ZeroDivisionError):
-            value = None
-        cells.append(value if isinstance(value, str) else benchlib.fmt(value, digits))
-    table.add_row(label, target, *cells)
+# Tables with one row per figure and a column per runtime (benchlib).
+metric_table = benchlib.metric_table
+add = benchlib.add_figure
 
 
 def containerd_value(results, getter):

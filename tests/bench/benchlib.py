@@ -1256,3 +1256,22 @@ class Table:
 
     def __str__(self):
         return self.render()
+
+
+def metric_table(title, cols):
+    """A table with one row per figure: its name, crid's target, then a
+    column per runtime measured (bench_stream, bench_stats)."""
+    return Table(title, ["figure", "target (crid)"] + cols)
+
+
+def add_figure(table, results, label, target, getter, digits=1):
+    """One row of a metric_table: getter(result) for each (column,
+    result) in results; a figure that could not be measured shows empty."""
+    cells = []
+    for _, r in results:
+        try:
+            value = getter(r)
+        except (KeyError, TypeError, ZeroDivisionError):
+            value = None
+        cells.append(value if isinstance(value, str) else fmt(value, digits))
+    table.add_row(label, target, *cells)
