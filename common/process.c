@@ -228,6 +228,12 @@ wait_ended_by_polling(pid_t pid, int64_t deadline)
 }
 
 bool
+process_alive(pid_t pid)
+{
+  return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+bool
 process_wait_ended(pid_t pid, int timeout_ms)
 {
   int64_t deadline = time_monotonic_ns() + (int64_t)timeout_ms * 1000000LL;

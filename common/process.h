@@ -66,5 +66,7 @@ void process_result_free(struct process_result *result);
  * child) to end, woken by its pidfd rather than by polling; true once it
  * has ended (a zombie counts as ended). */
 bool process_wait_ended(pid_t pid, int timeout_ms);
+/* Whether pid exists (a zombie too: it has not been reaped). */
+bool process_alive(pid_t pid);
 
 #endif

@@ -139,13 +139,13 @@ RPC_HANDLER(rpc_remove_container)
 /* ---- Status and list -------------------------------------------------- */
 
 static const char *
-reason_of(const struct container *container)
+reason_of(const struct container_snapshot *snapshot)
 {
-  if (container->state != CONTAINER_EXITED)
+  if (snapshot->state != CONTAINER_EXITED)
     return "";
-  if (container->oom_killed)
+  if (snapshot->oom_killed)
     return "OOMKilled";
-  return container->exit_code == 0 ? "Completed" : "Error";
+  return snapshot->exit_code == 0 ? "Completed" : "Error";
 }
 
 static Runtime__V1__Mount **
@@ -162,9 +162,10 @@ copy_mounts(struct rpc_call *call, const Runtime__V1__ContainerConfig *config, s
 
 /* What is in force: an update's resources replace the request's. */
 static Runtime__V1__ContainerResources *
-copy_resources(struct rpc_call *call, const struct container *container)
+copy_resources(struct rpc_call *call, const struct container_snapshot *snapshot)
 {
-  const Runtime__V1__LinuxContainerResources *linux_resources = container_resources(container);
+  const Runtime__V1__LinuxContainerResources *linux_resources
+      = container_snapshot_resources(snapshot);
   Runtime__V1__ContainerResources *resources;
 
   if (linux_resources == NULL)
@@ -202,8 +203,9 @@ copy_user(struct rpc_call *call, const struct container *container)
 }
 
 static char *
-verbose_info(struct rpc_call *call, const struct container *container)
+verbose_info(struct rpc_call *call, const struct container_snapshot *snapshot)
 {
+  const struct container *container = snapshot->container;
   struct pod_manager *pods = call->daemon->pods;
   struct json_writer *writer = json_writer_new(false);
   cleanup_free char *dir = container_dir(pods, container->id);
@@ -211,7 +213,7 @@ verbose_info(struct rpc_call *call, const struct container *container)
 
   json_begin_object(writer);
   json_write_key(writer, "pid");
-  json_write_int(writer, container->state == CONTAINER_RUNNING ? container->pid : 0);
+  json_write_int(writer, snapshot->state == CONTAINER_RUNNING ? snapshot->pid : 0);
   json_write_key(writer, "sandboxID");
   json_write_string(writer, container->sandbox_id);
   json_write_key(writer, "runtimeHandler");
@@ -224,25 +226,26 @@ verbose_info(struct rpc_call *call, const struct container *container)
 }
 
 Runtime__V1__ContainerStatus *
-rpc_container_status_message(struct rpc_call *call, const struct container *container)
+rpc_container_status_message(struct rpc_call *call, const struct container_snapshot *snapshot)
 {
   Runtime__V1__ContainerStatus *status = arena_new(&call->arena, Runtime__V1__ContainerStatus);
+  const struct container *container = snapshot->container;
   const Runtime__V1__ContainerConfig *config = container->config;
 
   runtime__v1__container_status__init(status);
   status->id = arena_strdup(&call->arena, container->id);
   status->metadata = copy_metadata(call, config->metadata);
-  status->state = (Runtime__V1__ContainerState)container->state;
-  status->created_at = container->created_at;
-  status->started_at = container->started_at;
-  status->finished_at = container->state == CONTAINER_EXITED ? container->finished_at : 0;
-  status->exit_code = container->state == CONTAINER_EXITED ? container->exit_code : 0;
+  status->state = (Runtime__V1__ContainerState)snapshot->state;
+  status->created_at = snapshot->created_at;
+  status->started_at = snapshot->started_at;
+  status->finished_at = snapshot->state == CONTAINER_EXITED ? snapshot->finished_at : 0;
+  status->exit_code = snapshot->state == CONTAINER_EXITED ? snapshot->exit_code : 0;
   status->image = image_spec(call, container);
   status->image_ref = arena_strdup(&call->arena, container->image_id ? container->image_id : "");
   status->image_id = status->image_ref;
-  status->reason = (char *)reason_of(container);
-  if (container->state == CONTAINER_EXITED && container->message)
-    status->message = arena_strdup(&call->arena, container->message);
+  status->reason = (char *)reason_of(snapshot);
+  if (snapshot->state == CONTAINER_EXITED && snapshot->message)
+    status->message = arena_strdup(&call->arena, snapshot->message);
   status->n_labels = config->n_labels;
   status->labels = rpc_copy_map(call, &runtime__v1__container_status__labels_entry__descriptor,
                                 config->labels, config->n_labels);
@@ -252,7 +255,7 @@ rpc_container_status_message(struct rpc_call *call, const struct container *cont
                      config->annotations, config->n_annotations);
   status->mounts = copy_mounts(call, config, &status->n_mounts);
   status->log_path = arena_strdup(&call->arena, container->log_path ? container->log_path : "");
-  status->resources = copy_resources(call, container);
+  status->resources = copy_resources(call, snapshot);
   status->stop_signal = config->stop_signal;
   status->user = copy_user(call, container);
   return status;
@@ -266,49 +269,51 @@ RPC_HANDLER(rpc_container_status)
       = arena_new(&call->arena, Runtime__V1__ContainerStatusResponse);
   struct container *container = find_container(call, status_request->container_id, err);
 
+  struct container_snapshot snapshot;
+  int ret;
+
   if (container == NULL)
     return -1;
-  container_refresh(call->daemon->pods, container);
+  ret = container_snapshot_take(call->daemon->pods, container, &snapshot, err);
+  container_unref(container);
+  if (ret < 0)
+    return error_set(err, ENOENT, "container %s not found", status_request->container_id);
   runtime__v1__container_status_response__init(reply);
-  pthread_mutex_lock(&container->lock);
-  if (container->removed)
-    {
-      pthread_mutex_unlock(&container->lock);
-      container_unref(container);
-      return error_set(err, ENOENT, "container %s not found", status_request->container_id);
-    }
-  reply->status = rpc_container_status_message(call, container);
+  reply->status = rpc_container_status_message(call, &snapshot);
   if (status_request->verbose)
     {
       reply->n_info = 1;
       reply->info
           = rpc_info_map(call, &runtime__v1__container_status_response__info_entry__descriptor,
-                         verbose_info(call, container));
+                         verbose_info(call, &snapshot));
     }
-  pthread_mutex_unlock(&container->lock);
-  container_unref(container);
+  container_snapshot_clear(&snapshot);
   *response = &reply->base;
   return 0;
 }
 
 static bool
-filter_matches(const struct container *container, const Runtime__V1__ContainerFilter *filter)
+filter_matches(const struct container_snapshot *snapshot,
+               const Runtime__V1__ContainerFilter *filter)
 {
+  const struct container *container = snapshot->container;
+
   if (filter == NULL)
     return true;
   if (!rpc_id_matches(container->id, filter->id)
       || !rpc_id_matches(container->sandbox_id, filter->pod_sandbox_id))
     return false;
-  if (filter->state && (int)filter->state->state != (int)container->state)
+  if (filter->state && (int)filter->state->state != (int)snapshot->state)
     return false;
   return rpc_labels_match(container->config->labels, container->config->n_labels,
                           filter->label_selector, filter->n_label_selector);
 }
 
 static Runtime__V1__Container *
-list_item(struct rpc_call *call, const struct container *container)
+list_item(struct rpc_call *call, const struct container_snapshot *snapshot)
 {
   Runtime__V1__Container *item = arena_new(&call->arena, Runtime__V1__Container);
+  const struct container *container = snapshot->container;
   const Runtime__V1__ContainerConfig *config = container->config;
 
   runtime__v1__container__init(item);
@@ -318,8 +323,8 @@ list_item(struct rpc_call *call, const struct container *container)
   item->image = image_spec(call, container);
   item->image_ref = arena_strdup(&call->arena, container->image_id ? container->image_id : "");
   item->image_id = item->image_ref;
-  item->state = (Runtime__V1__ContainerState)container->state;
-  item->created_at = container->created_at;
+  item->state = (Runtime__V1__ContainerState)snapshot->state;
+  item->created_at = snapshot->created_at;
   item->n_labels = config->n_labels;
   item->labels = rpc_copy_map(call, &runtime__v1__container__labels_entry__descriptor,
                               config->labels, config->n_labels);
@@ -342,11 +347,16 @@ RPC_HANDLER(rpc_list_containers)
   reply->containers = arena_new_array(&call->arena, Runtime__V1__Container *, n + 1);
   for (size_t i = 0; i < n; i++)
     {
-      container_refresh(call->daemon->pods, containers[i]);
-      pthread_mutex_lock(&containers[i]->lock);
-      if (!containers[i]->removed && filter_matches(containers[i], list_request->filter))
-        reply->containers[reply->n_containers++] = list_item(call, containers[i]);
-      pthread_mutex_unlock(&containers[i]->lock);
+      struct container_snapshot snapshot;
+      struct error gone = ERROR_INIT;
+      if (container_snapshot_take(call->daemon->pods, containers[i], &snapshot, &gone) < 0)
+        {
+          error_clear(&gone);
+          continue;
+        }
+      if (filter_matches(&snapshot, list_request->filter))
+        reply->containers[reply->n_containers++] = list_item(call, &snapshot);
+      container_snapshot_clear(&snapshot);
     }
   pod_manager_release_containers(containers, n);
   *response = &reply->base;

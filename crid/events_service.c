@@ -61,12 +61,16 @@ add_container_statuses(struct rpc_call *call, Runtime__V1__ContainerEventRespons
                                       : strcmp(c->id, event->id) == 0;
       if (!wanted)
         continue;
-      container_refresh(call->daemon->pods, c);
-      pthread_mutex_lock(&c->lock);
-      if (!c->removed)
-        message->containers_statuses[message->n_containers_statuses++]
-            = rpc_container_status_message(call, c);
-      pthread_mutex_unlock(&c->lock);
+      struct container_snapshot snapshot;
+      struct error gone = ERROR_INIT;
+      if (container_snapshot_take(call->daemon->pods, c, &snapshot, &gone) < 0)
+        {
+          error_clear(&gone);
+          continue;
+        }
+      message->containers_statuses[message->n_containers_statuses++]
+          = rpc_container_status_message(call, &snapshot);
+      container_snapshot_clear(&snapshot);
     }
   pod_manager_release_containers(containers, n);
 }
@@ -76,17 +80,17 @@ sandbox_status(struct rpc_call *call, const char *sandbox_id)
 {
   struct error err = ERROR_INIT;
   struct sandbox *sandbox = pod_manager_find_sandbox(call->daemon->pods, sandbox_id, &err);
+  struct sandbox_snapshot snapshot;
   Runtime__V1__PodSandboxStatus *status = NULL;
 
+  if (sandbox && sandbox_snapshot_take(call->daemon->pods, sandbox, &snapshot, &err) == 0)
+    {
+      status = rpc_sandbox_status_message(call, &snapshot);
+      sandbox_snapshot_clear(&snapshot);
+    }
   error_clear(&err);
-  if (sandbox == NULL)
-    return NULL; /* removed: the event says so */
-  pthread_mutex_lock(&sandbox->lock);
-  if (!sandbox->removed)
-    status = rpc_sandbox_status_message(call, sandbox);
-  pthread_mutex_unlock(&sandbox->lock);
   sandbox_unref(sandbox);
-  return status;
+  return status; /* NULL when removed: the event says so */
 }
 
 /* The message is built before the subscription's lock is taken: building

@@ -299,20 +299,24 @@ static Runtime__V1__ContainerMetrics *
 container_metrics(struct rpc_call *call, struct container *container, const struct pod_names *pod)
 {
   struct sink s = { .call = call };
+  struct container_snapshot snapshot;
   struct stats_container stats;
   struct error err = ERROR_INIT;
   Runtime__V1__ContainerMetrics *out;
   char *id, *name, *image;
 
-  pthread_mutex_lock(&container->lock);
+  if (container_snapshot_take(call->daemon->pods, container, &snapshot, &err) < 0)
+    {
+      error_clear(&err);
+      return NULL;
+    }
   id = arena_strdup(&call->arena, container->id);
   name = arena_strdup(&call->arena, container->config->metadata->name);
   image = arena_strdup(&call->arena, container->image_name ? container->image_name : "");
-  pthread_mutex_unlock(&container->lock);
-  if (stats_read_container(call->daemon->pods, container, STATS_WANT_METRICS, &stats, &err) < 0
-      || !stats.has_cgroup)
+  stats_read_container(call->daemon->pods, &snapshot, STATS_WANT_METRICS, &stats);
+  container_snapshot_clear(&snapshot);
+  if (!stats.has_cgroup)
     {
-      error_clear(&err);
       stats_container_clear(&stats);
       return NULL;
     }
@@ -357,12 +361,16 @@ sandbox_metrics(struct rpc_call *call, struct sandbox *sandbox, struct container
   struct pod_names pod
       = { arena_strdup(&call->arena, sandbox->id), arena_strdup(&call->arena, metadata->name),
           arena_strdup(&call->arena, metadata->namespace_) };
+  struct sandbox_snapshot snapshot;
   struct stats_sandbox stats;
   struct error err = ERROR_INIT;
   Runtime__V1__PodSandboxMetrics *out;
+  int ret = sandbox_snapshot_take(call->daemon->pods, sandbox, &snapshot, &err);
 
-  sandbox_refresh(call->daemon->pods, sandbox);
-  if (stats_read_sandbox(call->daemon->pods, sandbox, STATS_WANT_METRICS, &stats, &err) < 0)
+  if (ret == 0)
+    ret = stats_read_sandbox(call->daemon->pods, &snapshot, STATS_WANT_METRICS, &stats, &err);
+  sandbox_snapshot_clear(&snapshot);
+  if (ret < 0)
     {
       error_clear(&err);
       return NULL;
@@ -378,7 +386,6 @@ sandbox_metrics(struct rpc_call *call, struct sandbox *sandbox, struct container
       Runtime__V1__ContainerMetrics *item;
       if (strcmp(containers[i]->sandbox_id, pod.id) != 0)
         continue;
-      container_refresh(call->daemon->pods, containers[i]);
       item = container_metrics(call, containers[i], &pod);
       if (item)
         out->container_metrics[out->n_container_metrics++] = item;

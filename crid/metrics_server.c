@@ -29,11 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A sandbox's lock is held through a whole RunPodSandbox or
- * StopPodSandbox (CNI included); a scrape waits this long in all for such
- * locks and leaves out the sandboxes still busy then, rather than hold
- * the scraper past its timeout. */
-#define SANDBOX_LOCK_BUDGET_NS (200 * 1000000LL)
 #define MAX_CONNECTIONS 64
 #define PROC_FILE_MAX (64 * 1024)
 
@@ -379,15 +374,20 @@ count_containers(struct pod_manager *pods, struct pod_counts *counts)
   for (size_t i = 0; i < n; i++)
     {
       struct container *container = list[i];
+      struct container_snapshot snapshot;
+      struct error gone = ERROR_INIT;
       enum container_state state;
-      bool removed, oom_killed;
+      bool oom_killed;
 
-      pthread_mutex_lock(&container->lock);
-      state = container->state;
-      removed = container->removed;
-      oom_killed = container->oom_killed;
-      pthread_mutex_unlock(&container->lock);
-      if (removed || (unsigned)state > CONTAINER_UNKNOWN)
+      if (container_snapshot_take(pods, container, &snapshot, &gone) < 0)
+        {
+          error_clear(&gone);
+          continue;
+        }
+      state = snapshot.state;
+      oom_killed = snapshot.oom_killed;
+      container_snapshot_clear(&snapshot);
+      if ((unsigned)state > CONTAINER_UNKNOWN)
         continue;
       counts->containers[state]++;
       if (oom_killed)
@@ -400,45 +400,32 @@ count_containers(struct pod_manager *pods, struct pod_counts *counts)
   pod_manager_release_containers(list, n);
 }
 
-static bool
-lock_before(pthread_mutex_t *lock, int64_t deadline_ns)
-{
-  struct timespec until
-      = { .tv_sec = deadline_ns / 1000000000LL, .tv_nsec = deadline_ns % 1000000000LL };
-  return pthread_mutex_timedlock(lock, &until) == 0;
-}
-
 static void
 count_sandboxes(struct pod_manager *pods, struct pod_counts *counts)
 {
-  int64_t deadline = time_realtime_ns() + SANDBOX_LOCK_BUDGET_NS;
-  size_t n, busy = 0;
+  size_t n;
   struct sandbox **list = pod_manager_list_sandboxes(pods, &n);
 
   for (size_t i = 0; i < n; i++)
     {
-      struct sandbox *sandbox = list[i];
+      struct sandbox_snapshot snapshot;
+      struct error gone = ERROR_INIT;
       enum sandbox_state state;
-      bool removed;
 
-      /* pthread_mutex_timedlock takes CLOCK_REALTIME. */
-      if (!lock_before(&sandbox->lock, deadline))
+      if (sandbox_snapshot_take(pods, list[i], &snapshot, &gone) < 0)
         {
-          busy++;
+          error_clear(&gone);
           continue;
         }
-      state = sandbox->state;
-      removed = sandbox->removed;
-      pthread_mutex_unlock(&sandbox->lock);
-      if (removed || (unsigned)state > SANDBOX_NOTREADY)
+      state = snapshot.state;
+      sandbox_snapshot_clear(&snapshot);
+      if ((unsigned)state > SANDBOX_NOTREADY)
         continue;
       counts->sandboxes[state]++;
-      if (state == SANDBOX_READY && monitor_alive(pods, sandbox->id))
+      if (state == SANDBOX_READY && monitor_alive(pods, list[i]->id))
         counts->monitors++;
     }
   pod_manager_release_list(list, n);
-  if (busy)
-    log_debug("metrics: %zu sandboxes busy in a lifecycle call, not counted", busy);
 }
 
 static bool

@@ -82,14 +82,15 @@ copy_metadata(struct rpc_call *call, const Runtime__V1__PodSandboxMetadata *sour
 }
 
 static Runtime__V1__PodSandboxNetworkStatus *
-network_status(struct rpc_call *call, const struct sandbox *sandbox)
+network_status(struct rpc_call *call, const struct sandbox_snapshot *snapshot)
 {
+  const struct sandbox *sandbox = snapshot->sandbox;
   Runtime__V1__PodSandboxNetworkStatus *network
       = arena_new(&call->arena, Runtime__V1__PodSandboxNetworkStatus);
   size_t n = strv_length(sandbox->ips);
 
   runtime__v1__pod_sandbox_network_status__init(network);
-  if (n == 0 || sandbox->state != SANDBOX_READY)
+  if (n == 0 || snapshot->state != SANDBOX_READY)
     return network;
   network->ip = arena_strdup(&call->arena, sandbox->ips[0]);
   network->n_additional_ips = n - 1;
@@ -126,8 +127,9 @@ linux_status(struct rpc_call *call, const struct sandbox *sandbox)
 }
 
 static char *
-verbose_info(struct rpc_call *call, const struct sandbox *sandbox)
+verbose_info(struct rpc_call *call, const struct sandbox_snapshot *snapshot)
 {
+  const struct sandbox *sandbox = snapshot->sandbox;
   struct pod_manager *pods = call->daemon->pods;
   struct json_writer *writer = json_writer_new(false);
   cleanup_free char *dir = sandbox_dir(pods, sandbox->id);
@@ -136,7 +138,7 @@ verbose_info(struct rpc_call *call, const struct sandbox *sandbox)
 
   json_begin_object(writer);
   json_write_key(writer, "pid");
-  json_write_int(writer, sandbox->state == SANDBOX_READY ? sandbox->pause_pid : 0);
+  json_write_int(writer, snapshot->state == SANDBOX_READY ? sandbox->pause_pid : 0);
   json_write_key(writer, "netns");
   if (sandbox->host_network)
     json_write_string(writer, "");
@@ -153,18 +155,19 @@ verbose_info(struct rpc_call *call, const struct sandbox *sandbox)
 }
 
 Runtime__V1__PodSandboxStatus *
-rpc_sandbox_status_message(struct rpc_call *call, const struct sandbox *sandbox)
+rpc_sandbox_status_message(struct rpc_call *call, const struct sandbox_snapshot *snapshot)
 {
+  const struct sandbox *sandbox = snapshot->sandbox;
   Runtime__V1__PodSandboxStatus *status = arena_new(&call->arena, Runtime__V1__PodSandboxStatus);
 
   runtime__v1__pod_sandbox_status__init(status);
   status->id = arena_strdup(&call->arena, sandbox->id);
   status->metadata = copy_metadata(call, sandbox->config->metadata);
-  status->state = sandbox->state == SANDBOX_READY
+  status->state = snapshot->state == SANDBOX_READY
                       ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
                       : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
   status->created_at = sandbox->created_at;
-  status->network = network_status(call, sandbox);
+  status->network = network_status(call, snapshot);
   status->linux = linux_status(call, sandbox);
   status->n_labels = sandbox->config->n_labels;
   status->labels = rpc_copy_map(call, &runtime__v1__pod_sandbox_status__labels_entry__descriptor,
@@ -188,49 +191,56 @@ rpc_pod_sandbox_status(struct rpc_call *call, const ProtobufCMessage *request,
   struct sandbox *sandbox
       = pod_manager_find_sandbox(call->daemon->pods, status_request->pod_sandbox_id, err);
 
+  struct sandbox_snapshot snapshot;
+  int ret;
+
   if (sandbox == NULL)
     return -1;
-  sandbox_refresh(call->daemon->pods, sandbox);
+  ret = sandbox_snapshot_take(call->daemon->pods, sandbox, &snapshot, err);
+  sandbox_unref(sandbox);
+  if (ret < 0)
+    return error_set(err, ENOENT, "pod sandbox %s not found", status_request->pod_sandbox_id);
   runtime__v1__pod_sandbox_status_response__init(reply);
-  pthread_mutex_lock(&sandbox->lock);
-  reply->status = rpc_sandbox_status_message(call, sandbox);
+  reply->status = rpc_sandbox_status_message(call, &snapshot);
   if (status_request->verbose)
     {
       reply->n_info = 1;
       reply->info
           = rpc_info_map(call, &runtime__v1__pod_sandbox_status_response__info_entry__descriptor,
-                         verbose_info(call, sandbox));
+                         verbose_info(call, &snapshot));
     }
-  pthread_mutex_unlock(&sandbox->lock);
-  sandbox_unref(sandbox);
+  sandbox_snapshot_clear(&snapshot);
   reply->timestamp = time_realtime_ns();
   *response = &reply->base;
   return 0;
 }
 
 static bool
-filter_matches(const struct sandbox *sandbox, const Runtime__V1__PodSandboxFilter *filter)
+filter_matches(const struct sandbox_snapshot *snapshot, const Runtime__V1__PodSandboxFilter *filter)
 {
+  const struct sandbox *sandbox = snapshot->sandbox;
+
   if (filter == NULL)
     return true;
   if (!rpc_id_matches(sandbox->id, filter->id))
     return false;
-  if (filter->state && (int)filter->state->state != (int)sandbox->state)
+  if (filter->state && (int)filter->state->state != (int)snapshot->state)
     return false;
   return rpc_labels_match(sandbox->config->labels, sandbox->config->n_labels,
                           filter->label_selector, filter->n_label_selector);
 }
 
 static Runtime__V1__PodSandbox *
-list_item(struct rpc_call *call, const struct sandbox *sandbox)
+list_item(struct rpc_call *call, const struct sandbox_snapshot *snapshot)
 {
   Runtime__V1__PodSandbox *item = arena_new(&call->arena, Runtime__V1__PodSandbox);
+  const struct sandbox *sandbox = snapshot->sandbox;
 
   runtime__v1__pod_sandbox__init(item);
   item->id = arena_strdup(&call->arena, sandbox->id);
   item->metadata = copy_metadata(call, sandbox->config->metadata);
-  item->state = sandbox->state == SANDBOX_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
-                                                : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+  item->state = snapshot->state == SANDBOX_READY ? RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
+                                                 : RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
   item->created_at = sandbox->created_at;
   item->n_labels = sandbox->config->n_labels;
   item->labels = rpc_copy_map(call, &runtime__v1__pod_sandbox__labels_entry__descriptor,
@@ -257,11 +267,16 @@ rpc_list_pod_sandbox(struct rpc_call *call, const ProtobufCMessage *request,
   reply->items = arena_new_array(&call->arena, Runtime__V1__PodSandbox *, n + 1);
   for (size_t i = 0; i < n; i++)
     {
-      sandbox_refresh(call->daemon->pods, sandboxes[i]);
-      pthread_mutex_lock(&sandboxes[i]->lock);
-      if (!sandboxes[i]->removed && filter_matches(sandboxes[i], list_request->filter))
-        reply->items[reply->n_items++] = list_item(call, sandboxes[i]);
-      pthread_mutex_unlock(&sandboxes[i]->lock);
+      struct sandbox_snapshot snapshot;
+      struct error gone = ERROR_INIT;
+      if (sandbox_snapshot_take(call->daemon->pods, sandboxes[i], &snapshot, &gone) < 0)
+        {
+          error_clear(&gone);
+          continue;
+        }
+      if (filter_matches(&snapshot, list_request->filter))
+        reply->items[reply->n_items++] = list_item(call, &snapshot);
+      sandbox_snapshot_clear(&snapshot);
     }
   pod_manager_release_list(sandboxes, n);
   *response = &reply->base;

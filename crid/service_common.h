@@ -63,15 +63,15 @@ bool rpc_id_matches(const char *id, const char *filter_id);
 char *rpc_verbose_info_finish(struct rpc_call *call, struct json_writer *writer,
                               const char *spec_path);
 
-struct container;
-struct sandbox;
+struct container_snapshot;
+struct sandbox_snapshot;
 
-/* The CRI status of a container (with its lock held) and of a sandbox
- * (with its lock held), in the call's arena: ContainerStatus and
- * PodSandboxStatus answer with them, and so do container events. */
-Runtime__V1__ContainerStatus *rpc_container_status_message(struct rpc_call *call,
-                                                           const struct container *container);
+/* The CRI status of a container and of a sandbox from their snapshots,
+ * in the call's arena: ContainerStatus and PodSandboxStatus answer with
+ * them, and so do container events. */
+Runtime__V1__ContainerStatus *
+rpc_container_status_message(struct rpc_call *call, const struct container_snapshot *snapshot);
 Runtime__V1__PodSandboxStatus *rpc_sandbox_status_message(struct rpc_call *call,
-                                                          const struct sandbox *sandbox);
+                                                          const struct sandbox_snapshot *snapshot);
 
 #endif

@@ -184,7 +184,6 @@ writable_layer(struct rpc_call *call, const struct stats_fs_usage *usage)
   return fs;
 }
 
-/* With the container's lock held. */
 static Runtime__V1__ContainerAttributes *
 container_attributes(struct rpc_call *call, const struct container *container)
 {
@@ -208,36 +207,24 @@ container_attributes(struct rpc_call *call, const struct container *container)
   return a;
 }
 
-static Runtime__V1__ContainerAttributes *
-attributes_if_present(struct rpc_call *call, struct container *container)
-{
-  Runtime__V1__ContainerAttributes *attributes = NULL;
-
-  pthread_mutex_lock(&container->lock);
-  if (!container->removed)
-    attributes = container_attributes(call, container);
-  pthread_mutex_unlock(&container->lock);
-  return attributes;
-}
-
 Runtime__V1__ContainerStats *
 rpc_container_stats_message(struct rpc_call *call, struct container *container)
 {
   Runtime__V1__ContainerStats *out;
+  struct container_snapshot snapshot;
   struct stats_container stats;
-  struct error err = ERROR_INIT;
-  Runtime__V1__ContainerAttributes *attributes = attributes_if_present(call, container);
+  struct error gone = ERROR_INIT;
 
-  if (attributes == NULL
-      || stats_read_container(call->daemon->pods, container, STATS_WANT_CONTAINER, &stats, &err)
-             < 0)
+  if (container_snapshot_take(call->daemon->pods, container, &snapshot, &gone) < 0)
     {
-      error_clear(&err);
+      error_clear(&gone);
       return NULL;
     }
+  stats_read_container(call->daemon->pods, &snapshot, STATS_WANT_CONTAINER, &stats);
+  container_snapshot_clear(&snapshot);
   out = arena_new(&call->arena, Runtime__V1__ContainerStats);
   runtime__v1__container_stats__init(out);
-  out->attributes = attributes;
+  out->attributes = container_attributes(call, container);
   out->writable_layer = writable_layer(call, &stats.writable_layer);
   if (stats.has_cgroup)
     {
@@ -250,42 +237,17 @@ rpc_container_stats_message(struct rpc_call *call, struct container *container)
   return out;
 }
 
-/* A list call refreshes each container before its stats, so one that
- * ended unnoticed (its monitor killed before it wrote the exit file) is
- * not shown running; with evented PLEG, the kubelet's stats polls are
- * what notice it.  Every other exit is marked as it happens (the exit
- * watcher), so a container whose process is alive is left alone: one
- * kill(pid, 0) instead of container_refresh's exit-file lookup, which
- * was most of the time of a list call. */
-static void
-refresh_if_ended(struct pod_manager *pods, struct container *container)
-{
-  bool alive;
-  pid_t pid;
-
-  pthread_mutex_lock(&container->lock);
-  alive = !container->removed && container->state == CONTAINER_RUNNING;
-  pid = container->pid;
-  pthread_mutex_unlock(&container->lock);
-  if (alive && pid > 0 && (kill(pid, 0) == 0 || errno == EPERM))
-    return;
-  container_refresh(pods, container);
-}
-
 static bool
-container_matches(struct container *container, const Runtime__V1__ContainerStatsFilter *filter)
+container_matches(const struct container *container,
+                  const Runtime__V1__ContainerStatsFilter *filter)
 {
-  bool match;
-
+  /* What a filter reads never changes once the container exists. */
   if (filter == NULL)
     return true;
-  pthread_mutex_lock(&container->lock);
-  match = !container->removed && rpc_id_matches(container->id, filter->id)
-          && rpc_id_matches(container->sandbox_id, filter->pod_sandbox_id)
-          && rpc_labels_match(container->config->labels, container->config->n_labels,
-                              filter->label_selector, filter->n_label_selector);
-  pthread_mutex_unlock(&container->lock);
-  return match;
+  return rpc_id_matches(container->id, filter->id)
+         && rpc_id_matches(container->sandbox_id, filter->pod_sandbox_id)
+         && rpc_labels_match(container->config->labels, container->config->n_labels,
+                             filter->label_selector, filter->n_label_selector);
 }
 
 Runtime__V1__ContainerStats **
@@ -304,7 +266,6 @@ rpc_container_stats_items(struct rpc_call *call, const Runtime__V1__ContainerSta
       Runtime__V1__ContainerStats *item;
       if (!container_matches(containers[i], filter))
         continue;
-      refresh_if_ended(pods, containers[i]);
       item = rpc_container_stats_message(call, containers[i]);
       if (item)
         items[(*n_out)++] = item;
@@ -324,7 +285,6 @@ RPC_HANDLER(rpc_container_stats)
 
   if (container == NULL)
     return -1;
-  container_refresh(call->daemon->pods, container);
   runtime__v1__container_stats_response__init(reply);
   reply->stats = rpc_container_stats_message(call, container);
   container_unref(container);
@@ -435,9 +395,14 @@ rpc_sandbox_stats_message(struct rpc_call *call, struct sandbox *sandbox,
 {
   Runtime__V1__PodSandboxStats *out;
   Runtime__V1__LinuxPodSandboxStats *linux_stats;
+  struct sandbox_snapshot snapshot;
   struct stats_sandbox stats;
+  int ret = sandbox_snapshot_take(call->daemon->pods, sandbox, &snapshot, err);
 
-  if (stats_read_sandbox(call->daemon->pods, sandbox, STATS_WANT_SANDBOX, &stats, err) < 0)
+  if (ret == 0)
+    ret = stats_read_sandbox(call->daemon->pods, &snapshot, STATS_WANT_SANDBOX, &stats, err);
+  sandbox_snapshot_clear(&snapshot);
+  if (ret < 0)
     return NULL;
   out = arena_new(&call->arena, Runtime__V1__PodSandboxStats);
   linux_stats = arena_new(&call->arena, Runtime__V1__LinuxPodSandboxStats);
@@ -480,17 +445,12 @@ rpc_sandbox_stats_items(struct rpc_call *call, const Runtime__V1__PodSandboxStat
       = arena_new_array(&call->arena, Runtime__V1__PodSandboxStats *, n + 1);
 
   *n_out = 0;
-  for (size_t i = 0; i < n_containers; i++)
-    refresh_if_ended(pods, containers[i]);
   for (size_t i = 0; i < n; i++)
     {
       struct error err = ERROR_INIT;
       Runtime__V1__PodSandboxStats *item = NULL;
       if (sandbox_matches(sandboxes[i], filter))
-        {
-          sandbox_refresh(pods, sandboxes[i]);
-          item = rpc_sandbox_stats_message(call, sandboxes[i], containers, n_containers, &err);
-        }
+        item = rpc_sandbox_stats_message(call, sandboxes[i], containers, n_containers, &err);
       if (item)
         items[(*n_out)++] = item;
       error_clear(&err); /* not ready or gone: not listed */
@@ -513,11 +473,7 @@ RPC_HANDLER(rpc_pod_sandbox_stats)
 
   if (sandbox == NULL)
     return -1;
-  sandbox_refresh(pods, sandbox);
   containers = pod_manager_list_containers(pods, &n);
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(containers[i]->sandbox_id, sandbox->id) == 0)
-      container_refresh(pods, containers[i]);
   runtime__v1__pod_sandbox_stats_response__init(reply);
   reply->stats = rpc_sandbox_stats_message(call, sandbox, containers, n, err);
   pod_manager_release_containers(containers, n);

@@ -30,16 +30,16 @@ static int
 check_container_running(struct rpc_call *call, const char *id, struct error *err)
 {
   struct container *container = pod_manager_find_container(call->daemon->pods, id, err);
-  int ret = 0;
+  struct container_snapshot snapshot;
+  int ret;
 
   if (container == NULL)
     return -1;
-  container_refresh(call->daemon->pods, container);
-  pthread_mutex_lock(&container->lock);
-  if (container->removed || container->state != CONTAINER_RUNNING)
-    ret = error_set(err, EBUSY, "container %s is not running", id);
-  pthread_mutex_unlock(&container->lock);
+  ret = container_snapshot_take(call->daemon->pods, container, &snapshot, err);
   container_unref(container);
+  if (ret == 0 && snapshot.state != CONTAINER_RUNNING)
+    ret = error_set(err, EBUSY, "container %s is not running", id);
+  container_snapshot_clear(&snapshot);
   return ret;
 }
 
@@ -120,6 +120,7 @@ RPC_HANDLER(rpc_port_forward)
   Runtime__V1__PortForwardResponse *reply
       = arena_new(&call->arena, Runtime__V1__PortForwardResponse);
   struct sandbox *sandbox;
+  struct sandbox_snapshot snapshot;
   struct stream_request *stream;
   bool ready;
   char *url;
@@ -130,9 +131,11 @@ RPC_HANDLER(rpc_port_forward)
   sandbox = pod_manager_find_sandbox(call->daemon->pods, forward->pod_sandbox_id, err);
   if (sandbox == NULL)
     return -1;
-  sandbox_refresh(call->daemon->pods, sandbox);
-  ready = !sandbox->removed && sandbox->state == SANDBOX_READY;
+  ready = sandbox_snapshot_take(call->daemon->pods, sandbox, &snapshot, err) == 0
+          && snapshot.state == SANDBOX_READY;
+  sandbox_snapshot_clear(&snapshot);
   sandbox_unref(sandbox);
+  error_clear(err);
   if (!ready)
     return error_set(err, EBUSY, "pod sandbox %s is not ready", forward->pod_sandbox_id);
   stream = xcalloc(1, sizeof *stream);

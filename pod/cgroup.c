@@ -1,6 +1,7 @@
 /* Naming, finding and removing the cgroups of pods and containers on
  * either cgroup driver; see cgroup.h. */
 #include "pod/cgroup.h"
+#include "common/mountinfo.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 
@@ -18,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MOUNTINFO_MAX_SIZE (16 * 1024 * 1024)
 /* A cgroup whose last process is exiting stays busy for a moment. */
 #define RMDIR_RETRIES 50
 #define RMDIR_RETRY_NS (10 * 1000 * 1000)
@@ -245,81 +245,20 @@ cgroup_path_to_fs(const char *cgroups_path, bool systemd, char **out, struct err
   return 0;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static char *
-unescape_mount_path(const char *s, size_t len)
-{
-  char *out = xmalloc(len + 1);
-  size_t j = 0;
-
-  for (size_t i = 0; i < len; i++)
-    {
-      if (s[i] == '\\' && i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0'
-          && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7')
-        {
-          out[j++] = (char)(((s[i + 1] - '0') << 6) | ((s[i + 2] - '0') << 3) | (s[i + 3] - '0'));
-          i += 3;
-        }
-      else
-        out[j++] = s[i];
-    }
-  out[j] = '\0';
-  return out;
-}
-
-/* Mount point and file system type of one mountinfo line:
- * "id parent maj:min root mountpoint options [optional...] - fstype source super". */
-static bool
-parse_mountinfo_line(const char *line, size_t len, char **mountpoint, char **fstype)
-{
-  const char *fields[5];
-  const char *p = line, *end = line + len;
-  const char *sep;
-  size_t n = 0;
-
-  while (n < 5 && p < end)
-    {
-      while (p < end && *p == ' ')
-        p++;
-      fields[n++] = p;
-      while (p < end && *p != ' ')
-        p++;
-    }
-  if (n < 5)
-    return false;
-  sep = strstr(p, " - ");
-  if (sep == NULL || sep >= end)
-    return false;
-  sep += 3;
-  *mountpoint = unescape_mount_path(fields[4], strcspn(fields[4], " "));
-  *fstype = xstrndup(sep, strcspn(sep, " \n"));
-  return true;
-}
-
 int
 cgroup_hierarchies_parse(const char *mountinfo, char ***out, struct error *err)
 {
-  char **roots = xcalloc(1, sizeof(char *));
+  struct mount_table table;
+  char **roots;
   size_t n = 0;
 
-  for (const char *line = mountinfo; line && *line;)
-    {
-      size_t len = strcspn(line, "\n");
-      cleanup_free char *line_copy = xstrndup(line, len);
-      cleanup_free char *mountpoint = NULL;
-      cleanup_free char *fstype = NULL;
-
-      if (parse_mountinfo_line(line_copy, len, &mountpoint, &fstype)
-          && (strcmp(fstype, "cgroup") == 0 || strcmp(fstype, "cgroup2") == 0))
-        {
-          roots = xrealloc(roots, (n + 2) * sizeof(char *));
-          roots[n++] = steal_pointer(&mountpoint);
-          roots[n] = NULL;
-        }
-      line += len;
-      if (*line == '\n')
-        line++;
-    }
+  mount_table_parse(mountinfo, &table);
+  roots = xcalloc(table.n + 1, sizeof(char *));
+  for (size_t i = 0; i < table.n; i++)
+    if (strcmp(table.entries[i].fstype, "cgroup") == 0
+        || strcmp(table.entries[i].fstype, "cgroup2") == 0)
+      roots[n++] = xstrdup(table.entries[i].mountpoint);
+  mount_table_clear(&table);
   *out = roots;
   (void)err;
   return 0;
@@ -427,6 +366,68 @@ cgroup_remove(const char *fs_path, struct error *err)
   ret = cgroup_remove_under(roots, fs_path, err);
   strv_free(roots);
   return ret;
+}
+
+/* id when name is "crid-<id>" or "crid-<id>.scope" with id among ids. */
+static bool
+named_for(const char *name, char *const *ids)
+{
+  static const char prefix[] = CGROUP_SCOPE_PREFIX "-";
+  size_t id_len;
+
+  if (strncmp(name, prefix, sizeof prefix - 1) != 0)
+    return false;
+  name += sizeof prefix - 1;
+  id_len = str_has_suffix(name, ".scope") ? strlen(name) - strlen(".scope") : strlen(name);
+  for (size_t i = 0; ids[i]; i++)
+    if (strlen(ids[i]) == id_len && strncmp(name, ids[i], id_len) == 0)
+      return true;
+  return false;
+}
+
+static void
+remove_named_under(const char *dir, char *const *ids, int depth, struct error *first)
+{
+  cleanup_dir DIR *d = opendir(dir);
+  struct dirent *entry;
+
+  if (d == NULL || depth > CGROUP_FIND_MAX_DEPTH)
+    return;
+  while ((entry = readdir(d)))
+    {
+      cleanup_free char *child = NULL;
+      struct error e = ERROR_INIT;
+      if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0
+          || !is_directory(dirfd(d), entry))
+        continue;
+      child = xasprintf("%s/%s", dir, entry->d_name);
+      if (!named_for(entry->d_name, ids))
+        remove_named_under(child, ids, depth + 1, first);
+      else if (remove_tree(child, 0, &e) < 0 && first->code == 0)
+        error_move(first, &e);
+      error_clear(&e);
+    }
+}
+
+int
+cgroup_remove_named(char *const *ids, struct error *err)
+{
+  char **roots = NULL;
+  struct error first = ERROR_INIT;
+
+  if (ids == NULL || ids[0] == NULL)
+    return 0;
+  if (cgroup_hierarchies(&roots, err) < 0)
+    return -1;
+  for (size_t i = 0; roots[i]; i++)
+    remove_named_under(roots[i], ids, 0, &first);
+  strv_free(roots);
+  if (first.code != 0)
+    {
+      error_move(err, &first);
+      return -1;
+    }
+  return 0;
 }
 
 char *

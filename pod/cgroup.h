@@ -77,6 +77,15 @@ int cgroup_remove(const char *fs_path, struct error *err);
 /* The same under explicit hierarchy roots (tests, or one hierarchy). */
 int cgroup_remove_under(char *const *roots, const char *fs_path, struct error *err);
 
+/* Recovery: removes, in every hierarchy, the cgroups named for one of ids
+ * as crid names its objects' ("crid-<id>" with cgroupfs, "crid-<id>.scope"
+ * with systemd), wherever they are (their parent was the kubelet's and is
+ * not known any more), searching CGROUP_FIND_MAX_DEPTH levels deep.  Like
+ * cgroup_remove: rmdir only; the first failure is reported, the others
+ * are still tried. */
+#define CGROUP_FIND_MAX_DEPTH 10
+int cgroup_remove_named(char *const *ids, struct error *err);
+
 /* Call when a container is about to be created.  Moving a task into a
  * cgroup waits for an RCU grace period (the kernel's threadgroup rwsem)
  * unless another move ended just before: 6-16 ms on the machines we

@@ -11,7 +11,6 @@
  * files) and its exit file is <state>/exits/<id>. */
 #include "pod/container.h"
 #include "pod/trash.h"
-#include "pod/events.h"
 #include "common/failpoint.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
@@ -177,22 +176,6 @@ file_mtime_ns(const char *path)
   return (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
 }
 
-/* An exit file's mtime comes from the kernel's coarse clock (up to a tick
- * behind CLOCK_REALTIME, which started_at reads), and a short-lived
- * container can end before crid reads the clock after `<runtime> start`:
- * a finish is never reported before the start. */
-static int64_t
-finished_not_before_start(const struct container *container, int64_t finished_at)
-{
-  return finished_at < container->started_at ? container->started_at : finished_at;
-}
-
-static bool
-process_alive(pid_t pid)
-{
-  return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
 /* With lock held: reads the exit file; true when the container has
  * ended (now or before). */
 static bool
@@ -205,9 +188,11 @@ refresh_locked(struct pod_manager *manager, struct container *container)
   struct error err = ERROR_INIT;
   int status = 0, ret;
 
+  struct container_change change = { .state = CONTAINER_EXITED };
+
   if (container->state == CONTAINER_EXITED)
     return true;
-  if (container->removed || !container->runtime_created)
+  if (container->removed || !container->runtime_created || container->starting)
     return false;
   ret = monitor_read_exit(exits, container->id, &status, &err);
   if (ret < 0)
@@ -223,29 +208,26 @@ refresh_locked(struct pod_manager *manager, struct container *container)
       if (process_alive(container->pid) || process_alive(monitor_read_pid(socket_dir)))
         return false;
       /* The monitor may have written the file just now. */
-      if (monitor_read_exit(exits, container->id, &status, &err) <= 0)
-        {
-          error_clear(&err);
-          container->state = CONTAINER_EXITED;
-          container->exit_code = 255;
-          container->finished_at = finished_not_before_start(container, time_realtime_ns());
-          free(container->message);
-          container->message = xstrdup("the container and its monitor are gone");
-          goto save;
-        }
+      ret = monitor_read_exit(exits, container->id, &status, &err);
+      error_clear(&err);
     }
-  container->state = CONTAINER_EXITED;
-  container->exit_code = status;
-  container->finished_at = finished_not_before_start(container, file_mtime_ns(exit_path));
-  container->oom_killed = access(oom_path, F_OK) == 0;
-  log_info("container %.12s exited with status %d%s", container->id, status,
-           container->oom_killed ? " (OOM killed)" : "");
-save:
-  if (container_save(manager, container, &err) < 0)
+  if (ret > 0)
+    {
+      change.exit_code = status;
+      change.at = file_mtime_ns(exit_path);
+      change.oom_killed = access(oom_path, F_OK) == 0;
+      log_info("container %.12s exited with status %d%s", container->id, status,
+               change.oom_killed ? " (OOM killed)" : "");
+    }
+  else
+    {
+      change.exit_code = 255;
+      change.at = time_realtime_ns();
+      change.message = "the container and its monitor are gone";
+    }
+  if (container_change_state(manager, container, &change, &err) < 0)
     log_warn("%s", error_message(&err));
   error_clear(&err);
-  pod_events_publish(manager->events, POD_EVENT_STOPPED, container->id, container->sandbox_id,
-                     false);
   return true;
 }
 
@@ -446,6 +428,7 @@ target_pidns(struct create_context *ctx)
   const Runtime__V1__LinuxContainerConfig *linux_config = ctx->container->config->linux;
   const Runtime__V1__NamespaceOption *o = NULL;
   struct container *target;
+  struct container_snapshot snapshot;
   struct error ignored = ERROR_INIT;
   char *path = NULL;
 
@@ -457,10 +440,11 @@ target_pidns(struct create_context *ctx)
   error_clear(&ignored);
   if (target == NULL)
     return NULL;
-  pthread_mutex_lock(&target->lock);
-  if (target->state == CONTAINER_RUNNING && target->pid > 0)
-    path = xasprintf("/proc/%d/ns/pid", (int)target->pid);
-  pthread_mutex_unlock(&target->lock);
+  if (container_snapshot_take(ctx->manager, target, &snapshot, &ignored) == 0
+      && snapshot.state == CONTAINER_RUNNING && snapshot.pid > 0)
+    path = xasprintf("/proc/%d/ns/pid", (int)snapshot.pid);
+  error_clear(&ignored);
+  container_snapshot_clear(&snapshot);
   container_unref(target);
   return path;
 }
@@ -608,18 +592,15 @@ destroy_in_runtime(struct pod_manager *manager, struct container *container, str
   return 0;
 }
 
-static void
-remove_monitor_files(struct pod_manager *manager, const char *id)
+/* What crid-conmon leaves for a container or pod: its socket dir and its
+ * exit file. */
+void
+container_remove_monitor_files(const struct pod_manager *manager, const char *id)
 {
   cleanup_free char *socket_dir = container_socket_dir(manager, id);
   cleanup_free char *exits = container_exit_dir(manager);
-  cleanup_free char *exit_file = xasprintf("%s/%s", exits, id);
-  struct error err = ERROR_INIT;
 
-  if (remove_tree(socket_dir, &err) < 0)
-    log_warn("%s", error_message(&err));
-  error_clear(&err);
-  unlink(exit_file);
+  monitor_remove_files(socket_dir, exits, id);
 }
 
 static int
@@ -631,7 +612,7 @@ undo_monitor(void *object, struct error *err)
   /* A runtime that failed half-way through create may leave the cgroup
    * it made (crun does, when a resource cannot be written). */
   remove_cgroup(ctx->manager, ctx->container);
-  remove_monitor_files(ctx->manager, ctx->container->id);
+  container_remove_monitor_files(ctx->manager, ctx->container->id);
   return 0;
 }
 
@@ -668,7 +649,7 @@ static int
 create_steps(struct create_context *ctx, struct undo_list *undo, struct error *err)
 {
   struct container *container = ctx->container;
-  int signo;
+  int signo, ret;
 
   container->reservation = container_reservation_key(ctx->sandbox->id, container->config);
   if (pod_manager_reserve_container(ctx->manager, container, err) < 0)
@@ -704,9 +685,11 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
   if (step_monitor(ctx, err) < 0)
     return -1;
   failpoint("container.after-monitor");
-  container->state = CONTAINER_CREATED;
-  container->creating = false;
-  if (container_save(ctx->manager, container, err) < 0)
+  pthread_mutex_lock(&container->lock);
+  ret = container_change_state(ctx->manager, container,
+                               &(struct container_change){ .state = CONTAINER_CREATED }, err);
+  pthread_mutex_unlock(&container->lock);
+  if (ret < 0)
     return -1;
   failpoint("container.after-created");
   return 0;
@@ -726,8 +709,14 @@ container_orphan_reaped(struct pod_manager *manager, pid_t pid, int status)
       cleanup_free char *temp = NULL;
       cleanup_free char *text = NULL;
       cleanup_close int fd = -1;
+      bool ours;
 
-      if (c->pid != pid || c->removed || c->state == CONTAINER_EXITED)
+      /* Not a snapshot: its refresh would find the process gone and no
+       * exit file yet, and record the exit as lost. */
+      pthread_mutex_lock(&c->lock);
+      ours = c->pid == pid && !c->removed && c->state != CONTAINER_EXITED;
+      pthread_mutex_unlock(&c->lock);
+      if (!ours)
         continue;
       /* The container's own parent, its monitor, is gone (else it would
        * have reaped it): its exit file is written here, as the monitor
@@ -776,7 +765,10 @@ container_salvage(struct pod_manager *manager, const char *id)
   if (rootfs_unmount(dir, &err) < 0 || remove_tree(dir, &err) < 0)
     log_warn("recovery: container %.12s: %s", id, error_message(&err));
   error_clear(&err);
-  remove_monitor_files(manager, id);
+  container_remove_monitor_files(manager, id);
+  if (cgroup_remove_named((char *[]){ (char *)id, NULL }, &err) < 0)
+    log_warn("recovery: %.12s: %s", id, error_message(&err));
+  error_clear(&err);
 }
 
 void
@@ -800,11 +792,14 @@ container_reconcile(struct pod_manager *manager, struct container *container)
     return; /* created still, or ended: the exit file tells */
   log_info("recovery: container %.12s was started when crid stopped: running, pid %d",
            container->id, (int)pid);
-  container->state = CONTAINER_RUNNING;
-  container->pid = pid;
-  container->started_at = time_realtime_ns();
-  if (container_save(manager, container, &err) < 0)
+  pthread_mutex_lock(&container->lock);
+  if (container_change_state(manager, container,
+                             &(struct container_change){
+                                 .state = CONTAINER_RUNNING, .at = time_realtime_ns(), .pid = pid },
+                             &err)
+      < 0)
     log_warn("recovery: %s", error_message(&err));
+  pthread_mutex_unlock(&container->lock);
   error_clear(&err);
 }
 
@@ -829,6 +824,7 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
 {
   struct undo_list undo = UNDO_INIT;
   struct create_context ctx = { .manager = manager };
+  bool ready;
   int ret = 0;
 
   ctx.container = container_from_request(request_bytes, request_len, err);
@@ -843,10 +839,14 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
     }
   snprintf(ctx.container->sandbox_id, sizeof ctx.container->sandbox_id, "%s", ctx.sandbox->id);
   ctx.container->handler = xstrdup(ctx.sandbox->handler);
-  /* The sandbox lock keeps the pod from being stopped under us. */
-  pthread_mutex_lock(&ctx.sandbox->lock);
+  /* Held for reading, the pod's op_lock keeps it from being stopped under
+   * us while other containers of the pod are created beside. */
+  pthread_rwlock_rdlock(&ctx.sandbox->op_lock);
   pthread_mutex_lock(&ctx.container->op_lock);
-  if (ctx.sandbox->removed || ctx.sandbox->state != SANDBOX_READY)
+  pthread_mutex_lock(&ctx.sandbox->lock);
+  ready = !ctx.sandbox->removed && !ctx.sandbox->creating && ctx.sandbox->state == SANDBOX_READY;
+  pthread_mutex_unlock(&ctx.sandbox->lock);
+  if (!ready)
     ret = error_set(err, EIO, "pod sandbox %s is not ready", ctx.sandbox->id);
   else if (create_steps(&ctx, &undo, err) < 0)
     ret = -1;
@@ -856,13 +856,9 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
       ctx.container->removed = true;
     }
   else
-    {
-      undo_forget(&undo);
-      pod_events_publish(manager->events, POD_EVENT_CREATED, ctx.container->id,
-                         ctx.container->sandbox_id, false);
-    }
+    undo_forget(&undo);
   pthread_mutex_unlock(&ctx.container->op_lock);
-  pthread_mutex_unlock(&ctx.sandbox->lock);
+  pthread_rwlock_unlock(&ctx.sandbox->op_lock);
   sandbox_unref(ctx.sandbox);
   strv_free(ctx.layer_dirs);
   image_config_free(ctx.image);
@@ -893,6 +889,7 @@ container_start(struct pod_manager *manager, struct container *container, struct
   pthread_mutex_lock(&container->lock);
   refresh_locked(manager, container);
   state = container->state;
+  container->starting = !container->removed && state == CONTAINER_CREATED;
   pthread_mutex_unlock(&container->lock);
   if (container->removed)
     ret = error_set(err, ENOENT, "container %s not found", container->id);
@@ -905,19 +902,17 @@ container_start(struct pod_manager *manager, struct container *container, struct
       if (ret == 0)
         failpoint("container.after-start");
     }
+  pthread_mutex_lock(&container->lock);
+  container->starting = false;
   if (ret == 0)
-    {
-      pthread_mutex_lock(&container->lock);
-      container->started_at = time_realtime_ns();
-      /* The exit watcher may have seen a quick exit already. */
-      if (container->state == CONTAINER_CREATED)
-        container->state = CONTAINER_RUNNING;
-      ret = container_save(manager, container, err);
-      pthread_mutex_unlock(&container->lock);
-      log_info("container %.12s started", container->id);
-      pod_events_publish(manager->events, POD_EVENT_STARTED, container->id, container->sandbox_id,
-                         false);
-    }
+    ret = container_change_state(
+        manager, container,
+        &(struct container_change){ .state = CONTAINER_RUNNING, .at = time_realtime_ns() }, err);
+  /* An exit seen during the start is recorded after it. */
+  refresh_locked(manager, container);
+  pthread_mutex_unlock(&container->lock);
+  if (ret == 0)
+    log_info("container %.12s started", container->id);
   pthread_mutex_unlock(&container->op_lock);
   return ret;
 }
@@ -1058,12 +1053,12 @@ remove_locked(struct pod_manager *manager, struct container *container, struct e
    * files (the writable layer) are deleted in the background. */
   if (trash_discard(manager->trash, dir, err) < 0)
     return -1;
-  remove_monitor_files(manager, container->id);
-  container->removed = true;
+  container_remove_monitor_files(manager, container->id);
+  pthread_mutex_lock(&container->lock);
+  container_change_removed(manager, container);
+  pthread_mutex_unlock(&container->lock);
   pod_manager_unreserve_container(manager, container);
   log_info("container %.12s removed", container->id);
-  pod_events_publish(manager->events, POD_EVENT_DELETED, container->id, container->sandbox_id,
-                     false);
   return 0;
 }
 

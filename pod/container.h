@@ -5,7 +5,7 @@
  * (start, stop, remove, exec's checks) and may be held for long (a stop
  * waits up to its timeout); lock guards the fields and is only held for
  * short moments, so ContainerStatus and the exit watcher never wait for a
- * stop.  Order: table lock, sandbox lock, op_lock, lock. */
+ * stop.  Order: table lock, the sandbox's op_lock, op_lock, lock. */
 #ifndef CRID_POD_CONTAINER_H
 #define CRID_POD_CONTAINER_H
 
@@ -84,6 +84,10 @@ struct container
    * before its step (intent before effect). */
   bool rootfs_mounted;
   bool runtime_created;
+  /* StartContainer runs the runtime's start: an exit seen meanwhile waits
+   * until the start is recorded, so that STARTED comes before STOPPED and
+   * finishedAt after startedAt. */
+  bool starting;
   bool removed;
 };
 
@@ -158,12 +162,75 @@ int container_parse_signal(const char *text);
 char *container_dir(const struct pod_manager *manager, const char *id);
 char *container_socket_dir(const struct pod_manager *manager, const char *id);
 char *container_exit_dir(const struct pod_manager *manager);
+/* What crid-conmon leaves for a container or a pod's pause once it has
+ * ended: its socket dir and its exit file. */
+void container_remove_monitor_files(const struct pod_manager *manager, const char *id);
 
 /* Sets *user to uid, gid and a copy of the n groups (known), replacing
  * what it held; container_user_clear frees and forgets it. */
 void container_user_set(struct container_user *user, uint32_t uid, uint32_t gid,
                         const uint32_t *groups, size_t n);
 void container_user_clear(struct container_user *user);
+
+/* ---- State changes and snapshots (pod/container_state.c) --------------
+ * A container's lifecycle state changes in one place,
+ * container_change_state, which assigns the state with its facts,
+ * persists the record and publishes the event, in that order and under
+ * the container's lock.  Everything that reads a container's state (the
+ * gRPC services, events, stats, metrics) takes a snapshot: a plain copy
+ * made under the lock in one moment and read without any lock after. */
+
+/* A lifecycle step and the facts that come with it. */
+struct container_change
+{
+  enum container_state state;
+  int64_t at;          /* RUNNING: started_at; EXITED: finished_at (clamped to the start) */
+  pid_t pid;           /* RUNNING: the process, 0 to keep the one known */
+  int exit_code;       /* EXITED */
+  bool oom_killed;     /* EXITED */
+  const char *message; /* EXITED: why, when crid knows more than the code */
+};
+
+/* With container->lock held.  CREATED ends a CreateContainer (the
+ * container appears in the API); RUNNING and EXITED only move forward.  A
+ * step to the state the container is in already changes nothing and
+ * publishes nothing.  When the save fails the new state stays in memory
+ * (it is what the process is) and the error is returned. */
+int container_change_state(struct pod_manager *manager, struct container *container,
+                           const struct container_change *change, struct error *err);
+/* With container->lock held: RemoveContainer's end.  The container leaves
+ * the API and DELETED is published. */
+void container_change_removed(struct pod_manager *manager, struct container *container);
+
+/* What a container's status shows, copied in one moment.  The fields
+ * that never change once a container is created (id, sandbox_id, the
+ * request and config, handler, image_name, image_id, log_path,
+ * cgroups_path, stop_signal, user) are read from the referenced
+ * container itself. */
+struct container_snapshot
+{
+  struct container *container; /* referenced */
+  enum container_state state;
+  int64_t created_at;
+  int64_t started_at;
+  int64_t finished_at;
+  int exit_code;
+  bool oom_killed;
+  char *message;
+  pid_t pid;
+  /* A copy of the resources an update put in force; NULL: the request's. */
+  Runtime__V1__LinuxContainerResources *updated_resources;
+};
+
+/* Learns of an exit first (container_refresh), then copies.  ENOENT when
+ * the container is removed or its CreateContainer has not finished. */
+int container_snapshot_take(struct pod_manager *manager, struct container *container,
+                            struct container_snapshot *out, struct error *err);
+void container_snapshot_clear(struct container_snapshot *snapshot);
+/* The resources in force in a snapshot: the update's, else the
+ * request's; NULL when none. */
+const Runtime__V1__LinuxContainerResources *
+container_snapshot_resources(const struct container_snapshot *snapshot);
 
 /* Persistence (pod/container_state.c). */
 int container_save(const struct pod_manager *manager, const struct container *container,

@@ -4,10 +4,12 @@
  * sandbox's: version 2 added "user"; a version 1 record gets it from
  * its bundle's config.json. */
 #include "pod/container.h"
+#include "pod/events.h"
 #include "pod/pod_manager.h"
 #include "pod/state_file.h"
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "common/process.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -30,6 +32,8 @@ container_new(void)
   pthread_mutex_init(&container->op_lock, NULL);
   pthread_mutex_init(&container->lock, NULL);
   container->state = CONTAINER_CREATED;
+  /* Out of the API until CreateContainer records it CREATED. */
+  container->creating = true;
   return container;
 }
 
@@ -211,6 +215,151 @@ container_save_intent(const struct pod_manager *manager, const struct container 
                       struct error *err)
 {
   return save(manager, container, false, err);
+}
+
+/* ---- State changes and snapshots ------------------------------------ */
+
+static enum pod_event_kind
+event_of(enum container_state state)
+{
+  switch (state)
+    {
+    case CONTAINER_RUNNING:
+      return POD_EVENT_STARTED;
+    case CONTAINER_EXITED:
+      return POD_EVENT_STOPPED;
+    default:
+      return POD_EVENT_CREATED;
+    }
+}
+
+/* CREATED ends a create; the others only move forward. */
+static bool
+is_step(const struct container *container, enum container_state to)
+{
+  if (to == CONTAINER_CREATED)
+    return container->creating;
+  return !container->creating && to > container->state && to != CONTAINER_UNKNOWN;
+}
+
+static void
+assign(struct container *container, const struct container_change *change)
+{
+  switch (change->state)
+    {
+    case CONTAINER_CREATED:
+      container->creating = false;
+      break;
+    case CONTAINER_RUNNING:
+      container->started_at = change->at;
+      if (change->pid > 0)
+        container->pid = change->pid;
+      break;
+    case CONTAINER_EXITED:
+      /* An exit-file mtime comes from the kernel's coarse clock, a tick
+       * behind the start's clock: a finish is never before the start. */
+      container->finished_at
+          = change->at < container->started_at ? container->started_at : change->at;
+      container->exit_code = change->exit_code;
+      container->oom_killed = change->oom_killed;
+      free(container->message);
+      container->message = change->message ? xstrdup(change->message) : NULL;
+      break;
+    default:
+      break;
+    }
+  container->state = change->state;
+}
+
+int
+container_change_state(struct pod_manager *manager, struct container *container,
+                       const struct container_change *change, struct error *err)
+{
+  int ret;
+
+  if (container->removed || !is_step(container, change->state))
+    return 0;
+  assign(container, change);
+  ret = container_save(manager, container, err);
+  if (ret < 0 && change->state == CONTAINER_CREATED)
+    {
+      /* Not recorded: CreateContainer fails and undoes it, unseen. */
+      container->creating = true;
+      return ret;
+    }
+  pod_events_publish(manager->events, event_of(change->state), container->id, container->sandbox_id,
+                     false);
+  return ret;
+}
+
+void
+container_change_removed(struct pod_manager *manager, struct container *container)
+{
+  if (container->removed)
+    return;
+  container->removed = true;
+  pod_events_publish(manager->events, POD_EVENT_DELETED, container->id, container->sandbox_id,
+                     false);
+}
+
+int
+container_snapshot_take(struct pod_manager *manager, struct container *container,
+                        struct container_snapshot *out, struct error *err)
+{
+  bool settled;
+  int ret = 0;
+
+  memset(out, 0, sizeof *out);
+  /* The exit watcher marks exits as they happen: a running container
+   * whose process is there (a zombie too, not yet reaped: no exit file
+   * yet) is not looked up again.  One kill(pid, 0), not the exit file,
+   * keeps a list call over a hundred containers cheap. */
+  pthread_mutex_lock(&container->lock);
+  settled = container->state == CONTAINER_EXITED
+            || (container->state == CONTAINER_RUNNING && process_alive(container->pid));
+  pthread_mutex_unlock(&container->lock);
+  if (!settled)
+    container_refresh(manager, container);
+  pthread_mutex_lock(&container->lock);
+  if (container->removed || container->creating)
+    ret = error_set(err, ENOENT, "container %s not found", container->id);
+  else
+    {
+      container_ref(container);
+      out->container = container;
+      out->state = container->state;
+      out->created_at = container->created_at;
+      out->started_at = container->started_at;
+      out->finished_at = container->finished_at;
+      out->exit_code = container->exit_code;
+      out->oom_killed = container->oom_killed;
+      out->message = container->message ? xstrdup(container->message) : NULL;
+      out->pid = container->pid;
+      if (container->resources)
+        out->updated_resources = container_resources_merge(container->resources, NULL);
+    }
+  pthread_mutex_unlock(&container->lock);
+  return ret;
+}
+
+void
+container_snapshot_clear(struct container_snapshot *snapshot)
+{
+  free(snapshot->message);
+  if (snapshot->updated_resources)
+    runtime__v1__linux_container_resources__free_unpacked(snapshot->updated_resources, NULL);
+  container_unref(snapshot->container);
+  memset(snapshot, 0, sizeof *snapshot);
+}
+
+const Runtime__V1__LinuxContainerResources *
+container_snapshot_resources(const struct container_snapshot *snapshot)
+{
+  const Runtime__V1__ContainerConfig *config = snapshot->container->config;
+
+  if (snapshot->updated_resources)
+    return snapshot->updated_resources;
+  return config && config->linux ? config->linux->resources : NULL;
 }
 
 /* The message back from write_resources' object; NULL for null (no

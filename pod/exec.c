@@ -271,17 +271,14 @@ static int
 check_running(struct pod_manager *manager, struct container *container, struct oci_runtime *runtime,
               struct error *err)
 {
-  int ret;
+  struct container_snapshot snapshot;
+  int ret = container_snapshot_take(manager, container, &snapshot, err);
 
-  container_refresh(manager, container);
-  pthread_mutex_lock(&container->lock);
-  ret = container->removed ? error_set(err, ENOENT, "container %s not found", container->id)
-        : container->state != CONTAINER_RUNNING
-            ? error_set(err, EINVAL, "container %s is not running", container->id)
-            : 0;
+  if (ret == 0 && snapshot.state != CONTAINER_RUNNING)
+    ret = error_set(err, EINVAL, "container %s is not running", container->id);
   if (ret == 0)
     pod_manager_runtime(manager, container->handler, runtime);
-  pthread_mutex_unlock(&container->lock);
+  container_snapshot_clear(&snapshot);
   return ret;
 }
 

@@ -6,6 +6,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "image/layer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -226,4 +227,16 @@ monitor_read_exit(const char *exit_dir, const char *id, int *status, struct erro
     }
   *status = atoi(text);
   return 1;
+}
+
+void
+monitor_remove_files(const char *socket_dir, const char *exit_dir, const char *id)
+{
+  cleanup_free char *exit_file = xasprintf("%s/%s", exit_dir, id);
+  struct error err = ERROR_INIT;
+
+  if (remove_tree(socket_dir, &err) < 0)
+    log_warn("%s", error_message(&err));
+  error_clear(&err);
+  unlink(exit_file);
 }

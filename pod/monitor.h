@@ -45,5 +45,8 @@ pid_t monitor_read_pid(const char *socket_dir);
  * with the removal of its files.  A monitor never started, or already
  * gone, is no wait. */
 void monitor_wait_ended(const char *socket_dir, int timeout_ms);
+/* Removes what a monitor leaves once it has ended: its socket dir and
+ * the exit file of id in exit_dir.  Failures are logged. */
+void monitor_remove_files(const char *socket_dir, const char *exit_dir, const char *id);
 
 #endif

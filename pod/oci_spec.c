@@ -6,6 +6,7 @@
 #include "pod/seccomp_bpf.h"
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "common/mountinfo.h"
 #include "common/util.h"
 
 #include <dirent.h>
@@ -21,7 +22,6 @@
 #include <unistd.h>
 
 #define SMALL_FILE_MAX (64 * 1024)
-#define MOUNTINFO_MAX_SIZE (16 * 1024 * 1024)
 #define DEVICE_WALK_MAX_DEPTH 8
 /* How much of a request's text an error message quotes: enough to
  * recognise it, never enough to make a huge message of a huge field. */
@@ -511,50 +511,18 @@ static int
 mount_propagation_of(const char *mountinfo, const char *path, char **mountpoint, char **optional,
                      struct error *err)
 {
-  size_t best = 0;
+  struct mount_table table;
+  const struct mount_entry *holder;
 
-  *mountpoint = NULL;
-  *optional = NULL;
-  for (const char *line = mountinfo; line && *line;)
+  mount_table_parse(mountinfo, &table);
+  holder = mount_table_holder(&table, path);
+  if (holder)
     {
-      size_t len = strcspn(line, "\n");
-      cleanup_free char *copy = xstrndup(line, len);
-      char *save = NULL;
-      char *fields[6] = { 0 };
-      size_t n = 0;
-      char *rest;
-
-      /* Exactly six fields, so that save is left at the optional ones. */
-      for (char *f = strtok_r(copy, " ", &save); f; f = strtok_r(NULL, " ", &save))
-        {
-          fields[n++] = f;
-          if (n == 6)
-            break;
-        }
-      rest = save;
-      line += len;
-      if (*line == '\n')
-        line++;
-      if (n < 6 || rest == NULL)
-        continue;
-      size_t mp_len = strlen(fields[4]);
-      bool holds = strcmp(fields[4], "/") == 0
-                   || (strncmp(path, fields[4], mp_len) == 0
-                       && (path[mp_len] == '/' || path[mp_len] == '\0'));
-      /* Later lines stack on earlier ones at the same mount point. */
-      if (holds && mp_len >= best)
-        {
-          char *dash = strstr(rest, " - ");
-          if (strncmp(rest, "- ", 2) == 0)
-            dash = rest;
-          best = mp_len;
-          free(*mountpoint);
-          free(*optional);
-          *mountpoint = xstrdup(fields[4]);
-          *optional = dash && dash != rest ? xstrndup(rest, (size_t)(dash - rest)) : xstrdup("");
-        }
+      *mountpoint = xstrdup(holder->mountpoint);
+      *optional = xstrdup(holder->optional);
     }
-  if (*mountpoint == NULL)
+  mount_table_clear(&table);
+  if (holder == NULL)
     {
       cleanup_free char *quoted = shown(path);
       return error_set(err, ENOENT, "no mount holds %s", quoted);

@@ -9,6 +9,7 @@
 #include "pod/exit_watch.h"
 #include "pod/sandbox.h"
 #include "pod/stats.h"
+#include "pod/sweep.h"
 #include "common/atomic_file.h"
 #include "common/children.h"
 #include "common/cleanup.h"
@@ -372,71 +373,6 @@ open_trash(const char *root)
   return trash;
 }
 
-static bool
-object_listed(struct pod_manager *manager, const char *id)
-{
-  bool found = false;
-
-  pthread_mutex_lock(&manager->table_lock);
-  for (size_t i = 0; i < manager->n_sandboxes && !found; i++)
-    found = strcmp(manager->sandboxes[i]->id, id) == 0;
-  for (size_t i = 0; i < manager->n_containers && !found; i++)
-    found = strcmp(manager->containers[i]->id, id) == 0;
-  pthread_mutex_unlock(&manager->table_lock);
-  return found;
-}
-
-/* Its monitor ends with the container; then its files go. */
-static void
-remove_monitor_of(struct pod_manager *manager, const char *id)
-{
-  cleanup_free char *socket_dir = container_socket_dir(manager, id);
-  cleanup_free char *exits = container_exit_dir(manager);
-  cleanup_free char *exit_file = xasprintf("%s/%s", exits, id);
-  struct error err = ERROR_INIT;
-
-  monitor_wait_ended(socket_dir, 5000);
-  if (remove_tree(socket_dir, &err) < 0)
-    log_warn("recovery: %s", error_message(&err));
-  error_clear(&err);
-  unlink(exit_file);
-}
-
-/* After recovery, a container a runtime still keeps state for belongs to
- * a listed pod or container, or it is removed: nothing crid can no
- * longer see survives a start. */
-static void
-sweep_runtime_state(struct pod_manager *manager)
-{
-  for (size_t h = 0; h < manager->options.n_handlers; h++)
-    {
-      struct oci_runtime runtime;
-      struct error err = ERROR_INIT;
-      cleanup_strv char **ids = NULL;
-
-      pod_manager_runtime(manager, manager->options.handlers[h].name, &runtime);
-      if (oci_runtime_list(&runtime, &ids, &err) < 0)
-        {
-          log_warn("recovery: %s", error_message(&err));
-          error_clear(&err);
-          continue;
-        }
-      for (size_t i = 0; ids[i]; i++)
-        {
-          if (object_listed(manager, ids[i]))
-            continue;
-          log_warn("recovery: %s keeps container %.12s that belongs to nothing crid knows: "
-                   "removing it",
-                   runtime.name, ids[i]);
-          if (oci_runtime_kill(&runtime, ids[i], SIGKILL, true, &err) < 0
-              || oci_runtime_delete(&runtime, ids[i], &err) < 0)
-            log_warn("recovery: %s", error_message(&err));
-          error_clear(&err);
-          remove_monitor_of(manager, ids[i]);
-        }
-    }
-}
-
 static void
 on_orphan_reaped(void *data, pid_t pid, int status)
 {
@@ -568,7 +504,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
       return NULL;
     }
   recover_containers(manager);
-  sweep_runtime_state(manager);
+  pod_sweep(manager);
   children_set_orphan_hook(on_orphan_reaped, manager);
   manager->stats = stats_collector_start(manager, manager->options.stats_period_seconds, err);
   if (manager->stats == NULL)

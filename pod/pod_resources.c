@@ -213,15 +213,21 @@ update_text(const Runtime__V1__UpdatePodSandboxResourcesRequest *update)
   return json_writer_finish(writer, NULL);
 }
 
+/* With the sandbox's op_lock held for reading: the pod is not stopped or
+ * removed meanwhile. */
 static int
 update_locked(struct pod_manager *manager, struct sandbox *sandbox,
               const Runtime__V1__UpdatePodSandboxResourcesRequest *update, struct error *err)
 {
   cleanup_free char *dir = NULL;
+  struct sandbox_snapshot snapshot;
+  bool ready;
 
-  if (sandbox->removed)
-    return error_set(err, ENOENT, "pod sandbox %s not found", sandbox->id);
-  if (sandbox->state != SANDBOX_READY)
+  if (sandbox_snapshot_take(manager, sandbox, &snapshot, err) < 0)
+    return -1;
+  ready = snapshot.state == SANDBOX_READY;
+  sandbox_snapshot_clear(&snapshot);
+  if (!ready)
     return error_set(err, EBUSY, "pod sandbox %s is not ready", sandbox->id);
   dir = sandbox_dir(manager, sandbox->id);
   if (pod_resources_update(dir, sandbox->id, sandbox->config, update, err) < 0)
@@ -237,11 +243,9 @@ pod_resources_update_sandbox(struct pod_manager *manager, struct sandbox *sandbo
   cleanup_free char *text = NULL;
   int ret;
 
-  /* A pod whose pause process died is no longer ready: find out first. */
-  sandbox_refresh(manager, sandbox);
-  pthread_mutex_lock(&sandbox->lock);
+  pthread_rwlock_rdlock(&sandbox->op_lock);
   ret = update_locked(manager, sandbox, update, err);
-  pthread_mutex_unlock(&sandbox->lock);
+  pthread_rwlock_unlock(&sandbox->op_lock);
   if (ret < 0)
     return -1;
   text = update_text(update);

@@ -533,22 +533,6 @@ bundle_dir(const struct pod_manager *manager, const char *id)
   return xasprintf("%s/sandboxes/%s/bundle", manager->options.root, id);
 }
 
-/* Removes what crid-conmon leaves for a container: its socket dir and its
- * exit file. */
-static void
-remove_monitor_files(const struct pod_manager *manager, const char *id)
-{
-  cleanup_free char *socket_dir = container_socket_dir(manager, id);
-  cleanup_free char *exits = container_exit_dir(manager);
-  cleanup_free char *exit_file = xasprintf("%s/%s", exits, id);
-  struct error err = ERROR_INIT;
-
-  if (remove_tree(socket_dir, &err) < 0)
-    log_warn("%s", error_message(&err));
-  error_clear(&err);
-  unlink(exit_file);
-}
-
 static bool
 pause_has_exited(const struct pod_manager *manager, const struct sandbox *sandbox)
 {
@@ -589,7 +573,7 @@ pause_destroy(struct pod_manager *manager, struct sandbox *sandbox, struct error
   if (oci_runtime_delete(&runtime, sandbox->id, err) < 0)
     return -1;
   monitor_wait_ended(socket_dir, MONITOR_END_TIMEOUT_MS);
-  remove_monitor_files(manager, sandbox->id);
+  container_remove_monitor_files(manager, sandbox->id);
   sandbox->pause_created = false;
   sandbox->pause_started = false;
   return 0;
@@ -758,6 +742,8 @@ pause_up(void *object, struct error *err)
 static int
 run_steps(struct run_context *ctx, struct undo_list *undo, struct error *err)
 {
+  int ret;
+
   if (pod_manager_reserve(ctx->manager, ctx->sandbox, err) < 0)
     return -1;
   undo_push(undo, "name reservation", undo_reserve, ctx);
@@ -780,9 +766,10 @@ run_steps(struct run_context *ctx, struct undo_list *undo, struct error *err)
   undo_push(undo, "pause container", undo_pause, ctx);
   if (network_beside_pause(ctx, network_up, pause_up, err) < 0)
     return -1;
-  ctx->sandbox->state = SANDBOX_READY;
-  ctx->sandbox->creating = false;
-  if (sandbox_save(ctx->manager, ctx->sandbox, err) < 0)
+  pthread_mutex_lock(&ctx->sandbox->lock);
+  ret = sandbox_change_state(ctx->manager, ctx->sandbox, SANDBOX_READY, err);
+  pthread_mutex_unlock(&ctx->sandbox->lock);
+  if (ret < 0)
     return -1;
   failpoint("sandbox.after-ready");
   return 0;
@@ -847,7 +834,10 @@ sandbox_salvage(struct pod_manager *manager, const char *id)
       || remove_sandbox_dirs(manager, id, &err) < 0)
     log_warn("recovery: sandbox %.12s: %s", id, error_message(&err));
   error_clear(&err);
-  remove_monitor_files(manager, id);
+  container_remove_monitor_files(manager, id);
+  if (cgroup_remove_named((char *[]){ (char *)id, NULL }, &err) < 0)
+    log_warn("recovery: %.12s: %s", id, error_message(&err));
+  error_clear(&err);
 }
 
 void
@@ -886,19 +876,17 @@ sandbox_run(struct pod_manager *manager, const uint8_t *request_bytes, size_t re
   if (ctx.sandbox == NULL)
     return -1;
   cgroup_prepare_attach();
-  pthread_mutex_lock(&ctx.sandbox->lock);
+  pthread_rwlock_wrlock(&ctx.sandbox->op_lock);
   if (run_steps(&ctx, &undo, err) < 0)
     {
       undo_run(&undo);
       ctx.sandbox->removed = true;
-      pthread_mutex_unlock(&ctx.sandbox->lock);
+      pthread_rwlock_unlock(&ctx.sandbox->op_lock);
       sandbox_unref(ctx.sandbox);
       return -1;
     }
   undo_forget(&undo);
-  pod_events_publish(manager->events, POD_EVENT_CREATED, ctx.sandbox->id, ctx.sandbox->id, true);
-  pod_events_publish(manager->events, POD_EVENT_STARTED, ctx.sandbox->id, ctx.sandbox->id, true);
-  pthread_mutex_unlock(&ctx.sandbox->lock);
+  pthread_rwlock_unlock(&ctx.sandbox->op_lock);
   log_info("sandbox %.12s (%s) ready, pause pid %d", ctx.sandbox->id, ctx.sandbox->reservation,
            (int)ctx.sandbox->pause_pid);
   *out = ctx.sandbox;
@@ -911,6 +899,7 @@ stop_locked(struct pod_manager *manager, struct sandbox *sandbox, struct error *
   cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
   cleanup_free char *shm = sandbox_shm_path(manager, sandbox->id);
   struct run_context ctx = { manager, sandbox };
+  int ret;
 
   /* The pod's containers first: they live in its namespaces.  Kubelet has
    * stopped them with their grace periods already; what is left is
@@ -932,10 +921,10 @@ stop_locked(struct pod_manager *manager, struct sandbox *sandbox, struct error *
         return error_wrap(err, "stop sandbox %s", sandbox->id);
       sandbox->namespaces_pinned = false;
     }
-  if (sandbox->state == SANDBOX_READY)
-    pod_events_publish(manager->events, POD_EVENT_STOPPED, sandbox->id, sandbox->id, true);
-  sandbox->state = SANDBOX_NOTREADY;
-  return sandbox_save(manager, sandbox, err);
+  pthread_mutex_lock(&sandbox->lock);
+  ret = sandbox_change_state(manager, sandbox, SANDBOX_NOTREADY, err);
+  pthread_mutex_unlock(&sandbox->lock);
+  return ret;
 }
 
 int
@@ -943,10 +932,10 @@ sandbox_stop(struct pod_manager *manager, struct sandbox *sandbox, struct error 
 {
   int ret = 0;
 
-  pthread_mutex_lock(&sandbox->lock);
+  pthread_rwlock_wrlock(&sandbox->op_lock);
   if (!sandbox->removed)
     ret = stop_locked(manager, sandbox, err);
-  pthread_mutex_unlock(&sandbox->lock);
+  pthread_rwlock_unlock(&sandbox->op_lock);
   if (ret == 0)
     log_info("sandbox %.12s stopped", sandbox->id);
   return ret;
@@ -957,7 +946,7 @@ sandbox_remove(struct pod_manager *manager, struct sandbox *sandbox, struct erro
 {
   int ret = 0;
 
-  pthread_mutex_lock(&sandbox->lock);
+  pthread_rwlock_wrlock(&sandbox->op_lock);
   if (!sandbox->removed)
     {
       ret = container_remove_pod(manager, sandbox->id, err);
@@ -969,13 +958,14 @@ sandbox_remove(struct pod_manager *manager, struct sandbox *sandbox, struct erro
         ret = remove_sandbox_dirs(manager, sandbox->id, err);
       if (ret == 0)
         {
-          sandbox->removed = true;
+          pthread_mutex_lock(&sandbox->lock);
+          sandbox_change_removed(manager, sandbox);
+          pthread_mutex_unlock(&sandbox->lock);
           pod_manager_unreserve(manager, sandbox);
           log_info("sandbox %.12s removed", sandbox->id);
-          pod_events_publish(manager->events, POD_EVENT_DELETED, sandbox->id, sandbox->id, true);
         }
     }
-  pthread_mutex_unlock(&sandbox->lock);
+  pthread_rwlock_unlock(&sandbox->op_lock);
   return ret;
 }
 
@@ -985,12 +975,11 @@ sandbox_refresh(struct pod_manager *manager, struct sandbox *sandbox)
   struct error err = ERROR_INIT;
 
   pthread_mutex_lock(&sandbox->lock);
-  if (!sandbox->removed && sandbox->state == SANDBOX_READY && pause_has_exited(manager, sandbox))
+  if (!sandbox->removed && !sandbox->creating && sandbox->state == SANDBOX_READY
+      && pause_has_exited(manager, sandbox))
     {
       log_info("sandbox %.12s: the pause process is gone; not ready", sandbox->id);
-      sandbox->state = SANDBOX_NOTREADY;
-      pod_events_publish(manager->events, POD_EVENT_STOPPED, sandbox->id, sandbox->id, true);
-      if (sandbox_save(manager, sandbox, &err) < 0)
+      if (sandbox_change_state(manager, sandbox, SANDBOX_NOTREADY, &err) < 0)
         log_warn("%s", error_message(&err));
       error_clear(&err);
     }
@@ -1003,14 +992,14 @@ sandbox_connect_port(struct pod_manager *manager, struct sandbox *sandbox, uint1
 {
   cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
   cleanup_free char *netns = xasprintf("%s/net", ns_dir);
-  bool ready, host_network;
+  struct sandbox_snapshot snapshot;
+  bool ready;
 
-  sandbox_refresh(manager, sandbox);
-  pthread_mutex_lock(&sandbox->lock);
-  ready = !sandbox->removed && sandbox->state == SANDBOX_READY;
-  host_network = sandbox->host_network;
-  pthread_mutex_unlock(&sandbox->lock);
+  ready = sandbox_snapshot_take(manager, sandbox, &snapshot, err) == 0
+          && snapshot.state == SANDBOX_READY;
+  sandbox_snapshot_clear(&snapshot);
+  error_clear(err);
   if (!ready)
     return error_set(err, EINVAL, "pod sandbox %s is not ready", sandbox->id);
-  return pod_namespace_connect_localhost(host_network ? NULL : netns, port, err);
+  return pod_namespace_connect_localhost(sandbox->host_network ? NULL : netns, port, err);
 }

@@ -24,7 +24,17 @@ struct sandbox
 {
   char id[65];
   atomic_int references;
-  pthread_mutex_t lock; /* one lifecycle operation at a time */
+  /* Lifecycle operations: RunPodSandbox, StopPodSandbox and
+   * RemovePodSandbox hold it for writing (one at a time, for as long as
+   * CNI and the runtime take); CreateContainer holds it for reading, so
+   * the pod is not stopped under a create while creates run side by
+   * side. */
+  pthread_rwlock_t op_lock;
+  /* Guards state, creating and removed: held for moments only (a change
+   * of state and its save), never across CNI or the runtime, so status
+   * and list calls never wait for a lifecycle operation.  Order: op_lock,
+   * then lock. */
+  pthread_mutex_t lock;
 
   /* The request as received, kept to echo labels and annotations byte for
    * byte, also after a restart. */
@@ -97,6 +107,37 @@ int sandbox_connect_port(struct pod_manager *manager, struct sandbox *sandbox, u
 char *sandbox_dir(const struct pod_manager *manager, const char *id);
 char *sandbox_namespace_dir(const struct pod_manager *manager, const char *id);
 char *sandbox_shm_path(const struct pod_manager *manager, const char *id);
+
+/* ---- State changes and snapshots (pod/sandbox_state.c) ----------------
+ * A sandbox's state changes in one place, sandbox_change_state, which
+ * assigns it, persists the record and publishes the events, under the
+ * sandbox's lock; readers take a snapshot. */
+
+/* With lock held (and op_lock, but for the pause's death found by
+ * sandbox_refresh).  READY ends a RunPodSandbox (the pod appears in the
+ * API: CREATED and STARTED are published); NOTREADY from READY publishes
+ * STOPPED.  The record is saved in any case (it also holds the steps a
+ * stop has undone). */
+int sandbox_change_state(struct pod_manager *manager, struct sandbox *sandbox,
+                         enum sandbox_state state, struct error *err);
+/* With lock held: RemovePodSandbox's end; DELETED is published. */
+void sandbox_change_removed(struct pod_manager *manager, struct sandbox *sandbox);
+
+/* What a pod's status shows, copied in one moment.  What never changes
+ * once RunPodSandbox returned (id, request and config, handler,
+ * namespace modes, pause_pid, ips, network_name, cgroup paths) is read
+ * from the referenced sandbox itself. */
+struct sandbox_snapshot
+{
+  struct sandbox *sandbox; /* referenced */
+  enum sandbox_state state;
+};
+
+/* Learns of the pause's death first (sandbox_refresh), then copies.
+ * ENOENT when the pod is removed or its RunPodSandbox has not finished. */
+int sandbox_snapshot_take(struct pod_manager *manager, struct sandbox *sandbox,
+                          struct sandbox_snapshot *out, struct error *err);
+void sandbox_snapshot_clear(struct sandbox_snapshot *snapshot);
 
 /* Persistence (pod/sandbox_state.c). */
 /* Not fsynced: for intent records of what does not outlive a reboot. */

@@ -1,6 +1,7 @@
 /* A sandbox on disk: <root>/sandboxes/<id>/request.pb (the request bytes as
  * received) and state.json (what crid made of it), both written atomically.
  * state.json carries a version so a later crid can read an older file. */
+#include "pod/events.h"
 #include "pod/pod_manager.h"
 #include "pod/sandbox.h"
 #include "pod/state_file.h"
@@ -20,8 +21,11 @@ sandbox_new(void)
 {
   struct sandbox *sandbox = xcalloc(1, sizeof *sandbox);
   atomic_init(&sandbox->references, 1);
+  pthread_rwlock_init(&sandbox->op_lock, NULL);
   pthread_mutex_init(&sandbox->lock, NULL);
   sandbox->state = SANDBOX_NOTREADY;
+  /* Out of the API until RunPodSandbox records it READY. */
+  sandbox->creating = true;
   return sandbox;
 }
 
@@ -48,7 +52,75 @@ sandbox_unref(struct sandbox *sandbox)
   free(sandbox->cgroup_parent);
   free(sandbox->cgroups_path);
   pthread_mutex_destroy(&sandbox->lock);
+  pthread_rwlock_destroy(&sandbox->op_lock);
   free(sandbox);
+}
+
+int
+sandbox_change_state(struct pod_manager *manager, struct sandbox *sandbox, enum sandbox_state state,
+                     struct error *err)
+{
+  bool was_ready = !sandbox->creating && sandbox->state == SANDBOX_READY;
+  bool created = sandbox->creating && state == SANDBOX_READY;
+  int ret;
+
+  if (sandbox->removed)
+    return 0;
+  sandbox->state = state;
+  if (created)
+    sandbox->creating = false;
+  ret = sandbox_save(manager, sandbox, err);
+  if (created && ret < 0)
+    {
+      /* Not recorded: RunPodSandbox fails and undoes it, unseen. */
+      sandbox->creating = true;
+      sandbox->state = SANDBOX_NOTREADY;
+    }
+  else if (created)
+    {
+      pod_events_publish(manager->events, POD_EVENT_CREATED, sandbox->id, sandbox->id, true);
+      pod_events_publish(manager->events, POD_EVENT_STARTED, sandbox->id, sandbox->id, true);
+    }
+  else if (was_ready && state == SANDBOX_NOTREADY)
+    pod_events_publish(manager->events, POD_EVENT_STOPPED, sandbox->id, sandbox->id, true);
+  return ret;
+}
+
+void
+sandbox_change_removed(struct pod_manager *manager, struct sandbox *sandbox)
+{
+  if (sandbox->removed)
+    return;
+  sandbox->removed = true;
+  pod_events_publish(manager->events, POD_EVENT_DELETED, sandbox->id, sandbox->id, true);
+}
+
+int
+sandbox_snapshot_take(struct pod_manager *manager, struct sandbox *sandbox,
+                      struct sandbox_snapshot *out, struct error *err)
+{
+  int ret = 0;
+
+  memset(out, 0, sizeof *out);
+  sandbox_refresh(manager, sandbox);
+  pthread_mutex_lock(&sandbox->lock);
+  if (sandbox->removed || sandbox->creating)
+    ret = error_set(err, ENOENT, "pod sandbox %s not found", sandbox->id);
+  else
+    {
+      sandbox_ref(sandbox);
+      out->sandbox = sandbox;
+      out->state = sandbox->state;
+    }
+  pthread_mutex_unlock(&sandbox->lock);
+  return ret;
+}
+
+void
+sandbox_snapshot_clear(struct sandbox_snapshot *snapshot)
+{
+  sandbox_unref(snapshot->sandbox);
+  memset(snapshot, 0, sizeof *snapshot);
 }
 
 static char *

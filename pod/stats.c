@@ -178,28 +178,17 @@ container_fs_path(const struct pod_manager *manager, const char *cgroups_path)
   return fs_path;
 }
 
-int
-stats_read_container(struct pod_manager *manager, struct container *container, uint32_t wanted,
-                     struct stats_container *out, struct error *err)
+void
+stats_read_container(struct pod_manager *manager, const struct container_snapshot *snapshot,
+                     uint32_t wanted, struct stats_container *out)
 {
-  cleanup_free char *cgroups_path = NULL;
-  char id[sizeof container->id];
+  const char *id = snapshot->container->id;
   bool fresh = wanted & STATS_READ_FRESH;
 
   memset(out, 0, sizeof *out);
-  pthread_mutex_lock(&container->lock);
-  if (container->removed)
-    {
-      pthread_mutex_unlock(&container->lock);
-      return error_set(err, ENOENT, "container %s not found", container->id);
-    }
-  memcpy(id, container->id, sizeof id);
-  out->state = container->state;
-  cgroups_path = container->cgroups_path ? xstrdup(container->cgroups_path) : NULL;
-  pthread_mutex_unlock(&container->lock);
-
+  out->state = snapshot->state;
   stats_collector_layer(manager->stats, id, true, &out->writable_layer);
-  out->cgroup_path = container_fs_path(manager, cgroups_path);
+  out->cgroup_path = container_fs_path(manager, snapshot->container->cgroups_path);
   if (out->state == CONTAINER_RUNNING && out->cgroup_path)
     {
       struct stats_reading reading;
@@ -213,47 +202,6 @@ stats_read_container(struct pod_manager *manager, struct container *container, u
       if (out->has_cgroup)
         take_reading(&reading, &out->cgroup, &out->has_nano_cores, &out->nano_cores);
     }
-  return 0;
-}
-
-/* What a pod's stats need of it, copied under its lock. */
-struct sandbox_view
-{
-  char id[65];
-  bool host_network;
-  pid_t pause_pid;
-  char *cgroup_parent;
-  char *cgroups_path; /* the pause's */
-};
-
-static int
-view_sandbox(struct sandbox *sandbox, struct sandbox_view *view, struct error *err)
-{
-  int ret = 0;
-
-  memset(view, 0, sizeof *view);
-  pthread_mutex_lock(&sandbox->lock);
-  if (sandbox->removed)
-    ret = error_set(err, ENOENT, "pod sandbox %s not found", sandbox->id);
-  else if (sandbox->state != SANDBOX_READY)
-    ret = error_set(err, EAGAIN, "pod sandbox %s is not ready", sandbox->id);
-  else
-    {
-      memcpy(view->id, sandbox->id, sizeof view->id);
-      view->host_network = sandbox->host_network;
-      view->pause_pid = sandbox->pause_pid;
-      view->cgroup_parent = xstrdup(sandbox->cgroup_parent ? sandbox->cgroup_parent : "");
-      view->cgroups_path = sandbox->cgroups_path ? xstrdup(sandbox->cgroups_path) : NULL;
-    }
-  pthread_mutex_unlock(&sandbox->lock);
-  return ret;
-}
-
-static void
-view_clear(struct sandbox_view *view)
-{
-  free(view->cgroup_parent);
-  free(view->cgroups_path);
 }
 
 /* The kubelet's pod cgroup: a cgroupfs path (made absolute) or a systemd
@@ -297,22 +245,29 @@ add_cgroup(struct pod_manager *manager, const char *id, const char *fs_path, uin
 static char *
 member_fs_path(struct pod_manager *manager, struct container *container, const char *sandbox_id)
 {
-  cleanup_free char *cgroups_path = NULL;
+  struct container_snapshot snapshot;
+  struct error gone = ERROR_INIT;
+  char *path = NULL;
 
-  pthread_mutex_lock(&container->lock);
-  if (!container->removed && container->state == CONTAINER_RUNNING
-      && strcmp(container->sandbox_id, sandbox_id) == 0 && container->cgroups_path)
-    cgroups_path = xstrdup(container->cgroups_path);
-  pthread_mutex_unlock(&container->lock);
-  return container_fs_path(manager, cgroups_path);
+  if (strcmp(container->sandbox_id, sandbox_id) != 0)
+    return NULL;
+  if (container_snapshot_take(manager, container, &snapshot, &gone) < 0)
+    {
+      error_clear(&gone);
+      return NULL;
+    }
+  if (snapshot.state == CONTAINER_RUNNING)
+    path = container_fs_path(manager, container->cgroups_path);
+  container_snapshot_clear(&snapshot);
+  return path;
 }
 
 /* Without a pod cgroup: the pause's cgroup and its running containers'. */
 static bool
-sum_pod_cgroups(struct pod_manager *manager, const struct sandbox_view *view, uint32_t wanted,
+sum_pod_cgroups(struct pod_manager *manager, const struct sandbox *sandbox, uint32_t wanted,
                 struct cgroup_stats *out)
 {
-  cleanup_free char *pause_path = container_fs_path(manager, view->cgroups_path);
+  cleanup_free char *pause_path = container_fs_path(manager, sandbox->cgroups_path);
   size_t n;
   struct container **containers = pod_manager_list_containers(manager, &n);
   int parts = 0;
@@ -323,7 +278,7 @@ sum_pod_cgroups(struct pod_manager *manager, const struct sandbox_view *view, ui
   add_cgroup(manager, NULL, pause_path, wanted, out, &parts);
   for (size_t i = 0; i < n; i++)
     {
-      cleanup_free char *path = member_fs_path(manager, containers[i], view->id);
+      cleanup_free char *path = member_fs_path(manager, containers[i], sandbox->id);
       add_cgroup(manager, containers[i]->id, path, wanted, out, &parts);
     }
   pod_manager_release_containers(containers, n);
@@ -333,7 +288,7 @@ sum_pod_cgroups(struct pod_manager *manager, const struct sandbox_view *view, ui
 /* The pod cgroup at fs_path, or the sum of the pod's cgroups (NULL), and
  * its CPU rate; a recent reading is reused. */
 static bool
-read_pod_cgroup(struct pod_manager *manager, const struct sandbox_view *view, const char *fs_path,
+read_pod_cgroup(struct pod_manager *manager, const struct sandbox *sandbox, const char *fs_path,
                 uint32_t wanted, struct stats_sandbox *out)
 {
   struct stats_reading reading = { 0 };
@@ -341,22 +296,22 @@ read_pod_cgroup(struct pod_manager *manager, const struct sandbox_view *view, co
   bool found;
 
   wanted &= ~STATS_READ_FRESH;
-  found = !fresh && stats_collector_recent(manager->stats, view->id, wanted, &reading);
+  found = !fresh && stats_collector_recent(manager->stats, sandbox->id, wanted, &reading);
 
   if (!found && fs_path)
-    found = read_sampled(manager, view->id, fs_path, wanted, &reading);
-  else if (!found && sum_pod_cgroups(manager, view, wanted, &reading.cgroup))
+    found = read_sampled(manager, sandbox->id, fs_path, wanted, &reading);
+  else if (!found && sum_pod_cgroups(manager, sandbox, wanted, &reading.cgroup))
     {
       found = true;
       reading.wanted = wanted;
       if (cgroup_stats_has(&reading.cgroup, CGROUP_STAT_CPU_USAGE))
         reading.has_rate
-            = stats_collector_cpu_rate(manager->stats, view->id, reading.cgroup.timestamp_ns,
+            = stats_collector_cpu_rate(manager->stats, sandbox->id, reading.cgroup.timestamp_ns,
                                        reading.cgroup.cpu.usage_ns, &reading.nano_cores);
     }
   if (!found)
     return false;
-  stats_collector_keep(manager->stats, view->id, &reading);
+  stats_collector_keep(manager->stats, sandbox->id, &reading);
   take_reading(&reading, &out->cgroup, &out->has_nano_cores, &out->nano_cores);
   return true;
 }
@@ -381,21 +336,20 @@ read_network(pid_t pause_pid, struct stats_network *out)
 }
 
 int
-stats_read_sandbox(struct pod_manager *manager, struct sandbox *sandbox, uint32_t wanted,
-                   struct stats_sandbox *out, struct error *err)
+stats_read_sandbox(struct pod_manager *manager, const struct sandbox_snapshot *snapshot,
+                   uint32_t wanted, struct stats_sandbox *out, struct error *err)
 {
-  struct sandbox_view view;
+  const struct sandbox *sandbox = snapshot->sandbox;
 
   memset(out, 0, sizeof *out);
-  if (view_sandbox(sandbox, &view, err) < 0)
-    return -1;
-  if (view.cgroup_parent[0] != '\0')
-    out->cgroup_path = pod_cgroup_path(manager, view.cgroup_parent);
+  if (snapshot->state != SANDBOX_READY)
+    return error_set(err, EAGAIN, "pod sandbox %s is not ready", sandbox->id);
+  if (sandbox->cgroup_parent && sandbox->cgroup_parent[0] != '\0')
+    out->cgroup_path = pod_cgroup_path(manager, sandbox->cgroup_parent);
   out->summed = out->cgroup_path == NULL;
-  out->has_cgroup = read_pod_cgroup(manager, &view, out->cgroup_path, wanted, out);
-  if (!view.host_network && view.pause_pid > 0)
-    read_network(view.pause_pid, &out->network);
-  view_clear(&view);
+  out->has_cgroup = read_pod_cgroup(manager, sandbox, out->cgroup_path, wanted, out);
+  if (!sandbox->host_network && sandbox->pause_pid > 0)
+    read_network(sandbox->pause_pid, &out->network);
   return 0;
 }
 

@@ -61,6 +61,8 @@
 
 struct pod_manager;
 struct sandbox;
+struct container_snapshot;
+struct sandbox_snapshot;
 struct stats_collector;
 
 #define STATS_DEFAULT_PERIOD_S 10
@@ -125,17 +127,17 @@ void stats_sandbox_clear(struct stats_sandbox *stats);
  * exists (the collector's periodic pass). */
 #define STATS_READ_FRESH (1u << 31)
 
-/* The snapshot of a container, its cgroup read for `wanted`.  ENOENT
- * once it is removed; a cgroup that cannot be read (the container is
- * ending) only leaves has_cgroup off. */
-int stats_read_container(struct pod_manager *manager, struct container *container, uint32_t wanted,
-                         struct stats_container *out, struct error *err);
+/* The stats of a container (from its snapshot, pod/container.h), its
+ * cgroup read for `wanted`; a cgroup that cannot be read (the container
+ * is ending) only leaves has_cgroup off. */
+void stats_read_container(struct pod_manager *manager, const struct container_snapshot *snapshot,
+                          uint32_t wanted, struct stats_container *out);
 
-/* The snapshot of a pod, its cgroup read for `wanted`.  ENOENT once it
- * is removed, EAGAIN when it is not ready (its pause is gone: nothing to
- * measure). */
-int stats_read_sandbox(struct pod_manager *manager, struct sandbox *sandbox, uint32_t wanted,
-                       struct stats_sandbox *out, struct error *err);
+/* The stats of a pod (from its snapshot, pod/sandbox.h), its cgroup read
+ * for `wanted`.  EAGAIN when it is not ready (its pause is gone: nothing
+ * to measure). */
+int stats_read_sandbox(struct pod_manager *manager, const struct sandbox_snapshot *snapshot,
+                       uint32_t wanted, struct stats_sandbox *out, struct error *err);
 
 /* The writable layers of every container together (ImageFsInfo's
  * container file system), from the cached measurements; the timestamp

@@ -432,43 +432,43 @@ measure_layer(struct stats_collector *c, const char *id, enum container_state st
 static void
 visit_container(struct stats_collector *c, struct container *container, bool periodic)
 {
+  struct container_snapshot snapshot;
   struct stats_container stats;
-  struct error err = ERROR_INIT;
-  enum container_state state;
-  char id[65];
-  bool removed;
+  struct error gone = ERROR_INIT;
 
-  pthread_mutex_lock(&container->lock);
-  removed = container->removed;
-  state = container->state;
-  memcpy(id, container->id, sizeof id);
-  pthread_mutex_unlock(&container->lock);
-  if (removed)
-    return;
-  if (layer_due(c, id, state, time_monotonic_ns()))
-    measure_layer(c, id, state);
+  if (container_snapshot_take(c->manager, container, &snapshot, &gone) < 0)
+    {
+      error_clear(&gone);
+      return;
+    }
+  if (layer_due(c, container->id, snapshot.state, time_monotonic_ns()))
+    measure_layer(c, container->id, snapshot.state);
   /* A fresh reading each period: the calls serve it until the next one,
    * and it samples the CPU, so the first call has a rate. */
-  if (periodic && state == CONTAINER_RUNNING
-      && stats_read_container(c->manager, container, STATS_WANT_CONTAINER | STATS_READ_FRESH,
-                              &stats, &err)
-             == 0)
-    stats_container_clear(&stats);
-  error_clear(&err);
+  if (periodic && snapshot.state == CONTAINER_RUNNING)
+    {
+      stats_read_container(c->manager, &snapshot, STATS_WANT_CONTAINER | STATS_READ_FRESH, &stats);
+      stats_container_clear(&stats);
+    }
+  container_snapshot_clear(&snapshot);
 }
 
 static void
 visit_sandbox(struct stats_collector *c, struct sandbox *sandbox)
 {
+  struct sandbox_snapshot snapshot;
   struct stats_sandbox stats;
   struct error err = ERROR_INIT;
 
   pthread_mutex_lock(&c->lock);
   get_locked(c, sandbox->id)->seen = true;
   pthread_mutex_unlock(&c->lock);
-  if (stats_read_sandbox(c->manager, sandbox, STATS_WANT_SANDBOX | STATS_READ_FRESH, &stats, &err)
-      == 0)
+  if (sandbox_snapshot_take(c->manager, sandbox, &snapshot, &err) == 0
+      && stats_read_sandbox(c->manager, &snapshot, STATS_WANT_SANDBOX | STATS_READ_FRESH, &stats,
+                            &err)
+             == 0)
     stats_sandbox_clear(&stats);
+  sandbox_snapshot_clear(&snapshot);
   error_clear(&err);
 }
 

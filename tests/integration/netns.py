@@ -199,26 +199,34 @@ def host_local_leases(data_dir, network):
     return sorted(leases)
 
 
-FAILING_PLUGIN = """#!/bin/sh
-# crid test CNI plugin: passes prevResult through, or fails ADD while
-# {flag} exists.  Every call is logged to {log}.
+TEST_PLUGIN = """#!/bin/sh
+# crid test CNI plugin: passes prevResult through.  Every call is logged
+# to {log}.  While {flag} exists, ADD fails.  While {hold} exists, ADD and
+# DEL first say so in {held} and wait (at most 60 s) for it to go.
 echo "$CNI_COMMAND $CNI_CONTAINERID $CNI_IFNAME" >> {log}
 case "$CNI_COMMAND" in
 VERSION)
     cat >/dev/null
     echo '{{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]}}'
     ;;
-ADD)
-    if [ -e {flag} ]; then
-        cat >/dev/null
+ADD|DEL)
+    input=$(cat)
+    if [ -e {hold} ]; then
+        echo "$CNI_COMMAND" >> {held}
+        i=0
+        while [ -e {hold} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    fi
+    if [ "$CNI_COMMAND" = ADD ] && [ -e {flag} ]; then
         echo '{{"cniVersion":"1.0.0","code":100,"msg":"crid-test: injected ADD failure"}}'
         exit 1
     fi
-    exec {python} -c 'import json, sys
+    if [ "$CNI_COMMAND" = ADD ]; then
+        printf '%s' "$input" | {python} -c 'import json, sys
 c = json.load(sys.stdin)
 r = c.get("prevResult") or {{}}
 r["cniVersion"] = c["cniVersion"]
 print(json.dumps(r))'
+    fi
     ;;
 *)
     cat >/dev/null
@@ -228,18 +236,38 @@ exit 0
 """
 
 
-def write_failing_plugin(directory, plugin_type="crtfail"):
-    """Writes the plugin into directory; returns (path, flag file, log file).
-    The flag file is created: the plugin fails until it is removed."""
+def write_test_plugin(directory, plugin_type):
+    """Writes TEST_PLUGIN into directory; returns its path and its files:
+    flag (fail ADD while it exists), hold (wait while it exists), held
+    (waits logged) and log (every call)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    flag = directory / f"{plugin_type}.fail"
-    log = directory / f"{plugin_type}.log"
+    files = {name: directory / f"{plugin_type}.{name}" for name in ("fail", "hold", "held", "log")}
     path = directory / plugin_type
-    path.write_text(FAILING_PLUGIN.format(flag=flag, log=log, python=PYTHON))
+    path.write_text(
+        TEST_PLUGIN.format(
+            flag=files["fail"], hold=files["hold"], held=files["held"], log=files["log"],
+            python=PYTHON,
+        )
+    )
     path.chmod(0o755)
-    flag.touch()
-    return path, flag, log
+    return path, files
+
+
+def write_failing_plugin(directory, plugin_type="crtfail"):
+    """Returns (path, flag file, log file).  The flag file is created: the
+    plugin fails ADD until it is removed."""
+    path, files = write_test_plugin(directory, plugin_type)
+    files["fail"].touch()
+    return path, files["fail"], files["log"]
+
+
+def write_holding_plugin(directory, plugin_type="crthold"):
+    """Returns (hold file, held log).  Creating the hold file makes the
+    next ADD or DEL wait until it is removed; each wait is first logged to
+    the held log."""
+    _, files = write_test_plugin(directory, plugin_type)
+    return files["hold"], files["held"]
 
 
 FAILING_RUNTIME = """#!/bin/sh

@@ -294,6 +294,55 @@ def test_runtime_state_of_nothing_listed_is_removed_at_start(env, handler):
     env.assert_clean()
 
 
+def test_pod_whose_record_is_lost_leaves_nothing_at_start(env, handler):
+    """A pod whose record vanished while crid was down (a disk that lost
+    it, a crash before it was written) used to keep its pinned
+    namespaces, shm mount, IP lease, veth and cgroups for good: nothing
+    listed named them.  The sweep at start finds them (by the pod's id
+    under crid's state directories, in the runtime, in the network's
+    leases) and removes them, with the pod's containers."""
+    import shutil
+
+    sandbox_id, sandbox_config = env.run_pod("lostpod", handler)
+    container_id = env.run(sandbox_id, sandbox_config, "c", ["/bin/sleep", "1000"])
+    pid = env.info(container_id)["pid"]
+    assert env.pod.leases(), "the pod holds no lease to lose"
+    env.crid.kill()
+    shutil.rmtree(env.crid.root / "sandboxes" / sandbox_id)
+    env.crid.start()
+    assert env.pod.list() == [] and env.list() == []
+    cridtest.wait_for(lambda: not cridtest.pid_alive(pid), timeout=10,
+                      message="the lost pod's container to be gone")
+    log = env.crid.log_text()
+    assert f"pod {sandbox_id[:12]} left" in log and "belongs to nothing crid knows" in log
+    env.assert_clean()
+
+
+def test_stray_state_of_an_unknown_id_is_removed_at_start(env, handler):
+    """Monitor files, exit files and state directories of an id nothing
+    lists (left by a crash between their steps) are removed at start."""
+    stray = "ab" * 32
+    env.crid.stop()
+    for path in (
+        env.crid.state_dir / "conmon" / stray,
+        env.crid.state_dir / "ns" / stray,
+        env.crid.state_dir / "sandboxes" / stray,
+    ):
+        path.mkdir(parents=True)
+    (env.crid.state_dir / "exits").mkdir(exist_ok=True)
+    (env.crid.state_dir / "exits" / stray).write_text("0")
+    env.crid.start()
+    for path in (
+        env.crid.state_dir / "conmon" / stray,
+        env.crid.state_dir / "ns" / stray,
+        env.crid.state_dir / "sandboxes" / stray,
+        env.crid.state_dir / "exits" / stray,
+    ):
+        assert not path.exists(), f"{path} survived the start"
+    assert "belongs to nothing crid knows" in env.crid.log_text()
+    env.assert_clean()
+
+
 def test_removed_container_files_go_in_the_background_and_survive_a_crash(env, handler):
     """RemoveContainer moves the container's directory into <root>/trash
     and returns; a background thread deletes it, and what a crash leaves

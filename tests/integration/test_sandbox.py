@@ -694,6 +694,59 @@ def test_cni_plugin_failure_leaves_nothing(podenv_factory, tmp_path, pb):
     env.assert_clean()
 
 
+def test_status_and_list_answer_while_cni_holds_a_pod(podenv_factory, tmp_path, pb):
+    """Regression: a pod's one lock was held through RunPodSandbox and
+    StopPodSandbox, CNI included, so PodSandboxStatus and ListPodSandbox
+    waited for a slow plugin (and the kubelet's relist with them).  Reads
+    now take a snapshot under a lock held for moments only."""
+    hold, held = nsutil.write_holding_plugin(tmp_path / "cni-plugins")
+    env = podenv_factory(plugin_dirs=[hold.parent], extra_plugins=[{"type": "crthold"}])
+    ready = env.run_pod(env.pod_config("held-ready"))
+
+    def wait_held(command):
+        cridtest.wait_for(
+            lambda: held.exists() and command in held.read_text().split(),
+            timeout=20,
+            message=f"CNI {command} waiting",
+        )
+
+    def reads_answer(expect_ids, *expect_states):
+        listed = env.crid.runtime.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=5)
+        assert sorted(item.id for item in listed.items) == sorted(expect_ids)
+        status = env.crid.runtime.PodSandboxStatus(
+            pb.PodSandboxStatusRequest(pod_sandbox_id=ready, verbose=True), timeout=5
+        )
+        assert status.status.state in expect_states
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        hold.touch()
+        try:
+            # A pod whose ADD waits is not listed yet; the other answers.
+            starting = pool.submit(env.run_pod, env.pod_config("held-starting"))
+            wait_held("ADD")
+            reads_answer([ready], pb.SANDBOX_READY)
+        finally:
+            hold.unlink()
+        second = starting.result(timeout=RUN_TIMEOUT)
+        reads_answer([ready, second], pb.SANDBOX_READY)
+
+        # A pod whose stop waits in DEL is still answered for (its pause
+        # is stopped beside the DEL: ready or not, as it happens).
+        held.unlink()
+        hold.touch()
+        try:
+            stopping = pool.submit(env.stop, ready)
+            wait_held("DEL")
+            reads_answer([ready, second], pb.SANDBOX_READY, pb.SANDBOX_NOTREADY)
+        finally:
+            hold.unlink()
+        stopping.result(timeout=RUN_TIMEOUT)
+    assert env.status(ready).status.state == pb.SANDBOX_NOTREADY
+    env.remove(ready)
+    env.stop_and_remove(second)
+    env.assert_clean()
+
+
 @pytest.mark.parametrize("mode", ["create", "create-after", "start"])
 def test_runtime_failure_leaves_nothing(podenv_factory, tmp_path, handler, mode, pb):
     script, mode_file, calls = nsutil.write_failing_runtime(

@@ -9,6 +9,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/mountinfo.h"
 #include "common/process.h"
 #include "common/util.h"
 
@@ -203,11 +204,44 @@ test_process_wait_ended(void **state)
   close(fds[1]);
 }
 
+/* Escaped mount points, optional fields, stacked mounts and lines that
+ * are not mountinfo. */
+static void
+test_mount_table(void **state)
+{
+  static const char text[]
+      = "27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+        "30 27 0:5 / /run/crid/ns/a\\040b rw master:3 shared:7 - nsfs nsfs rw\n"
+        "garbage\n"
+        "31 27 0:6 / /var/lib/crid/containers/x/rootfs rw - overlay overlay rw\n"
+        "32 27 0:7 / /var/lib/crid/containers/x/rootfs rw - tmpfs tmpfs rw";
+  struct mount_table table;
+  const struct mount_entry *holder;
+
+  (void)state;
+  mount_table_parse(text, &table);
+  assert_int_equal(table.n, 4);
+  assert_string_equal(table.entries[0].optional, "shared:1");
+  assert_string_equal(table.entries[1].mountpoint, "/run/crid/ns/a b");
+  assert_string_equal(table.entries[1].optional, "master:3 shared:7");
+  assert_string_equal(table.entries[1].fstype, "nsfs");
+  assert_string_equal(table.entries[2].optional, "");
+  holder = mount_table_holder(&table, "/var/lib/crid/containers/x/rootfs/etc");
+  assert_non_null(holder);
+  assert_string_equal(holder->fstype, "tmpfs"); /* the last one stacked there */
+  holder = mount_table_holder(&table, "/var/lib/crid/containers/xy");
+  assert_string_equal(holder->mountpoint, "/");
+  assert_true(mount_path_within("/a/b", "/a"));
+  assert_false(mount_path_within("/ab", "/a"));
+  mount_table_clear(&table);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_error_wrap_adds_context),
+    cmocka_unit_test(test_mount_table),
     cmocka_unit_test(test_error_set_errno_appends_strerror),
     cmocka_unit_test(test_atomic_write_replaces_whole_file),
     cmocka_unit_test(test_atomic_write_into_missing_dir_fails_cleanly),

@@ -390,6 +390,7 @@ sandbox_setup(void **state)
   snprintf(f->sandbox->id, sizeof f->sandbox->id, "%s", SANDBOX_ID);
   f->sandbox->config = &f->config.config;
   f->sandbox->state = SANDBOX_READY;
+  f->sandbox->creating = false; /* as RunPodSandbox left it */
   /* A live process: sandbox_refresh finds the "pause" running. */
   f->sandbox->pause_pid = getpid();
   f->sandbox_dir = sandbox_dir(&f->manager, SANDBOX_ID);
