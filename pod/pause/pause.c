@@ -21,8 +21,6 @@
 #include <stddef.h>
 
 #define STDOUT_FD 1
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
 
 /* The kernel's struct sigaction for rt_sigaction on x86_64 (not libc's). */
 struct kernel_sigaction
@@ -84,12 +82,13 @@ exit_now(int code)
 /* Where a signal handler returns to: the kernel needs a trampoline that
  * calls rt_sigreturn, which a C library would otherwise provide. */
 void pause_restore_signal(void);
+_Static_assert(__NR_rt_sigreturn == 15, "the trampoline below calls rt_sigreturn as 15");
 __asm__(".text\n"
         ".type pause_restore_signal,@function\n"
         "pause_restore_signal:\n"
-        "  mov $" STRINGIFY(__NR_rt_sigreturn) ", %eax\n"
-                                               "  syscall\n"
-                                               "  hlt\n");
+        "  mov $15, %eax\n"
+        "  syscall\n"
+        "  hlt\n");
 
 static void
 on_stop(int signo)
