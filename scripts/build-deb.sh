@@ -9,10 +9,10 @@
 set -e
 version=$1
 out=$2
-[ -n "$version" ] && [ -n "$out" ] || {
+if [ -z "$version" ] || [ -z "$out" ]; then
     echo "usage: $0 VERSION OUTPUT_DIR" >&2
     exit 2
-}
+fi
 command -v dpkg-shlibdeps >/dev/null || {
     echo "build-deb: dpkg-shlibdeps is missing: scripts/deps.sh package" >&2
     exit 1
