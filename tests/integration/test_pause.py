@@ -137,13 +137,18 @@ def env(podenv_factory):  # noqa: F811
 
 
 def test_shared_pid_pod_pause_reaps_orphans(env, handler):
-    """A pod with a shared PID namespace: the pause is its init, adopts the
-    orphans a container leaves and reaps them; StopPodSandbox ends it."""
+    """A pod with a shared PID namespace and the default seccomp profile:
+    the pause is its init, adopts the orphans a container leaves and reaps
+    them; StopPodSandbox ends it."""
     pb = env.pb
     sandbox_config = env.pod.pod_config("sharedpid", uid=f"uid-sharedpid-{handler}")
     sandbox_config.linux.security_context.namespace_options.pid = pb.POD
+    # The pod's seccomp profile applies to the pause: its system calls
+    # (handlers returning through rt_sigreturn included) pass the default.
+    sandbox_config.linux.security_context.seccomp.profile_type = pb.SecurityProfile.RuntimeDefault
     sandbox_id = env.pod.run_pod(sandbox_config, handler=handler)
     pause_pid = env.pod.info(sandbox_id)["pid"]
+    assert _status_field(pause_pid, "Seccomp") == ["2"], "the pause runs without a filter"
 
     config = env.container_config(
         "orphans",
