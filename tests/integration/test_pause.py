@@ -117,8 +117,11 @@ def test_pause_reaps_orphans_and_stays_small(pidns_pause):
     # Three orphans: their shell exits at once, so they become children of
     # the namespace's init, which must reap them when they end.
     pidns_pause.run_inside("for i in 1 2 3; do sleep 1 & done; exit 0")
-    orphans = _children(pidns_pause.pid)
-    assert sorted(comm for comm, _ in orphans.values()) == ["sleep"] * 3, orphans
+    # (A child may still be the forked shell until it has exec'd sleep.)
+    cridtest.wait_for(
+        lambda: sorted(comm for comm, _ in _children(pidns_pause.pid).values()) == ["sleep"] * 3,
+        message="three orphaned sleeps under the pause",
+    )
     cridtest.wait_for(lambda: _children(pidns_pause.pid) == {}, timeout=10,
                       message="the orphans to be reaped")
     rss_kb = int(_status_field(pidns_pause.pid, "VmRSS")[0])
