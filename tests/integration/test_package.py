@@ -176,3 +176,25 @@ def test_installed_package_runs_and_is_removed_cleanly(deb, scratch, api, pb):
     query = subprocess.run(["dpkg-query", f"--admindir={scratch.admindir}", "-W", "crid"],
                            capture_output=True, text=True)
     assert query.returncode != 0 or query.stdout.strip() == "crid", query.stdout
+
+
+def test_make_uninstall_removes_what_install_put_there(tmp_path):
+    dest = tmp_path / "dest"
+
+    def make(target):
+        return _run("make", "-C", str(REPO), "--no-print-directory", "-s", target,
+                    f"DESTDIR={dest}", "PREFIX=/usr")
+
+    make("install")
+    assert os.access(dest / "usr/libexec/crid/host-setup", os.X_OK)
+    # An operator's change survives a new install (the default goes beside
+    # it) and the uninstall (named in the output).
+    changed = dest / "etc/crictl.yaml"
+    changed.write_text("runtime-endpoint: unix:///run/other.sock\n")
+    assert "kept" in make("install")
+    assert (dest / "etc/crictl.yaml.default").exists()
+    out = make("uninstall")
+    assert "kept" in out and "crictl.yaml" in out, out
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir())
+    assert files == ["etc/crictl.yaml"], files
+    assert not (dest / "etc/crid").exists() and not (dest / "usr/libexec/crid").exists()
