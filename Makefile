@@ -3,6 +3,9 @@
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+LIBEXECDIR := $(PREFIX)/libexec/crid
+UNITDIR := $(PREFIX)/lib/systemd/system
 CC ?= gcc
 BUILD := build
 GEN := $(BUILD)/gen
@@ -44,11 +47,20 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Everything of the daemon except main() goes into the unit tests' link.
 LIB_OBJ := $(filter-out $(OBJ)/crid/main.o,$(DAEMON_OBJ)) $(COMMON_OBJ)
 
-.PHONY: all deps host-setup run test unit integration fuzz bench install format format-check clean
+.PHONY: all deps deps-run deps-test deps-bench host-setup run test unit integration fuzz bench install uninstall deb format \
+	format-check clean
 all: $(BIN)/crid $(BIN)/crid-conmon $(BIN)/crid-pause
 
+# Every group of scripts/deps.sh; `make run` installs only what running
+# and building crid take, `make test` what the tests take on top.
 deps:
 	@scripts/deps.sh
+deps-run:
+	@scripts/deps.sh run build
+deps-test:
+	@scripts/deps.sh run build package test
+deps-bench:
+	@scripts/deps.sh run build bench
 
 host-setup:
 	@scripts/host-setup.sh
@@ -87,10 +99,15 @@ $(BIN)/crid-conmon: $(CONMON_OBJ)
 	$(CC) $(CFLAGS_ALL) -static -o $@ $^
 
 # The infra process of every pod: static, so it runs from a root
-# filesystem that holds nothing but itself.
+# filesystem that holds nothing but itself, and without a C library (its
+# own system calls), so each pod pays a few pages for it.  x86_64 only.
+PAUSE_FLAGS := -Os -ffreestanding -fno-stack-protector -fno-asynchronous-unwind-tables \
+	-fno-unwind-tables -fno-pie -fcf-protection=none
+PAUSE_LDFLAGS := -nostdlib -static -no-pie -s -Wl,--build-id=none -Wl,-z,norelro \
+	-Wl,-z,noexecstack -Wl,-z,noseparate-code -Wl,--gc-sections
 $(BIN)/crid-pause: $(PAUSE_SRC) $(VERSION_H)
 	@mkdir -p $(BIN)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -Os -static -s -o $@ $(PAUSE_SRC)
+	$(CC) $(CPPFLAGS_ALL) -std=gnu11 $(WARNINGS) $(PAUSE_FLAGS) $(PAUSE_LDFLAGS) -o $@ $(PAUSE_SRC)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -135,7 +152,9 @@ fuzz: $(FUZZ_BIN)
 
 # A node that starts pods: without any CNI configuration, the default
 # bridge network is installed (and said so).
-run: deps all host-setup
+run: deps-run
+	$(MAKE) all
+	scripts/host-setup.sh
 	@if ! ls /etc/cni/net.d/*.conf /etc/cni/net.d/*.conflist /etc/cni/net.d/*.json \
 		>/dev/null 2>&1; then \
 		install -d /etc/cni/net.d; \
@@ -150,7 +169,7 @@ unit: $(UNIT_BIN)
 integration: all
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/integration
 
-test: deps
+test: deps-test
 	$(MAKE) all
 	$(MAKE) format-check
 	scripts/host-setup.sh
@@ -158,7 +177,7 @@ test: deps
 	$(MAKE) fuzz FUZZ_SECONDS=5
 	$(MAKE) integration
 
-bench: deps all host-setup
+bench: deps-bench all host-setup
 	/usr/bin/python3 tests/bench/run.py
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
@@ -169,15 +188,22 @@ format-check:
 	@out=$$(clang-format --dry-run $(FORMAT_FILES) 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" | head -40; echo "run 'make format'"; exit 1; fi
 
+# What `make install` puts in place, and `make uninstall` takes away.
+INSTALLED_BINS := crid crid-conmon crid-pause
+# contrib file:installed path; configuration an operator may change.
+CONFFILES := crid.conf:/etc/crid/crid.conf crictl.yaml:/etc/crictl.yaml \
+	10-crid-bridge.conflist:/etc/cni/net.d/10-crid-bridge.conflist
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(LIBEXECDIR) \
 		$(DESTDIR)/etc/crid $(DESTDIR)/etc/crid/crid.conf.d $(DESTDIR)/etc/cni/net.d
-	install -m 0755 $(BIN)/crid $(BIN)/crid-conmon $(BIN)/crid-pause $(DESTDIR)$(PREFIX)/bin/
-	sed 's|@BINDIR@|$(PREFIX)/bin|g' contrib/crid.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/crid.service
+	install -m 0755 $(addprefix $(BIN)/,$(INSTALLED_BINS)) $(DESTDIR)$(BINDIR)/
+	install -m 0755 scripts/host-setup.sh $(DESTDIR)$(LIBEXECDIR)/host-setup
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' contrib/crid.service \
+		> $(DESTDIR)$(UNITDIR)/crid.service
 	@# Configuration an operator may have changed is never overwritten: the
 	@# new default goes beside it as FILE.default, as Debian conffiles do.
-	@set -e; for pair in crid.conf:/etc/crid/crid.conf crictl.yaml:/etc/crictl.yaml \
-		10-crid-bridge.conflist:/etc/cni/net.d/10-crid-bridge.conflist; do \
+	@set -e; for pair in $(CONFFILES); do \
 		src=contrib/$${pair%%:*}; dst=$(DESTDIR)$${pair#*:}; \
 		if [ -e "$$dst" ] && ! cmp -s "$$src" "$$dst"; then \
 			install -m 0644 "$$src" "$$dst.default"; \
@@ -185,6 +211,25 @@ install: all
 		else install -m 0644 "$$src" "$$dst"; fi; \
 	done
 
+# Removes what `make install` put there, except configuration the
+# operator changed (kept and named, as dpkg keeps changed conffiles);
+# directories go only when empty.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALLED_BINS)) $(DESTDIR)$(UNITDIR)/crid.service \
+		$(DESTDIR)$(LIBEXECDIR)/host-setup
+	@set -e; for pair in $(CONFFILES); do \
+		src=contrib/$${pair%%:*}; dst=$(DESTDIR)$${pair#*:}; \
+		rm -f "$$dst.default"; \
+		if [ -e "$$dst" ] && ! cmp -s "$$src" "$$dst"; then \
+			echo "uninstall: kept $$dst: it differs from the installed default"; \
+		else rm -f "$$dst"; fi; \
+	done
+	@rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)/etc/crid/crid.conf.d $(DESTDIR)/etc/crid \
+		$(DESTDIR)/etc/cni/net.d $(DESTDIR)/etc/cni 2>/dev/null || true
+
+# crid_<version>_<arch>.deb in build/ (dpkg-deb; scripts/build-deb.sh).
+deb: all
+	@scripts/build-deb.sh $(CRID_VERSION) $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
