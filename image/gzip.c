@@ -89,45 +89,25 @@ zlib_init(struct gzip_decoder *d, struct error *err)
   return 0;
 }
 
+/* One inflate call on in[*in_used..), out[*out_used..). */
 static int
-zlib_run(struct gzip_decoder *d, const unsigned char *in, size_t in_len, size_t *consumed,
-         unsigned char *out, size_t out_size, size_t *produced, struct error *err)
+zlib_step(struct gzip_decoder *d, const unsigned char *in, size_t in_len, size_t *in_used,
+          unsigned char *out, size_t out_size, size_t *out_used, struct error *err)
 {
   z_stream *z = &d->zlib;
-  size_t in_used = 0, out_used = 0;
+  int r;
 
-  while (out_used < out_size)
-    {
-      bool progress;
-      int r;
-
-      if (d->member_end)
-        {
-          if (in_used == in_len)
-            break;
-          if (inflateReset(z) != Z_OK)
-            return error_set(err, EINVAL, "gzip: cannot reset zlib");
-          d->member_end = false;
-        }
-      z->next_in = (unsigned char *)in + in_used;
-      z->avail_in = clamp_uint(in_len - in_used);
-      z->next_out = out + out_used;
-      z->avail_out = clamp_uint(out_size - out_used);
-      r = inflate(z, Z_NO_FLUSH);
-      progress = (size_t)(z->next_in - in) != in_used || (size_t)(z->next_out - out) != out_used;
-      in_used = z->next_in - in;
-      out_used = z->next_out - out;
-      if (r == Z_STREAM_END)
-        d->member_end = true;
-      else if (r == Z_BUF_ERROR)
-        break; /* no progress possible: more input needed */
-      else if (r != Z_OK)
-        return error_set(err, EINVAL, "gzip: %s", z->msg ? z->msg : "corrupt data");
-      else if ((in_used == in_len && z->avail_out > 0) || !progress)
-        break; /* everything decoded that this input holds */
-    }
-  *consumed = in_used;
-  *produced = out_used;
+  z->next_in = (unsigned char *)in + *in_used;
+  z->avail_in = clamp_uint(in_len - *in_used);
+  z->next_out = out + *out_used;
+  z->avail_out = clamp_uint(out_size - *out_used);
+  r = inflate(z, Z_NO_FLUSH);
+  *in_used = z->next_in - in;
+  *out_used = z->next_out - out;
+  if (r == Z_STREAM_END)
+    d->member_end = true;
+  else if (r != Z_OK && r != Z_BUF_ERROR) /* Z_BUF_ERROR: no progress possible */
+    return error_set(err, EINVAL, "gzip: %s", z->msg ? z->msg : "corrupt data");
   return 0;
 }
 
@@ -277,55 +257,38 @@ isal_init(struct gzip_decoder *d, struct error *err)
   return 0;
 }
 
+/* The header, or one inflate call, on in[*in_used..), out[*out_used..). */
 static int
-isal_run(struct gzip_decoder *d, const unsigned char *in, size_t in_len, size_t *consumed,
-         unsigned char *out, size_t out_size, size_t *produced, struct error *err)
+isal_step(struct gzip_decoder *d, const unsigned char *in, size_t in_len, size_t *in_used,
+          unsigned char *out, size_t out_size, size_t *out_used, struct error *err)
 {
   struct inflate_state *st = d->isal;
-  size_t in_used = 0, out_used = 0;
+  int r;
 
-  while (out_used < out_size)
+  if (d->header.part != HEADER_DONE)
     {
-      bool progress;
-      int r;
+      size_t used = 0;
 
-      if (d->member_end)
-        {
-          if (in_used == in_len)
-            break;
-          isal_start_member(d);
-          d->member_end = false;
-        }
+      if (header_parse(&d->header, in + *in_used, in_len - *in_used, &used, err) < 0)
+        return -1;
+      *in_used += used;
       if (d->header.part != HEADER_DONE)
-        {
-          size_t used = 0;
-
-          if (header_parse(&d->header, in + in_used, in_len - in_used, &used, err) < 0)
-            return -1;
-          in_used += used;
-          if (d->header.part != HEADER_DONE)
-            break; /* all input was header */
-          isal_start_body(d);
-        }
-      st->next_in = (uint8_t *)in + in_used;
-      st->avail_in = clamp_uint(in_len - in_used);
-      st->next_out = out + out_used;
-      st->avail_out = clamp_uint(out_size - out_used);
-      r = isal_inflate(st);
-      progress = (size_t)(st->next_in - in) != in_used || (size_t)(st->next_out - out) != out_used;
-      in_used = st->next_in - in;
-      out_used = st->next_out - out;
-      if (r < 0)
-        return error_set(err, EINVAL, "gzip: %s", isal_error_name(r));
-      /* At the end of a member ISA-L gives back the input it read ahead,
-       * so the next member starts at next_in. */
-      if (st->block_state == ISAL_BLOCK_FINISH)
-        d->member_end = true;
-      else if ((in_used == in_len && st->avail_out > 0) || !progress)
-        break; /* everything decoded that this input holds */
+        return 0; /* all input was header */
+      isal_start_body(d);
     }
-  *consumed = in_used;
-  *produced = out_used;
+  st->next_in = (uint8_t *)in + *in_used;
+  st->avail_in = clamp_uint(in_len - *in_used);
+  st->next_out = out + *out_used;
+  st->avail_out = clamp_uint(out_size - *out_used);
+  r = isal_inflate(st);
+  *in_used = st->next_in - in;
+  *out_used = st->next_out - out;
+  if (r < 0)
+    return error_set(err, EINVAL, "gzip: %s", isal_error_name(r));
+  /* At the end of a member ISA-L gives back the input it read ahead, so
+   * the next member starts at next_in. */
+  if (st->block_state == ISAL_BLOCK_FINISH)
+    d->member_end = true;
   return 0;
 }
 #endif
@@ -385,16 +348,63 @@ gzip_decoder_name(const struct gzip_decoder *d)
   return d->kind == GZIP_DECODER_ISAL ? "isa-l" : "zlib";
 }
 
+/* Ready for the next member's header. */
+static int
+start_member(struct gzip_decoder *d, struct error *err)
+{
+#ifdef HAVE_ISAL
+  if (d->kind == GZIP_DECODER_ISAL)
+    {
+      isal_start_member(d);
+      return 0;
+    }
+#endif
+  if (inflateReset(&d->zlib) != Z_OK)
+    return error_set(err, EINVAL, "gzip: cannot reset zlib");
+  return 0;
+}
+
+static int
+step(struct gzip_decoder *d, const unsigned char *in, size_t in_len, size_t *in_used,
+     unsigned char *out, size_t out_size, size_t *out_used, struct error *err)
+{
+#ifdef HAVE_ISAL
+  if (d->kind == GZIP_DECODER_ISAL)
+    return isal_step(d, in, in_len, in_used, out, out_size, out_used, err);
+#endif
+  return zlib_step(d, in, in_len, in_used, out, out_size, out_used, err);
+}
+
 int
 gzip_decoder_run(struct gzip_decoder *d, const unsigned char *in, size_t in_len, size_t *consumed,
                  unsigned char *out, size_t out_size, size_t *produced, struct error *err)
 {
-  *consumed = *produced = 0;
-#ifdef HAVE_ISAL
-  if (d->kind == GZIP_DECODER_ISAL)
-    return isal_run(d, in, in_len, consumed, out, out_size, produced, err);
-#endif
-  return zlib_run(d, in, in_len, consumed, out, out_size, produced, err);
+  size_t in_used = 0, out_used = 0;
+
+  while (out_used < out_size)
+    {
+      size_t in_before = in_used, out_before = out_used;
+
+      if (d->member_end)
+        {
+          if (in_used == in_len)
+            break;
+          if (start_member(d, err) < 0)
+            return -1;
+          d->member_end = false;
+        }
+      if (step(d, in, in_len, &in_used, out, out_size, &out_used, err) < 0)
+        return -1;
+      if (d->member_end)
+        continue;
+      /* all this input holds is decoded, or nothing moves without more */
+      if ((in_used == in_len && out_used < out_size)
+          || (in_used == in_before && out_used == out_before))
+        break;
+    }
+  *consumed = in_used;
+  *produced = out_used;
+  return 0;
 }
 
 bool
