@@ -957,13 +957,8 @@ drop_broken_images(struct image_store *store)
 static int
 make_dirs(struct image_store *store, struct error *err)
 {
-  cleanup_free char *trash_dir = xasprintf("%s/trash", store->dir);
-
   if (mkdir_p(store->dir, 0700, err) < 0 || mkdir_p(store->blobs_dir, 0700, err) < 0
       || mkdir_p(store->layers_dir, 0700, err) < 0 || mkdir_p(store->tmp_dir, 0700, err) < 0)
-    return error_wrap(err, "create image store");
-  store->trash = trash_open(trash_dir, err);
-  if (store->trash == NULL)
     return error_wrap(err, "create image store");
   return 0;
 }
@@ -975,8 +970,14 @@ recover(struct image_store *store, struct error *err)
 
   if (writable)
     {
+      cleanup_free char *trash_dir = xasprintf("%s/trash", store->dir);
+
       if (make_dirs(store, err) < 0 || take_lock(store, err) < 0)
         return -1;
+      /* after the lock: one process empties the trash */
+      store->trash = trash_open(trash_dir, err);
+      if (store->trash == NULL)
+        return error_wrap(err, "open the trash");
       clean_leftovers(store);
     }
   if (load_index(store, err) < 0 || scan_layers(store, err) < 0 || scan_blobs(store, err) < 0)
