@@ -27,6 +27,12 @@ CFLAGS_ALL := -std=gnu11 $(WARNINGS) $(CFLAGS) -fno-strict-aliasing
 
 PKGS := grpc libprotobuf-c yajl libcurl libarchive libcrypto libzstd zlib libcap libseccomp \
 	libmicrohttpd gnutls
+# gzip layers are inflated by ISA-L (libisal-dev) when it is there at build
+# time, else by zlib.
+ifeq ($(shell pkg-config --exists libisal && echo yes),yes)
+PKGS += libisal
+CPPFLAGS_ALL += -DHAVE_ISAL
+endif
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 COMMON_SRC := $(wildcard common/*.c)

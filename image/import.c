@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "image/digest.h"
+#include "common/trash.h"
 #include "image/layer.h"
 #include "image/manifest.h"
 #include "image/pull.h"

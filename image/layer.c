@@ -1,7 +1,7 @@
 /* image/layer: unpacking one layer tar stream into its own directory.
  *
- * The bytes flow fd -> decompressor (zlib or libzstd, straight, with large
- * buffers) -> sha256 and size bound -> libarchive's tar reader -> our own
+ * The bytes flow fd -> decompressor (image/gzip: ISA-L or zlib; libzstd;
+ * straight, with large buffers) -> sha256 and size bound -> libarchive's tar reader -> our own
  * extraction.  Decompression and hashing run in a thread of their own that
  * fills a small ring of buffers, so they overlap with the file system work
  * of extraction (together they take about as long as `gzip -dc` alone);
@@ -15,8 +15,10 @@
 #include "image/layer.h"
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/trash.h"
 #include "common/util.h"
 #include "image/digest.h"
+#include "image/gzip.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -34,7 +36,6 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <zstd.h>
 
 /* Compressed input is read in chunks of this size (a pipe hands over at
@@ -73,11 +74,10 @@ struct stream
   bool pollable;
   int stop_fd;
   enum layer_compression codec;
-  z_stream zlib;
-  bool zlib_ready;
+  struct gzip_decoder *gzip;
   ZSTD_DStream *zstd;
-  /* The last gzip member or zstd frame is complete: EOF here is a clean
-   * end, anywhere else the layer was truncated. */
+  /* The last zstd frame is complete: EOF here is a clean end, anywhere
+   * else the layer was truncated (gzip's decoder knows this itself). */
   bool frame_complete;
   /* The decoder filled the output buffer and may hold more output. */
   bool pending;
@@ -170,48 +170,33 @@ next_plain(struct stream *s, unsigned char *out, size_t size)
 static ssize_t
 next_gzip(struct stream *s, unsigned char *out, size_t size)
 {
-  z_stream *z = &s->zlib;
+  size_t done = 0;
 
-  z->next_out = out;
-  z->avail_out = size;
-  while (z->avail_out > 0)
+  while (done < size)
     {
-      int r;
+      size_t consumed, produced;
 
       if (stream_starved(s))
         {
           /* hand over what we have rather than wait for more input */
-          if (z->avail_out < size || s->in_eof)
+          if (done > 0 || s->in_eof)
             break;
           if (stream_fill(s) < 0)
             return -1;
           if (s->in_eof)
             break;
         }
-      if (s->frame_complete)
-        {
-          /* another member follows (pigz, concatenated files): gzip -d
-           * decompresses them all, and so does Go's reader */
-          if (inflateReset(z) != Z_OK)
-            return error_set(&s->err, EINVAL, "gzip: cannot reset the decoder");
-          s->frame_complete = false;
-        }
-      z->next_in = s->in + s->in_pos;
-      z->avail_in = s->in_len - s->in_pos;
-      r = inflate(z, Z_NO_FLUSH);
-      s->in_pos = s->in_len - z->avail_in;
-      s->pending = z->avail_out == 0;
-      if (r == Z_STREAM_END)
-        {
-          s->frame_complete = true;
-          s->pending = false;
-        }
-      else if (r != Z_OK && r != Z_BUF_ERROR)
-        return error_set(&s->err, EINVAL, "gzip: %s", z->msg ? z->msg : "corrupt data");
+      if (gzip_decoder_run(s->gzip, s->in + s->in_pos, s->in_len - s->in_pos, &consumed, out + done,
+                           size - done, &produced, &s->err)
+          < 0)
+        return -1;
+      s->in_pos += consumed;
+      done += produced;
+      s->pending = done == size;
     }
-  if (z->avail_out == size && s->in_eof && !s->frame_complete)
+  if (done == 0 && s->in_eof && !gzip_decoder_at_member_end(s->gzip))
     return error_set(&s->err, EINVAL, "gzip: unexpected end of data");
-  return size - z->avail_out;
+  return done;
 }
 
 static ssize_t
@@ -338,13 +323,9 @@ stream_init(struct stream *s, int fd, enum layer_compression declared, uint64_t 
     return -1;
   if (s->codec == LAYER_COMPRESSION_GZIP)
     {
-      /* 16 + 15: gzip wrapper only, largest window */
-      if (inflateInit2(&s->zlib, 16 + MAX_WBITS) != Z_OK)
-        return error_set(err, ENOMEM, "gzip: cannot initialise the decoder");
-      s->zlib_ready = true;
-      /* No CRC-32 (a twentieth of the time): the compressed blob's digest
-       * and the diff id, sha256 both, already vouch for every byte. */
-      inflateValidate(&s->zlib, 0);
+      s->gzip = gzip_decoder_new(GZIP_DECODER_FASTEST, err);
+      if (s->gzip == NULL)
+        return -1;
     }
   else if (s->codec == LAYER_COMPRESSION_ZSTD)
     {
@@ -360,8 +341,7 @@ stream_init(struct stream *s, int fd, enum layer_compression declared, uint64_t 
 static void
 stream_free(struct stream *s)
 {
-  if (s->zlib_ready)
-    inflateEnd(&s->zlib);
+  gzip_decoder_free(s->gzip);
   ZSTD_freeDStream(s->zstd);
   digester_free(s->digest);
   free(s->in);
@@ -646,191 +626,6 @@ cache_forget(struct extract *x, const char *removed)
     cache_drop(x);
 }
 
-/* ---- removing trees ---------------------------------------------------- */
-
-/* Entering a mount point while removing would delete the mounted files (a
- * leftover bind mount of a host directory, a container's root), so a
- * mount point is refused instead. */
-static int
-check_not_mount_point(int fd, const dev_t *parent_dev, const char *what, struct error *err)
-{
-  struct statx stx;
-
-  if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx) < 0)
-    return error_set_errno(err, errno, "remove %s: statx", what);
-  if (((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
-       && (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
-      || (parent_dev && makedev(stx.stx_dev_major, stx.stx_dev_minor) != *parent_dev))
-    return error_set(err, EBUSY, "remove %s: a mount point is in the way", what);
-  return 0;
-}
-
-/* Removes the entries of the directory fd that are not non-empty
- * directories; *subdir gets the name of the first non-empty directory met
- * (NULL when fd is empty now). */
-static int
-clear_dir_level(int fd, char **subdir, const char *what, struct error *err)
-{
-  /* a fresh open file description: reading starts at the beginning */
-  int dup_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  cleanup_dir DIR *dir = NULL;
-  struct dirent *de;
-
-  *subdir = NULL;
-  if (dup_fd < 0)
-    return error_set_errno(err, errno, "remove %s: open", what);
-  dir = fdopendir(dup_fd);
-  if (dir == NULL)
-    {
-      close(dup_fd);
-      return error_set_errno(err, errno, "remove %s: fdopendir", what);
-    }
-  for (errno = 0; (de = readdir(dir)) != NULL; errno = 0)
-    {
-      const char *name = de->d_name;
-
-      if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        continue;
-      if (de->d_type != DT_DIR)
-        {
-          if (unlinkat(fd, name, 0) == 0 || errno == ENOENT)
-            continue;
-          if (errno != EISDIR)
-            return error_set_errno(err, errno, "remove %s/.../%.256s", what, name);
-        }
-      if (unlinkat(fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
-        continue;
-      if (errno != ENOTEMPTY && errno != EEXIST)
-        return error_set_errno(err, errno, "remove %s/.../%.256s", what, name);
-      *subdir = xstrdup(name);
-      return 0;
-    }
-  if (errno != 0)
-    return error_set_errno(err, errno, "remove %s: readdir", what);
-  return 0;
-}
-
-struct removal_frame
-{
-  char *name; /* of the directory entered, in its parent */
-  dev_t dev;  /* of the parent, checked when climbing back */
-  ino_t ino;
-};
-
-/* Empties the directory fd without following symlinks and without
- * recursion or one fd per level (a layer may nest a few thousand
- * directories deep): it descends with O_NOFOLLOW and climbs back through
- * "..", checking that ".." is the directory it came from. */
-static int
-remove_children(int top_fd, const char *what, struct error *err)
-{
-  cleanup_close int fd = fcntl(top_fd, F_DUPFD_CLOEXEC, 3);
-  struct removal_frame *stack = NULL;
-  size_t depth = 0, allocated = 0;
-  int ret = -1;
-
-  if (fd < 0)
-    return error_set_errno(err, errno, "remove %s: dup", what);
-  for (;;)
-    {
-      char *subdir = NULL;
-      struct removal_frame frame;
-      struct stat st;
-      int next;
-
-      if (clear_dir_level(fd, &subdir, what, err) < 0)
-        goto out;
-      if (subdir)
-        {
-          if (fstat(fd, &st) < 0)
-            {
-              free(subdir);
-              error_set_errno(err, errno, "remove %s: fstat", what);
-              goto out;
-            }
-          next = openat(fd, subdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-          if (next < 0)
-            {
-              error_set_errno(err, errno, "remove %s/.../%.256s", what, subdir);
-              free(subdir);
-              goto out;
-            }
-          if (check_not_mount_point(next, &st.st_dev, what, err) < 0)
-            {
-              close(next);
-              free(subdir);
-              goto out;
-            }
-          if (depth == allocated)
-            {
-              allocated = allocated ? allocated * 2 : 16;
-              stack = xrealloc(stack, allocated * sizeof *stack);
-            }
-          stack[depth++] = (struct removal_frame){ subdir, st.st_dev, st.st_ino };
-          close(fd);
-          fd = next;
-          continue;
-        }
-      if (depth == 0)
-        break;
-      frame = stack[--depth];
-      next = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (next < 0 || fstat(next, &st) < 0 || st.st_dev != frame.dev || st.st_ino != frame.ino)
-        {
-          if (next >= 0)
-            close(next);
-          free(frame.name);
-          error_set(err, EBUSY, "remove %s: the tree was moved while being removed", what);
-          goto out;
-        }
-      close(fd);
-      fd = next;
-      if (unlinkat(fd, frame.name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-        {
-          error_set_errno(err, errno, "remove %s/.../%.256s", what, frame.name);
-          free(frame.name);
-          goto out;
-        }
-      free(frame.name);
-    }
-  ret = 0;
-out:
-  while (depth > 0)
-    free(stack[--depth].name);
-  free(stack);
-  return ret;
-}
-
-int
-remove_tree(const char *path, struct error *err)
-{
-  cleanup_close int fd = -1;
-  struct stat st;
-
-  if (lstat(path, &st) < 0)
-    {
-      if (errno == ENOENT)
-        return 0;
-      return error_set_errno(err, errno, "remove %s", path);
-    }
-  if (!S_ISDIR(st.st_mode))
-    {
-      if (unlink(path) < 0 && errno != ENOENT)
-        return error_set_errno(err, errno, "remove %s", path);
-      return 0;
-    }
-  fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return error_set_errno(err, errno, "remove %s", path);
-  if (check_not_mount_point(fd, NULL, path, err) < 0)
-    return -1;
-  if (remove_children(fd, path, err) < 0)
-    return -1;
-  if (rmdir(path) < 0 && errno != ENOENT)
-    return error_set_errno(err, errno, "remove %s", path);
-  return 0;
-}
-
 /* ---- entries ----------------------------------------------------------- */
 
 /* Normalises an entry name: leading "/" and "./", empty and "."
@@ -1074,7 +869,7 @@ remove_existing(struct extract *x, int parent_fd, const char *path, const char *
   fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return error_set_errno(err, errno, "layer entry \"%.256s\": replace", entry);
-  if (remove_children(fd, path, err) < 0)
+  if (remove_dir_contents(fd, path, err) < 0)
     return error_wrap(err, "layer entry \"%.256s\"", entry);
   if (unlinkat(parent_fd, name, AT_REMOVEDIR) < 0)
     return error_set_errno(err, errno, "layer entry \"%.256s\": replace", entry);

@@ -28,8 +28,4 @@
 int layer_unpack_fd(int fd, const char *dir, enum layer_compression compression, uint64_t max_size,
                     char diff_id[72], struct error *err);
 
-/* Removes a directory tree without following symlinks (for failed or
- * removed layers and containers). */
-int remove_tree(const char *path, struct error *err);
-
 #endif

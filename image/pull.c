@@ -12,6 +12,7 @@
  * RPC context of the pull they belong to. */
 #include "image/pull.h"
 #include "common/cleanup.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "image/layer.h"
@@ -237,7 +238,10 @@ run_blob_job(struct job *job, struct error *err)
       blob_writer_abort(sink.writer);
       return -1;
     }
-  return blob_writer_commit(sink.writer, job->digest, job->size, err);
+  if (blob_writer_commit(sink.writer, job->digest, job->size, err) < 0)
+    return -1;
+  failpoint("image.pull-after-config");
+  return 0;
 }
 
 /* ---- A layer, unpacked while it downloads ------------------------------- */
@@ -373,12 +377,17 @@ run_layer_job(struct job *job, struct error *err)
       image_store_layer_abort(store, work_dir);
       return -1;
     }
+  failpoint("image.pull-after-layer-unpacked");
   if (blob_writer_commit(writer, job->digest, job->size, err) < 0)
     {
       image_store_layer_abort(store, work_dir);
       return -1;
     }
-  return image_store_layer_commit(store, work_dir, job->chain_id, job->diff_id, err);
+  failpoint("image.pull-after-layer-blob");
+  if (image_store_layer_commit(store, work_dir, job->chain_id, job->diff_id, err) < 0)
+    return -1;
+  failpoint("image.pull-after-layer-commit");
+  return 0;
 }
 
 /* ---- Job threads -------------------------------------------------------- */
@@ -793,6 +802,7 @@ fetch_manifest(struct pull *pull, const char *tag_or_digest, struct manifest **m
   pull_hold(pull, digest);
   if (image_store_put_blob(puller->store, digest, bytes, len, err) < 0)
     return error_wrap(err, "store manifest %s", digest);
+  failpoint("image.pull-after-manifest");
   if (manifest_parse(content_type, bytes, len, manifest, err) < 0)
     return error_wrap(err, "manifest %s", digest);
   return 0;
@@ -986,7 +996,10 @@ record_image(struct pull *pull, const char *id, const char *manifest_digest, con
     .config_size = config_size,
   };
 
-  return image_store_add(pull->puller->store, &add, err);
+  if (image_store_add(pull->puller->store, &add, err) < 0)
+    return -1;
+  failpoint("image.pull-after-metadata");
+  return 0;
 }
 
 static int

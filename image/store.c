@@ -4,11 +4,12 @@
 #include "image/store.h"
 #include "common/atomic_file.h"
 #include "common/cleanup.h"
+#include "common/failpoint.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/trash.h"
 #include "image/digest.h"
-#include "image/layer.h"
 #include "image/manifest.h"
 #include "image/reference.h"
 
@@ -62,6 +63,9 @@ struct image_store
   char *index_path;
   unsigned flags;
   int lock_fd;
+  /* <dir>/trash: removed layers and tmp/ leftovers are renamed there and
+   * deleted in the background (NULL when read-only) */
+  struct trash *trash;
 
   /* Serialises removals, so the in-use check and the removal it allows
    * are not interleaved with another removal. */
@@ -608,54 +612,25 @@ layer_path(const struct image_store *store, const char *chain_id)
   return xasprintf("%s/%s", store->layers_dir, digest_hex(chain_id));
 }
 
-/* Trees to delete once the lock is released: renamed into tmp/ under the
- * lock (so they vanish at once), removed after it (which may be slow). */
-struct trash
-{
-  char **paths;
-  size_t n;
-};
-
+/* A layer out of layers/ at once (under the lock: a pull may publish the
+ * same chain id right after), deleted in the background. */
 static void
-trash_layer(struct image_store *store, const char *chain_id, struct trash *trash)
+trash_layer(struct image_store *store, const char *chain_id)
 {
-  cleanup_free char *from = layer_path(store, chain_id);
-  char *name = random_name("deleted");
-  char *to = xasprintf("%s/%s", store->tmp_dir, name);
+  cleanup_free char *path = layer_path(store, chain_id);
+  struct error err = ERROR_INIT;
 
-  free(name);
-  if (rename(from, to) < 0)
+  if (trash_discard(store->trash, path, &err) < 0)
     {
-      log_warn("image store: cannot move layer %s out of the way: %s", chain_id, strerror(errno));
-      free(to);
-      to = steal_pointer(&from);
+      log_warn("image store: layer %s: %s", chain_id, error_message(&err));
+      error_clear(&err);
     }
-  trash->paths = xrealloc(trash->paths, (trash->n + 1) * sizeof *trash->paths);
-  trash->paths[trash->n++] = to;
-}
-
-static void
-trash_empty(struct trash *trash)
-{
-  for (size_t i = 0; i < trash->n; i++)
-    {
-      struct error err = ERROR_INIT;
-      if (remove_tree(trash->paths[i], &err) < 0)
-        {
-          log_warn("image store: %s", error_message(&err));
-          error_clear(&err);
-        }
-      free(trash->paths[i]);
-    }
-  free(trash->paths);
-  trash->paths = NULL;
-  trash->n = 0;
 }
 
 /* Drops every layer and blob that no image references and nothing holds.
- * With the lock held; layers go to trash, blobs are unlinked at once. */
+ * With the lock held; layers go to the trash, blobs are unlinked at once. */
 static void
-collect_garbage(struct image_store *store, struct trash *trash)
+collect_garbage(struct image_store *store)
 {
   for (size_t i = store->n_layers; i-- > 0;)
     {
@@ -663,7 +638,7 @@ collect_garbage(struct image_store *store, struct trash *trash)
       if (layer_is_referenced(store, chain_id) || is_held(store, chain_id))
         continue;
       log_info("image store: removing unused layer %s", chain_id);
-      trash_layer(store, chain_id, trash);
+      trash_layer(store, chain_id);
       drop_layer_entry(store, i);
     }
   for (size_t i = store->n_blobs; i-- > 0;)
@@ -845,8 +820,8 @@ take_lock(struct image_store *store, struct error *err)
   return 0;
 }
 
-/* Empties tmp/ (unfinished blobs and layers, half-deleted trees) and drops
- * the temporary files atomic_write_file may have left beside images.json. */
+/* Empties tmp/ (unfinished blobs and layers) into the trash and drops the
+ * temporary files atomic_write_file may have left beside images.json. */
 static void
 clean_leftovers(struct image_store *store)
 {
@@ -861,7 +836,7 @@ clean_leftovers(struct image_store *store)
         continue;
       path = xasprintf("%s/%s", store->tmp_dir, entry->d_name);
       log_info("image store: removing leftover %s", path);
-      if (remove_tree(path, &err) < 0)
+      if (trash_discard(store->trash, path, &err) < 0)
         {
           log_warn("image store: %s", error_message(&err));
           error_clear(&err);
@@ -888,7 +863,7 @@ drop_stray(struct image_store *store, const char *path, const char *why)
   if (store->flags & IMAGE_STORE_READ_ONLY)
     return;
   log_warn("image store: removing %s: %s", path, why);
-  if (remove_tree(path, &err) < 0)
+  if (trash_discard(store->trash, path, &err) < 0)
     {
       log_warn("image store: %s", error_message(&err));
       error_clear(&err);
@@ -992,12 +967,17 @@ static int
 recover(struct image_store *store, struct error *err)
 {
   bool writable = !(store->flags & IMAGE_STORE_READ_ONLY);
-  struct trash trash = { 0 };
 
   if (writable)
     {
+      cleanup_free char *trash_dir = xasprintf("%s/trash", store->dir);
+
       if (make_dirs(store, err) < 0 || take_lock(store, err) < 0)
         return -1;
+      /* after the lock: one process empties the trash */
+      store->trash = trash_open(trash_dir, err);
+      if (store->trash == NULL)
+        return error_wrap(err, "open the trash");
       clean_leftovers(store);
     }
   if (load_index(store, err) < 0 || scan_layers(store, err) < 0 || scan_blobs(store, err) < 0)
@@ -1005,10 +985,7 @@ recover(struct image_store *store, struct error *err)
   if (drop_broken_images(store) && writable && write_index(store, err) < 0)
     return -1;
   if (writable)
-    {
-      collect_garbage(store, &trash);
-      trash_empty(&trash);
-    }
+    collect_garbage(store);
   return 0;
 }
 
@@ -1056,6 +1033,7 @@ image_store_free(struct image_store *store)
   for (size_t i = 0; i < store->n_holds; i++)
     free(store->holds[i].key);
   free(store->holds);
+  trash_close(store->trash);
   if (store->lock_fd >= 0)
     close(store->lock_fd);
   pthread_mutex_destroy(&store->lock);
@@ -1328,7 +1306,6 @@ insert_image(struct image_store *store, size_t index, struct image_info *info)
 static int
 remove_by_id(struct image_store *store, const char *id, struct error *err)
 {
-  struct trash trash = { 0 };
   struct image_info *info;
   ssize_t index;
 
@@ -1349,10 +1326,11 @@ remove_by_id(struct image_store *store, const char *id, struct error *err)
       pthread_mutex_unlock(&store->lock);
       return -1;
     }
-  collect_garbage(store, &trash);
+  failpoint("image.remove-after-metadata");
+  collect_garbage(store);
   pthread_mutex_unlock(&store->lock);
+  failpoint("image.remove-after-trash");
   image_info_free(info);
-  trash_empty(&trash);
   return 0;
 }
 
@@ -1392,14 +1370,11 @@ out:
 void
 image_store_collect_garbage(struct image_store *store)
 {
-  struct trash trash = { 0 };
-
   if (store->flags & IMAGE_STORE_READ_ONLY)
     return;
   pthread_mutex_lock(&store->lock);
-  collect_garbage(store, &trash);
+  collect_garbage(store);
   pthread_mutex_unlock(&store->lock);
-  trash_empty(&trash);
 }
 
 /* ---- Usage -------------------------------------------------------------- */
@@ -1659,7 +1634,7 @@ image_store_layer_abort(struct image_store *store, const char *work_dir)
 {
   struct error err = ERROR_INIT;
 
-  if (work_dir && remove_tree(work_dir, &err) < 0)
+  if (work_dir && trash_discard(store->trash, work_dir, &err) < 0)
     {
       log_warn("image store: %s", error_message(&err));
       error_clear(&err);

@@ -8,13 +8,17 @@
  *   images.json               every image: id, tags, digests, layers;
  *                             versioned, rewritten atomically
  *   tmp/                      work in progress (blobs being written, layers
- *                             being unpacked, trees being deleted)
+ *                             being unpacked)
+ *   trash/                    removed layers and tmp/ leftovers, deleted by a
+ *                             background thread (common/trash)
  *   store.lock                flock()ed by whoever writes the store
  *
  * A layer appears in layers/ by one rename, complete with its metadata, and
  * images.json only ever names layers already there, so an interrupted pull
  * (even kill -9) never leaves a half image visible.  Opening the store for
- * writing wipes tmp/ and removes layers and blobs no image references.
+ * writing moves tmp/'s content to the trash and removes layers and blobs no
+ * image references.  A removed image is gone from images.json before its
+ * layers move to the trash, so RemoveImage does not wait for the deletion.
  *
  * Only one process writes a store: image_store_open() takes store.lock and
  * fails with EBUSY while another holds it (a running crid, or a

@@ -10,7 +10,7 @@
  * monitor's files are in <state>/conmon/<id>/ (ctl, attach, oom, pid
  * files) and its exit file is <state>/exits/<id>. */
 #include "pod/container.h"
-#include "pod/trash.h"
+#include "common/trash.h"
 #include "common/failpoint.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
@@ -29,7 +29,6 @@
 #include "common/process.h"
 #include "common/undo.h"
 #include "common/util.h"
-#include "image/layer.h"
 #include "image/manifest.h"
 #include "image/store.h"
 

@@ -9,7 +9,7 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "common/util.h"
-#include "image/layer.h"
+#include "common/trash.h"
 
 #include <dirent.h>
 #include <errno.h>

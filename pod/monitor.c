@@ -6,7 +6,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "image/layer.h"
+#include "common/trash.h"
 
 #include <errno.h>
 #include <fcntl.h>

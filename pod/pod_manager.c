@@ -1,6 +1,5 @@
 #include "pod/pod_manager.h"
-#include "pod/trash.h"
-#include "image/layer.h"
+#include "common/trash.h"
 #include "pod/monitor.h"
 #include "pod/events.h"
 #include "pod/exec.h"

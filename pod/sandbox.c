@@ -25,7 +25,7 @@
 #include "common/log.h"
 #include "common/undo.h"
 #include "common/util.h"
-#include "image/layer.h"
+#include "common/trash.h"
 #include "netcni/cni_config.h"
 #include "netcni/cni_exec.h"
 

@@ -446,6 +446,10 @@ class Daemon:
         return False
 
 
+# <state_dir>/conmon/<64-hex id>/console must fit in a unix socket address.
+CRID_STATE_DIR_MAX = 27
+
+
 class Crid(Daemon):
     """build/bin/crid with its own root, state dir, socket and config file;
     --config and --config-dir point into the temp dir so /etc/crid is never
@@ -461,6 +465,10 @@ class Crid(Daemon):
     def _prepare(self):
         self.root = os.path.join(self.dir, "root")
         self.state_dir = os.path.join(self.dir, "state")
+        if len(self.state_dir) > CRID_STATE_DIR_MAX:
+            # crid refuses a state dir its monitors' socket paths would not
+            # fit in (a temp dir in a make_spread_dir() is that deep)
+            self.state_dir = make_tmpdir("cbs.")
         self.socket = os.path.join(self.state_dir, "crid.sock")
         self.cni_conf_dir = os.path.join(self.dir, "net.d")
         self.config_dir = os.path.join(self.dir, "crid.conf.d")

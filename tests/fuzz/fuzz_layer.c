@@ -19,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "image/digest.h"
+#include "common/trash.h"
 #include "image/layer.h"
 
 #include <dirent.h>

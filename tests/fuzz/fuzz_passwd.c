@@ -8,7 +8,7 @@
  * stay within the kernel's limit. */
 #include "pod/user.h"
 #include "common/util.h"
-#include "image/layer.h"
+#include "common/trash.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -8,7 +8,8 @@ test_sandbox/test_containers).  Before intent records, a crash during
 RunPodSandbox left the pause, its monitor, the namespaces and the IP
 lease of a pod crid no longer listed.
 
-Every failpoint in the sources must be walked here: the list is read from
+Every failpoint in the sources must be walked here (those of PullImage and
+RemoveImage in test_images, beside the registries): the list is read from
 the sources, so a new failpoint without a workflow fails the test."""
 
 import re
@@ -25,6 +26,7 @@ from test_containers import (  # noqa: F401  (fixtures pytest must see)
     handler,
     podenv_factory,
 )
+from test_images import IMAGE_FAILPOINTS
 
 REPO = Path(__file__).resolve().parents[2]
 FAILPOINT_RE = re.compile(r'failpoint\("([a-z0-9.-]+)"\)')
@@ -34,8 +36,9 @@ def failpoints_in_sources():
     names = set()
     for source in (REPO / "pod").glob("*.c"):
         names |= set(FAILPOINT_RE.findall(source.read_text()))
-    for source in (REPO / "crid").glob("*.c"):
-        names |= set(FAILPOINT_RE.findall(source.read_text()))
+    for area in ("crid", "image", "common"):
+        for source in (REPO / area).glob("*.c"):
+            names |= set(FAILPOINT_RE.findall(source.read_text()))
     return sorted(names)
 
 
@@ -69,7 +72,7 @@ TEARDOWN = {
 
 
 def test_every_failpoint_has_a_crash_test():
-    assert failpoints_in_sources() == sorted([*EXPECTED, *TEARDOWN])
+    assert failpoints_in_sources() == sorted([*EXPECTED, *TEARDOWN, *IMAGE_FAILPOINTS])
 
 
 def restart_with_failpoint(crid, name):

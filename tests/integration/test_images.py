@@ -41,6 +41,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+import cridtest
 import netns as nsutil
 import registry as regutil
 
@@ -870,6 +871,134 @@ def test_remove_image(crid_plain, reg, images):
     img = checked_pull(crid, f"{name}:gzip", image)
     remove(crid, img.id)  # by id
     assert list_images(crid) == []
+
+
+def wait_store_settled(crid):
+    """Until the image store's trash and tmp/ are empty (the background
+    deletion of removed layers is done)."""
+    def settled():
+        return not any(any(d.iterdir()) for d in (images_dir(crid) / "trash",
+                                                   images_dir(crid) / "tmp") if d.is_dir())
+    cridtest.wait_for(settled, timeout=30, message="the image store's trash and tmp/ to empty")
+
+
+def assert_store_holds(crid, image=None):
+    """The store holds exactly image (or nothing): its layer dirs, its
+    blobs (and manifest), images.json; no stray layer, blob, temp file or
+    trash entry once the background deletion is done."""
+    wait_store_settled(crid)
+    assert unverified_blobs(crid) == [], "a blob that fails its digest is in the store"
+    if image is None:
+        assert list_images(crid) == []
+        assert layer_dirs(crid) == {}
+        assert store_leftovers(crid) == [], "files left in an empty store"
+        return
+    assert [id_hex(i.id) for i in list_images(crid)] == [hexof(image.id)]
+    assert set(layer_dirs(crid)) == {hexof(c) for c in image.chain_ids}
+    for chain_id in image.chain_ids:
+        assert any(diff_dir(crid, chain_id).iterdir()), f"layer {chain_id} is empty"
+    blobs = {p.name for p in (images_dir(crid) / "blobs" / "sha256").iterdir()}
+    assert blobs == {hexof(b.digest) for b in [*image.blobs, image.manifest]}
+
+
+def test_remove_image_returns_before_the_layers_are_deleted(crid_plain, reg, images):
+    """RemoveImage renames the layer dirs into images/trash and returns; a
+    background thread deletes them, and what a crash leaves in the trash
+    is deleted at the next start."""
+    crid = crid_plain
+    image = images["big"]
+    ref = f"{reg.host}/crid/big:1"
+    checked_pull(crid, ref, image)
+    remove(crid, ref)
+    assert list_images(crid) == [] and status(crid, ref) is None
+    assert layer_dirs(crid) == {}, "RemoveImage left layer dirs in layers/"
+    assert "image store: removing unused layer" in crid.log_text()
+    assert_store_holds(crid, None)
+    crid.kill()
+    leftover = images_dir(crid) / "trash" / "left-by-a-crash"
+    (leftover / "deep" / "er").mkdir(parents=True)
+    (leftover / "deep" / "er" / "file").write_text("x")
+    crid.start()
+    cridtest.wait_for(lambda: not leftover.exists(), timeout=20,
+                      message="the crash's leftovers in the trash to be deleted")
+    assert_store_holds(crid, None)
+
+
+# Failpoints of PullImage and RemoveImage (common/failpoint.h): crid kills
+# itself there.  test_crash_consistency checks that each failpoint in the
+# sources is walked by a test; these are walked here, where the registries
+# are.
+PULL_FAILPOINTS = [
+    "image.pull-after-manifest",
+    "image.pull-after-config",
+    "image.pull-after-layer-unpacked",
+    "image.pull-after-layer-blob",
+    "image.pull-after-layer-commit",
+    "image.pull-after-metadata",
+]
+REMOVE_FAILPOINTS = ["image.remove-after-metadata", "image.remove-after-trash"]
+IMAGE_FAILPOINTS = PULL_FAILPOINTS + REMOVE_FAILPOINTS
+
+
+def crash_at_failpoint(crid, name, action):
+    """Restarts crid armed with failpoint name, runs action (which must
+    fail: crid dies), then starts crid again unarmed."""
+    plain = crid.launch_command
+    crid.stop()
+    crid.launch_command = lambda: ["env", f"CRID_FAILPOINT={name}", *plain()]
+    crid.start()
+    try:
+        with pytest.raises(grpc.RpcError):
+            action()
+        assert crid.wait(timeout=20) is not None, f"crid did not die at {name}"
+        assert crid.returncode == -9
+    finally:
+        crid.launch_command = plain
+    crid.start()
+
+
+@pytest.mark.parametrize("name", PULL_FAILPOINTS)
+def test_crash_during_pull(crid_plain, reg, images, name):
+    """Killed after each side effect of a pull: after a restart the image
+    is listed and whole (only after its record was written) or absent with
+    nothing of it left; the retried pull works, and removing the image
+    leaves an empty store."""
+    crid = crid_plain
+    image = images["big"]
+    ref = f"{reg.host}/crid/big:1"
+    crash_at_failpoint(crid, name, lambda: pull(crid, ref))
+    if name == "image.pull-after-metadata":
+        img = status(crid, ref)
+        assert img is not None and id_hex(img.id) == hexof(image.id)
+        assert_store_holds(crid, image)
+    else:
+        assert status(crid, ref) is None, f"a half-pulled image is listed after a crash at {name}"
+        assert_store_holds(crid, None)
+    img = checked_pull(crid, ref, image)
+    assert list(img.repo_tags) == [ref]
+    assert_store_holds(crid, image)
+    remove(crid, ref)
+    assert_store_holds(crid, None)
+
+
+@pytest.mark.parametrize("name", REMOVE_FAILPOINTS)
+def test_crash_during_remove_image(crid_plain, reg, images, name):
+    """Killed after each side effect of RemoveImage: after a restart the
+    image is gone (its record was rewritten first) and its layers and
+    blobs are deleted; removing it again is fine, and so is pulling it
+    again."""
+    crid = crid_plain
+    image = images["big"]
+    ref = f"{reg.host}/crid/big:1"
+    checked_pull(crid, ref, image)
+    crash_at_failpoint(crid, name, lambda: remove(crid, ref))
+    assert status(crid, ref) is None, f"the image is listed after a crash at {name}"
+    assert_store_holds(crid, None)
+    remove(crid, ref)
+    checked_pull(crid, ref, image)
+    assert_store_holds(crid, image)
+    remove(crid, ref)
+    assert_store_holds(crid, None)
 
 
 def test_image_fs_info(crid_plain, reg, images, pb):

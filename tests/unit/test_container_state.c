@@ -10,7 +10,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "common/util.h"
-#include "image/layer.h"
+#include "common/trash.h"
 #include "pod/container.h"
 #include "pod/pod_manager.h"
 

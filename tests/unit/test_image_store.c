@@ -12,7 +12,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "image/digest.h"
-#include "image/layer.h"
+#include "common/trash.h"
 #include "image/manifest.h"
 #include "image/store.h"
 

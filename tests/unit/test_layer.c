@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "image/digest.h"
+#include "common/trash.h"
 #include "image/layer.h"
 
 #include <archive.h>
