@@ -54,6 +54,8 @@
 #include "pod/cgroup.h"
 #include "api.pb-c.h"
 
+struct image_volumes;
+
 #define OCI_VERSION "1.0.2"
 #define OCI_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define OCI_PAUSE_COMMAND "/pause"
@@ -149,6 +151,8 @@ struct oci_container_params
   const char *seccomp_json; /* as for the sandbox; callers pass NULL for privileged */
   const char *seccomp_bpf;  /* as for the sandbox */
   bool runtime_has_rro;     /* the runtime takes the "rro" mount option */
+  /* The mounted image volumes of config's image mounts (NULL: none). */
+  const struct image_volumes *image_volumes;
   enum oci_apparmor apparmor;
   enum cgroup_mode cgroup_mode;
   /* Tests: /proc/self/mountinfo text for the propagation checks (NULL =
