@@ -393,7 +393,7 @@ step_image(struct create_context *ctx, struct error *err)
   struct container *container = ctx->container;
   const Runtime__V1__ImageSpec *spec = container->config->image;
   struct image_store *store = ctx->manager->options.images;
-  int ret;
+  struct image_volumes volumes = { 0 };
 
   if (store == NULL)
     return error_set(err, EIO, "no image store");
@@ -405,10 +405,13 @@ step_image(struct create_context *ctx, struct error *err)
     }
   container->image_name
       = xstrdup(spec->user_specified_image[0] ? spec->user_specified_image : spec->image);
+  if (image_volumes_resolve(store, container->config, &volumes, err) < 0)
+    return -1;
+  /* RemoveImage's in-use check reads them under lock. */
   pthread_mutex_lock(&container->lock);
-  ret = image_volumes_resolve(store, container->config, &container->image_volumes, err);
+  container->image_volumes = volumes;
   pthread_mutex_unlock(&container->lock);
-  return ret;
+  return 0;
 }
 
 static int

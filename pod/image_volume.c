@@ -145,6 +145,21 @@ open_beneath(int root_fd, const char *path, struct error *err)
     }
 }
 
+/* The path the kernel has for an open fd: canonical, links resolved. */
+static int
+fd_path(int fd, char **out, struct error *err)
+{
+  cleanup_free char *link = xasprintf("/proc/self/fd/%d", fd);
+  char target[PATH_MAX];
+  ssize_t len = readlink(link, target, sizeof target - 1);
+
+  if (len < 0)
+    return error_set_errno(err, errno, "readlink %s", link);
+  target[len] = '\0';
+  *out = xstrdup(target);
+  return 0;
+}
+
 /* The host path of sub_path inside the image mounted at root.  The image
  * is read-only and only crid mounts there, so the path found stays what
  * was checked until the runtime binds it. */
@@ -153,28 +168,24 @@ resolve_sub_path(const char *root, const char *sub_path, char **out, struct erro
 {
   cleanup_close int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   cleanup_close int fd = -1;
-  cleanup_free char *link = NULL;
-  char target[PATH_MAX];
-  ssize_t len;
+  cleanup_free char *real_root = NULL;
+  cleanup_free char *target = NULL;
+  size_t root_len;
 
   if (root_fd < 0)
     return error_set_errno(err, errno, "open %s", root);
   fd = open_beneath(root_fd, sub_path, err);
-  if (fd < 0)
+  if (fd < 0 || fd_path(root_fd, &real_root, err) < 0 || fd_path(fd, &target, err) < 0)
     return -1;
-  link = xasprintf("/proc/self/fd/%d", fd);
-  len = readlink(link, target, sizeof target - 1);
-  if (len < 0)
-    return error_set_errno(err, errno, "readlink %s", link);
-  target[len] = '\0';
   /* Beneath root, by the kernel's word; checked again as a path. */
-  if (!str_has_prefix(target, root)
-      || (target[strlen(root)] != '\0' && target[strlen(root)] != '/'))
+  root_len = strlen(real_root);
+  if (strncmp(target, real_root, root_len) != 0
+      || (target[root_len] != '\0' && target[root_len] != '/'))
     {
       cleanup_free char *quoted = shown(sub_path);
       return error_set(err, EINVAL, "image sub path %s leads out of the image", quoted);
     }
-  *out = xstrdup(target);
+  *out = steal_pointer(&target);
   return 0;
 }
 

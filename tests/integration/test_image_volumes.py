@@ -10,15 +10,13 @@ test_containers.py: no registry.  Every test runs on crun and runc and
 ends with nothing left: no mount under crid's dirs, no container dir.
 """
 
-import os
 import signal
-import tarfile
 
 import grpc
 import pytest
 
 import cridtest
-from test_containers import IMAGE_CONFIG, IMAGE_NAME, ContainerEnv, build_images, states
+from test_containers import ContainerEnv, build_images, states
 from test_sandbox import HANDLERS, podenv_factory  # noqa: F401
 
 RPC_TIMEOUT = 30.0
@@ -52,24 +50,9 @@ class VolumeEnv(ContainerEnv):
     """ContainerEnv with the volume images imported beside busybox."""
 
     def __init__(self, podenv_factory):  # noqa: F811
-        self.pod = podenv_factory(start=False)
-        self.crid = self.pod.crid
-        self.pb = self.pod.pb
-        self.image = build_images.Image([build_images.busybox_base_layer()], config=IMAGE_CONFIG)
         self.volume = volume_image()
         self.single = single_layer_image()
-        layout = self.crid.dir / "layout"
-        build_images.write_oci_layout(
-            layout, {IMAGE_NAME: self.image, VOLUME_NAME: self.volume, SINGLE_NAME: self.single}
-        )
-        tarball = self.crid.dir / "images.tar"
-        with tarfile.open(tarball, "w") as tar:
-            for entry in sorted(os.listdir(layout)):
-                tar.add(layout / entry, arcname=entry)
-        result = self.crid.cli("image", "import", str(tarball), timeout=60)
-        assert result.returncode == 0, f"import failed: {result.stderr}"
-        self.crid.start()
-        self.container_ids = set()
+        super().__init__(podenv_factory, {VOLUME_NAME: self.volume, SINGLE_NAME: self.single})
 
     def image_mount(self, container_path, image, sub_path="", **kwargs):
         return self.pb.Mount(
@@ -95,10 +78,10 @@ class VolumeEnv(ContainerEnv):
         return response.exit_code, response.stdout.decode(), response.stderr.decode()
 
     def volume_mounts(self):
-        return [m for m in cridtest_mounts() if "/image-volumes/" in m]
+        return [m for m in mount_points() if "/image-volumes/" in m]
 
 
-def cridtest_mounts():
+def mount_points():
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f]
 
@@ -240,6 +223,33 @@ def test_image_volume_survives_restart(env, handler):
     env.stop(container_id)
     env.remove(container_id)
     assert env.volume_mounts() == []
+    env.remove_image(VOLUME_NAME)
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
+@pytest.mark.parametrize("name", ["container.after-rootfs", "container.remove-after-runtime-delete"])
+def test_crash_with_image_volume_leaves_nothing(env, handler, name):
+    """crid killed with the volume mounted (create half done, or remove
+    half done): after the restart (and the kubelet's retried remove)
+    nothing holds the mount or the image."""
+    from test_crash_consistency import crash_then_restart, restart_with_failpoint
+
+    sandbox_id, sandbox_config = env.run_pod("volcrash", handler)
+    config = env.container_config("victim", ["/bin/sleep", "1000"],
+                                  mounts=[env.image_mount("/tools", VOLUME_NAME)])
+    if name == "container.after-rootfs":
+        plain = restart_with_failpoint(env.crid, name)
+        crash_then_restart(env.crid, plain, lambda: env.create(sandbox_id, sandbox_config, config))
+        assert env.list() == []
+    else:
+        container_id = env.create(sandbox_id, sandbox_config, config)
+        env.start(container_id)
+        assert len(env.volume_mounts()) == 1
+        plain = restart_with_failpoint(env.crid, name)
+        crash_then_restart(env.crid, plain, lambda: env.remove(container_id))
+        env.remove(container_id)
+    assert_no_trace(env)
     env.remove_image(VOLUME_NAME)
     env.remove_pod(sandbox_id)
     env.assert_clean()
