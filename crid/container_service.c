@@ -148,14 +148,23 @@ reason_of(const struct container_snapshot *snapshot)
   return snapshot->exit_code == 0 ? "Completed" : "Error";
 }
 
+/* The request's mounts; an image volume also says which image it holds,
+ * by id, in image.image_ref (what PullImage answered for it). */
 static Runtime__V1__Mount **
-copy_mounts(struct rpc_call *call, const Runtime__V1__ContainerConfig *config, size_t *n)
+copy_mounts(struct rpc_call *call, const struct container *container, size_t *n)
 {
+  const Runtime__V1__ContainerConfig *config = container->config;
   Runtime__V1__Mount **mounts
       = arena_new_array(&call->arena, Runtime__V1__Mount *, config->n_mounts + 1);
 
   for (size_t i = 0; i < config->n_mounts; i++)
-    mounts[i] = arena_copy_message(call, &config->mounts[i]->base);
+    {
+      const struct image_volume *volume = image_volumes_find(&container->image_volumes, i);
+
+      mounts[i] = arena_copy_message(call, &config->mounts[i]->base);
+      if (volume && mounts[i]->image)
+        mounts[i]->image->image_ref = arena_strdup(&call->arena, volume->image_id);
+    }
   *n = config->n_mounts;
   return mounts;
 }
@@ -253,7 +262,7 @@ rpc_container_status_message(struct rpc_call *call, const struct container_snaps
   status->annotations
       = rpc_copy_map(call, &runtime__v1__container_status__annotations_entry__descriptor,
                      config->annotations, config->n_annotations);
-  status->mounts = copy_mounts(call, config, &status->n_mounts);
+  status->mounts = copy_mounts(call, container, &status->n_mounts);
   status->log_path = arena_strdup(&call->arena, container->log_path ? container->log_path : "");
   status->resources = copy_resources(call, snapshot);
   status->stop_signal = config->stop_signal;

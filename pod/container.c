@@ -374,6 +374,7 @@ step_image(struct create_context *ctx, struct error *err)
   struct container *container = ctx->container;
   const Runtime__V1__ImageSpec *spec = container->config->image;
   struct image_store *store = ctx->manager->options.images;
+  struct image_volumes volumes = { 0 };
 
   if (store == NULL)
     return error_set(err, EIO, "no image store");
@@ -385,6 +386,12 @@ step_image(struct create_context *ctx, struct error *err)
     }
   container->image_name
       = xstrdup(spec->user_specified_image[0] ? spec->user_specified_image : spec->image);
+  if (image_volumes_resolve(store, container->config, &volumes, err) < 0)
+    return -1;
+  /* RemoveImage's in-use check reads them under lock. */
+  pthread_mutex_lock(&container->lock);
+  container->image_volumes = volumes;
+  pthread_mutex_unlock(&container->lock);
   return 0;
 }
 
@@ -544,6 +551,7 @@ step_bundle(struct create_context *ctx, struct error *err)
   p.seccomp_bpf = seccomp_bpf;
   p.runtime_has_rro
       = pod_manager_handler(manager, container->handler)->features.recursive_read_only;
+  p.image_volumes = &container->image_volumes;
   if (ret == 0)
     ret = oci_spec_container(&p, &json, err);
   user_resolved_clear(&user);
@@ -672,7 +680,10 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
     return -1;
   failpoint("container.after-record");
   undo_push(undo, "root file system", undo_rootfs, ctx);
-  if (rootfs_mount(ctx->dir, ctx->layer_dirs, err) < 0)
+  if (rootfs_mount(ctx->dir, ctx->layer_dirs, err) < 0
+      || image_volumes_mount(ctx->manager->options.images, ctx->dir, container->config,
+                             &container->image_volumes, err)
+             < 0)
     return -1;
   failpoint("container.after-rootfs");
   if (step_bundle(ctx, err) < 0)

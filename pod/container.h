@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "common/error.h"
+#include "pod/image_volume.h"
 #include "api.pb-c.h"
 
 struct pod_manager;
@@ -76,6 +77,9 @@ struct container
    * (persisted in state.json); NULL: still those of the request. */
   Runtime__V1__LinuxContainerResources *resources;
   struct container_user user;
+  /* The images of its image volumes: in use while it exists.  Set
+   * before the first save of CreateContainer, under lock. */
+  struct image_volumes image_volumes;
 
   /* CreateContainer has not finished: a record in this state found at
    * start is the trace of a crash mid-call, rolled back by recovery. */

@@ -61,6 +61,7 @@ container_unref(struct container *container)
   if (container->resources)
     runtime__v1__linux_container_resources__free_unpacked(container->resources, NULL);
   container_user_clear(&container->user);
+  image_volumes_clear(&container->image_volumes);
   pthread_mutex_destroy(&container->op_lock);
   pthread_mutex_destroy(&container->lock);
   free(container);
@@ -184,6 +185,7 @@ state_to_json(const struct container *c, size_t *len)
   state_write_bool(writer, "runtime_created", c->runtime_created);
   write_resources(writer, c->resources);
   write_user(writer, &c->user);
+  image_volumes_write_json(writer, "image_volumes", &c->image_volumes);
   json_end_object(writer);
   return json_writer_finish(writer, len);
 }
@@ -503,6 +505,7 @@ apply_state(struct container *c, const struct json_value *state)
   c->runtime_created = state_read_bool(state, "runtime_created");
   c->resources = read_resources(json_object_get(state, "resources"));
   read_user(json_object_get(state, "user"), "supplemental_groups", &c->user);
+  image_volumes_read_json(json_object_get(state, "image_volumes"), &c->image_volumes);
 }
 
 struct container *

@@ -2,6 +2,7 @@
  * for the choices.  Each part of the spec is first computed into plain
  * lists (so overrides and checks are easy), then written in one pass. */
 #include "pod/oci_spec.h"
+#include "pod/image_volume.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp_bpf.h"
 #include "common/cleanup.h"
@@ -608,6 +609,8 @@ oci_check_mount(const Runtime__V1__Mount *m, struct error *err)
 
   if (str_empty(m->container_path) || m->container_path[0] != '/')
     return error_set(err, EINVAL, "mount destination %s is not absolute", destination);
+  if (image_volume_check_mount(m, err) < 0)
+    return -1;
   /* A relative source would be resolved (and created) against crid's
    * own working directory. */
   if (!str_empty(m->host_path) && m->host_path[0] != '/')
@@ -628,8 +631,7 @@ prepare_mount_source(const struct oci_container_params *p, const Runtime__V1__Mo
   struct stat st;
 
   if (str_empty(m->host_path))
-    return error_set(err, m->image ? ENOSYS : EINVAL, "mount %s: no host path%s", destination,
-                     m->image ? " (image volumes are not supported)" : "");
+    return error_set(err, EINVAL, "mount %s: no host path", destination);
   if (m->n_uidmappings > 0 || m->n_gidmappings > 0)
     return error_set(err, ENOSYS, "mount %s: id-mapped mounts are not supported", destination);
   /* A missing source becomes a directory, as containerd and CRI-O do. */
@@ -643,6 +645,31 @@ prepare_mount_source(const struct oci_container_params *p, const Runtime__V1__Mo
     }
   if (m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE)
     return check_propagation(p, m->host_path, m->propagation, err);
+  return 0;
+}
+
+/* An image volume: crid mounted the image (pod/image_volume.h); it is
+ * bound like a host path, read-only whatever the request says, nosuid and
+ * nodev. */
+static int
+image_volume_mount(const struct oci_container_params *p, size_t index, const Runtime__V1__Mount *m,
+                   const char **source, char **options, struct error *err)
+{
+  const struct image_volume *volume
+      = p->image_volumes ? image_volumes_find(p->image_volumes, index) : NULL;
+  Runtime__V1__Mount read_only = *m;
+  cleanup_free char *bind_options = NULL;
+
+  if (volume == NULL || volume->source == NULL)
+    {
+      cleanup_free char *destination = shown(m->container_path);
+      return error_set(err, EINVAL, "mount %s: the image volume is not mounted", destination);
+    }
+  read_only.readonly = true;
+  if (cri_mount_options(p, &read_only, &bind_options, err) < 0)
+    return -1;
+  *source = volume->source;
+  *options = xasprintf("%s,nosuid,nodev", bind_options);
   return 0;
 }
 
@@ -665,7 +692,14 @@ cri_mounts(const struct oci_container_params *p, struct mount_list *out, const c
       cleanup_free char *options = NULL;
       cleanup_free char *destination = NULL;
 
-      if (prepare_mount_source(p, m, err) < 0 || cri_mount_options(p, m, &options, err) < 0)
+      const char *source = m->host_path;
+
+      if (m->image)
+        {
+          if (image_volume_mount(p, i, m, &source, &options, err) < 0)
+            return -1;
+        }
+      else if (prepare_mount_source(p, m, err) < 0 || cri_mount_options(p, m, &options, err) < 0)
         return -1;
       if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL)
         *rootfs_prop = "rshared";
@@ -673,7 +707,7 @@ cri_mounts(const struct oci_container_params *p, struct mount_list *out, const c
                && strcmp(*rootfs_prop, "rshared") != 0)
         *rootfs_prop = "rslave";
       destination = clean_destination(m->container_path);
-      mounts_add(out, destination, "bind", m->host_path, options);
+      mounts_add(out, destination, "bind", source, options);
     }
   /* Parents before children, the request's order among equals (a
    * stable insertion sort; there are a handful of mounts). */

@@ -38,6 +38,10 @@
  *     the profile name, Unconfined and privileged -> "unconfined",
  *     RuntimeDefault -> none (crid loads no profile of its own yet); a
  *     Localhost profile on a host without AppArmor is EINVAL;
+ *   - image volumes (pod/image_volume.h) are bound from crid's read-only
+ *     overlay of the image with "ro,nosuid,nodev" added, whatever the
+ *     request's readonly says; not noexec: the CRI has no field to ask
+ *     for it, and images often carry tools to run;
  *   - SELinux labels are ignored; sysctls stay out (pod ones are set in the
  *     pinned namespaces by pod/namespace.c).
  * Annotations use containerd's io.kubernetes.cri.* names, so tools that
@@ -53,6 +57,8 @@
 #include "image/manifest.h"
 #include "pod/cgroup.h"
 #include "api.pb-c.h"
+
+struct image_volumes;
 
 #define OCI_VERSION "1.0.2"
 #define OCI_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -149,6 +155,8 @@ struct oci_container_params
   const char *seccomp_json; /* as for the sandbox; callers pass NULL for privileged */
   const char *seccomp_bpf;  /* as for the sandbox */
   bool runtime_has_rro;     /* the runtime takes the "rro" mount option */
+  /* The mounted image volumes of config's image mounts (NULL: none). */
+  const struct image_volumes *image_volumes;
   enum oci_apparmor apparmor;
   enum cgroup_mode cgroup_mode;
   /* Tests: /proc/self/mountinfo text for the propagation checks (NULL =
@@ -166,7 +174,8 @@ int oci_spec_container(const struct oci_container_params *p, char **json, struct
 /* The checks of a CRI mount and of CRI resources that need no host
  * facts, EINVAL naming the part: mount destination and host path
  * absolute (a relative source would be created relative to crid's working
- * directory); oom_score_adj in [-1000, 1000], cpu_shares in [0, 262144],
+ * directory), an image mount's fields (image_volume_check_mount);
+ * oom_score_adj in [-1000, 1000], cpu_shares in [0, 262144],
  * hugepage page sizes such as "2MB" (a power of two from 4KB to 16GB) and
  * limits below 2^63, `unified` keys that name a file of the container's
  * cgroup (no '/', no "..").  The spec builders run them before anything

@@ -331,8 +331,14 @@ pod_manager_image_in_use(void *arg, const char *image_id)
 
   pthread_mutex_lock(&manager->table_lock);
   for (size_t i = 0; i < manager->n_containers && !used; i++)
-    used = manager->containers[i]->image_id
-           && strcmp(manager->containers[i]->image_id, image_id) == 0;
+    {
+      struct container *c = manager->containers[i];
+      used = c->image_id && strcmp(c->image_id, image_id) == 0;
+      /* Its image volumes hold their images as long as it lives. */
+      pthread_mutex_lock(&c->lock);
+      used = used || image_volumes_use(&c->image_volumes, image_id);
+      pthread_mutex_unlock(&c->lock);
+    }
   pthread_mutex_unlock(&manager->table_lock);
   return used;
 }

@@ -41,10 +41,11 @@ IMAGE_CONFIG = {
 }
 
 
-def build_image_tarball(directory):
+def build_image_tarball(directory, extra_images=None):
+    """The busybox image and extra_images ({tag: Image}) in one tarball."""
     image = build_images.Image([build_images.busybox_base_layer()], config=IMAGE_CONFIG)
     layout = Path(directory) / "layout"
-    build_images.write_oci_layout(layout, {IMAGE_NAME: image})
+    build_images.write_oci_layout(layout, {IMAGE_NAME: image, **(extra_images or {})})
     tarball = Path(directory) / "busybox.tar"
     with tarfile.open(tarball, "w") as tar:
         for entry in sorted(os.listdir(layout)):
@@ -53,13 +54,14 @@ def build_image_tarball(directory):
 
 
 class ContainerEnv:
-    """A PodEnv with the busybox image imported, and container helpers."""
+    """A PodEnv with the busybox image (and extra_images) imported, and
+    container helpers."""
 
-    def __init__(self, podenv_factory):
+    def __init__(self, podenv_factory, extra_images=None):
         self.pod = podenv_factory(start=False)
         self.crid = self.pod.crid
         self.pb = self.pod.pb
-        self.image, tarball = build_image_tarball(self.crid.dir)
+        self.image, tarball = build_image_tarball(self.crid.dir, extra_images)
         result = self.crid.cli("image", "import", str(tarball), timeout=60)
         assert result.returncode == 0, f"import failed: {result.stderr}"
         self.crid.start()

@@ -250,6 +250,23 @@ expect_user(const struct container *c, uint32_t uid, uint32_t gid, const uint32_
     assert_int_equal(c->user.groups[i], groups[i]);
 }
 
+/* A container numbered number, to be saved under a fresh root (made by
+ * mkdtemp from root_template) through *manager. */
+static struct container *
+record_under(char *root_template, struct pod_manager *manager, int number, char id[65])
+{
+  char *root = mkdtemp(root_template);
+  struct container *c = container_new();
+
+  assert_non_null(root);
+  memset(manager, 0, sizeof *manager);
+  manager->options.root = root;
+  snprintf(c->id, sizeof c->id, "%064d", number);
+  snprintf(id, 65, "%s", c->id);
+  c->request_bytes = minimal_request(&c->request_len);
+  return c;
+}
+
 /* ContainerStatus.user across restarts: kept in state.json (version 2),
  * taken from the bundle's config.json for a version 1 record, unknown
  * while CreateContainer had not resolved it or when damaged. */
@@ -257,7 +274,6 @@ static void
 test_state_keeps_user(void **state)
 {
   char root_template[] = "/tmp/crid-unit-XXXXXX";
-  char *root = mkdtemp(root_template);
   struct pod_manager manager;
   struct container *saved, *loaded;
   struct error err = ERROR_INIT;
@@ -265,13 +281,7 @@ test_state_keeps_user(void **state)
   char id[65];
 
   (void)state;
-  assert_non_null(root);
-  memset(&manager, 0, sizeof manager);
-  manager.options.root = root;
-  saved = container_new();
-  snprintf(saved->id, sizeof saved->id, "%064d", 7);
-  snprintf(id, sizeof id, "%s", saved->id);
-  saved->request_bytes = minimal_request(&saved->request_len);
+  saved = record_under(root_template, &manager, 7, id);
 
   /* Not resolved yet: null, read back as unknown. */
   assert_int_equal(container_save(&manager, saved, &err), 0);
@@ -325,7 +335,53 @@ test_state_keeps_user(void **state)
       container_unref(loaded);
     }
   container_unref(saved);
-  assert_int_equal(remove_tree(root, &err), 0);
+  assert_int_equal(remove_tree(root_template, &err), 0);
+  error_clear(&err);
+}
+
+/* The images of image volumes across restarts (RemoveImage refuses them
+ * while the container exists); an older record has none, and damaged
+ * entries are skipped. */
+static void
+test_state_keeps_image_volumes(void **state)
+{
+  char root_template[] = "/tmp/crid-unit-XXXXXX";
+  struct pod_manager manager;
+  struct container *saved, *loaded;
+  struct error err = ERROR_INIT;
+  struct image_volume items[2] = {
+    { .mount_index = 1, .image_id = "sha256:aa", .source = "/not/kept" },
+    { .mount_index = 3, .image_id = "sha256:bb" },
+  };
+  char id[65];
+
+  (void)state;
+  saved = record_under(root_template, &manager, 8, id);
+  saved->image_volumes = (struct image_volumes){ .items = items, .n = 2 };
+  assert_int_equal(container_save(&manager, saved, &err), 0);
+  saved->image_volumes = (struct image_volumes){ 0 };
+  loaded = load(&manager, id);
+  assert_int_equal(loaded->image_volumes.n, 2);
+  assert_string_equal(image_volumes_find(&loaded->image_volumes, 3)->image_id, "sha256:bb");
+  assert_null(image_volumes_find(&loaded->image_volumes, 1)->source);
+  assert_null(image_volumes_find(&loaded->image_volumes, 0));
+  assert_true(image_volumes_use(&loaded->image_volumes, "sha256:aa"));
+  assert_false(image_volumes_use(&loaded->image_volumes, "sha256:cc"));
+  container_unref(loaded);
+
+  write_in_dir(&manager, id, "state.json", "{\"version\": 2}");
+  loaded = load(&manager, id);
+  assert_int_equal(loaded->image_volumes.n, 0);
+  container_unref(loaded);
+  write_in_dir(&manager, id, "state.json",
+               "{\"version\": 2, \"image_volumes\": [{\"mount\": -1, \"image_id\": \"x\"}, "
+               "{\"mount\": 0}, 5, {\"mount\": 2, \"image_id\": \"sha256:cc\"}]}");
+  loaded = load(&manager, id);
+  assert_int_equal(loaded->image_volumes.n, 1);
+  assert_string_equal(image_volumes_find(&loaded->image_volumes, 2)->image_id, "sha256:cc");
+  container_unref(loaded);
+  container_unref(saved);
+  assert_int_equal(remove_tree(root_template, &err), 0);
   error_clear(&err);
 }
 
@@ -336,6 +392,7 @@ main(void)
     cmocka_unit_test(test_merge_replaces_what_the_update_sets),
     cmocka_unit_test(test_state_keeps_updated_resources),
     cmocka_unit_test(test_state_keeps_user),
+    cmocka_unit_test(test_state_keeps_image_volumes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

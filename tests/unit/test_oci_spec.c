@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "pod/capabilities.h"
 #include "pod/oci_spec.h"
+#include "pod/image_volume.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -646,6 +647,56 @@ test_cri_mounts_and_propagation(void **state)
   mounts[0]->readonly = false;
   assert_int_equal(build_error(f, "recursive read-only"), EINVAL);
   free_mounts(mounts, 4);
+}
+
+/* An image volume is bound from where crid mounted it (pod/image_volume.h),
+ * read-only whatever the request says; the checks of its fields come
+ * first. */
+static void
+test_image_volume_mounts(void **state)
+{
+  struct fixture *f = *state;
+  cleanup_free char *source = xasprintf("%s/image-volumes/0/sub", f->tmp);
+  Runtime__V1__ImageSpec image = RUNTIME__V1__IMAGE_SPEC__INIT;
+  Runtime__V1__Mount *mounts[1]
+      = { cri_mount("/opt/tools", "", false, RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE) };
+  struct image_volume volume = { .mount_index = 0, .image_id = "sha256:abcd", .source = source };
+  struct image_volumes volumes = { .items = &volume, .n = 1 };
+
+  image.image = "localhost/tools:1";
+  mounts[0]->image = &image;
+  mounts[0]->image_sub_path = "sub";
+  f->config.mounts = mounts;
+  f->config.n_mounts = 1;
+  assert_int_equal(build_error(f, "the image volume is not mounted"), EINVAL);
+  f->params.image_volumes = &volumes;
+  {
+    cleanup_json struct json_value *spec = build(f);
+    const struct json_value *m = mount_at(spec, "/opt/tools");
+    const char *options[] = { "rbind", "rprivate", "ro", "nosuid", "nodev", NULL };
+    assert_string_equal(json_object_get_string(m, "type"), "bind");
+    assert_string_equal(json_object_get_string(m, "source"), source);
+    assert_strings(json_object_get(m, "options"), options);
+  }
+  mounts[0]->image_sub_path = "a/../../etc";
+  assert_int_equal(build_error(f, "must be relative, without \"..\""), EINVAL);
+  mounts[0]->image_sub_path = "/etc";
+  assert_int_equal(build_error(f, "must be relative"), EINVAL);
+  mounts[0]->image_sub_path = "";
+  mounts[0]->host_path = "/srv";
+  assert_int_equal(build_error(f, "both a host path and an image"), EINVAL);
+  mounts[0]->host_path = "";
+  image.image = "";
+  assert_int_equal(build_error(f, "names no image"), EINVAL);
+  image.image = "localhost/tools:1";
+  mounts[0]->propagation = RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL;
+  assert_int_equal(build_error(f, "bidirectional"), EINVAL);
+  mounts[0]->image = NULL;
+  mounts[0]->host_path = f->tmp;
+  mounts[0]->propagation = RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE;
+  mounts[0]->image_sub_path = "sub";
+  assert_int_equal(build_error(f, "an image sub path needs an image"), EINVAL);
+  free_mounts(mounts, 1);
 }
 
 static void
@@ -1393,6 +1444,7 @@ main(void)
     T(test_cwd),
     T(test_defaults),
     T(test_cri_mounts_and_propagation),
+    T(test_image_volume_mounts),
     T(test_cri_mounts_override_defaults),
     T(test_shm_per_ipc_mode),
     T(test_readonly_rootfs),

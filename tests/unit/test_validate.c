@@ -540,7 +540,7 @@ test_relative_mount_host_path_is_refused(void **state)
   f->mount.host_path = "relative/dir";
   assert_refused(f, "config.mounts[0]", "host path \"relative/dir\" is not absolute", NULL);
   f->mount.host_path = "";
-  assert_valid(f); /* an image volume: refused later, ENOSYS */
+  assert_valid(f); /* no source at all: refused when config.json is built */
   f->mount.host_path = "/srv/data";
   f->mount.container_path = "data";
   assert_refused(f, "config.mounts[0]", "destination \"data\" is not absolute", NULL);
