@@ -23,7 +23,7 @@ CFLAGS ?= -O2 -g
 CFLAGS_ALL := -std=gnu11 $(WARNINGS) $(CFLAGS) -fno-strict-aliasing
 
 PKGS := grpc libprotobuf-c yajl libcurl libarchive libcrypto libzstd zlib libcap libseccomp \
-	libmicrohttpd gnutls
+	libmicrohttpd gnutls yaml-0.1
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 COMMON_SRC := $(wildcard common/*.c)

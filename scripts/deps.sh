@@ -4,7 +4,7 @@
 set -e
 PACKAGES="gcc make pkg-config clang-format clang libclang-rt-14-dev git
 libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev protobuf-compiler-grpc
-libssl-dev libcurl4-openssl-dev libarchive-dev libseccomp-dev libcap-dev libyajl-dev libmicrohttpd-dev libgnutls28-dev
+libssl-dev libcurl4-openssl-dev libarchive-dev libseccomp-dev libcap-dev libyajl-dev libmicrohttpd-dev libgnutls28-dev libyaml-dev
 zlib1g-dev libzstd-dev zstd libcmocka-dev
 crun runc containernetworking-plugins iproute2 iptables util-linux procps
 docker-registry skopeo busybox-static apache2-utils openssl

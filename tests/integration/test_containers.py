@@ -55,8 +55,8 @@ def build_image_tarball(directory):
 class ContainerEnv:
     """A PodEnv with the busybox image imported, and container helpers."""
 
-    def __init__(self, podenv_factory):
-        self.pod = podenv_factory(start=False)
+    def __init__(self, podenv_factory, config=None):
+        self.pod = podenv_factory(start=False, config=config)
         self.crid = self.pod.crid
         self.pb = self.pod.pb
         self.image, tarball = build_image_tarball(self.crid.dir)
