@@ -83,6 +83,15 @@ str_has_suffix(const char *s, const char *suffix)
   return s_len >= suffix_len && memcmp(s + s_len - suffix_len, suffix, suffix_len) == 0;
 }
 
+bool
+str_in_list(const char *const *list, const char *s)
+{
+  for (size_t i = 0; s && list[i]; i++)
+    if (strcmp(list[i], s) == 0)
+      return true;
+  return false;
+}
+
 size_t
 strv_length(char *const *strv)
 {

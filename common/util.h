@@ -22,6 +22,8 @@ char *xvasprintf(const char *fmt, va_list ap);
 
 bool str_has_prefix(const char *s, const char *prefix);
 bool str_has_suffix(const char *s, const char *suffix);
+/* Whether s (NULL: false) is one of list (NULL-terminated). */
+bool str_in_list(const char *const *list, const char *s);
 size_t strv_length(char *const *strv);
 void strv_free(char **strv);
 /* A copy (an empty list for NULL), and the items joined by separator ("" for

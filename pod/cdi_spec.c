@@ -135,15 +135,6 @@ cdi_spec_format_of(const char *file_name, enum cdi_format *format)
 static const char *const integer_keys[]
     = { "major", "minor", "fileMode", "uid", "gid", "timeout", "additionalGids", NULL };
 
-static bool
-in_list(const char *const *list, const char *s)
-{
-  for (size_t i = 0; s && list[i]; i++)
-    if (strcmp(list[i], s) == 0)
-      return true;
-  return false;
-}
-
 struct yaml_frame
 {
   bool mapping;
@@ -209,7 +200,7 @@ write_scalar(struct yaml_reader *r, const yaml_event_t *event)
     json_write_string_len(r->writer, text, len);
   else if (plain_is_null(text))
     json_write_null(r->writer);
-  else if (in_list(integer_keys, key) && parse_yaml_integer(text, &number))
+  else if (str_in_list(integer_keys, key) && parse_yaml_integer(text, &number))
     json_write_int(r->writer, number);
   else if (key && strcmp(key, "enableMonitoring") == 0
            && (strcmp(text, "true") == 0 || strcmp(text, "false") == 0))
@@ -380,7 +371,7 @@ check_keys(struct spec_reader *r, const struct json_value *object, const char *w
     {
       const char *key = json_object_key_at(object, i);
       cleanup_free char *shown = quote_untrusted(key, strlen(key), QUOTE_MAX);
-      if (!in_list(allowed, key))
+      if (!str_in_list(allowed, key))
         return error_set(r->err, EINVAL, "%s: unknown key %s", where, shown);
       for (size_t j = 0; j < i; j++)
         if (strcmp(json_object_key_at(object, j), key) == 0)
@@ -484,6 +475,33 @@ get_array(struct spec_reader *r, const struct json_value *object, const char *ke
   return 0;
 }
 
+typedef int (*item_reader)(struct spec_reader *r, const struct json_value *v, const char *where,
+                           void *item);
+
+/* Optional array of objects, each read by read into *items (item_size
+ * bytes each); *n counts the items to free, also on error. */
+static int
+read_items(struct spec_reader *r, const struct json_value *object, const char *key,
+           const char *where, size_t item_size, item_reader read, void **items, size_t *n)
+{
+  const struct json_value *array;
+  size_t count;
+
+  if (get_array(r, object, key, where, &array, &count) < 0)
+    return -1;
+  *items = count ? xcalloc(count, item_size) : NULL;
+  for (; *n < count; (*n)++)
+    {
+      cleanup_free char *item_where = xasprintf("%s%s%s[%zu]", where, where[0] ? "." : "", key, *n);
+      if (read(r, json_array_at(array, *n), item_where, (char *)*items + *n * item_size) < 0)
+        {
+          (*n)++;
+          return -1;
+        }
+    }
+  return 0;
+}
+
 static int
 check_env(struct spec_reader *r, char *const *env, const char *where)
 {
@@ -514,9 +532,9 @@ check_absolute(struct spec_reader *r, const char *path, const char *where)
 }
 
 static int
-read_device_node(struct spec_reader *r, const struct json_value *v, const char *where,
-                 struct cdi_device_node *node)
+read_device_node(struct spec_reader *r, const struct json_value *v, const char *where, void *item)
 {
+  struct cdi_device_node *node = item;
   static const char *const keys[] = { "path",     "hostPath",    "type", "major", "minor",
                                       "fileMode", "permissions", "uid",  "gid",   NULL };
   cleanup_free char *type = NULL;
@@ -576,9 +594,9 @@ read_device_node(struct spec_reader *r, const struct json_value *v, const char *
 }
 
 static int
-read_mount(struct spec_reader *r, const struct json_value *v, const char *where,
-           struct cdi_mount *mount)
+read_mount(struct spec_reader *r, const struct json_value *v, const char *where, void *item)
 {
+  struct cdi_mount *mount = item;
   static const char *const keys[] = { "hostPath", "containerPath", "type", "options", NULL };
   cleanup_free char *container_where = xasprintf("%s.containerPath", where);
 
@@ -603,9 +621,9 @@ read_mount(struct spec_reader *r, const struct json_value *v, const char *where,
 }
 
 static int
-read_hook(struct spec_reader *r, const struct json_value *v, const char *where,
-          struct cdi_hook *hook)
+read_hook(struct spec_reader *r, const struct json_value *v, const char *where, void *item)
 {
+  struct cdi_hook *hook = item;
   static const char *const keys[] = { "hookName", "path", "args", "env", "timeout", NULL };
   static const char *const names[]
       = { "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop",
@@ -621,7 +639,7 @@ read_hook(struct spec_reader *r, const struct json_value *v, const char *where,
       || get_strings(r, v, "env", where, &hook->env) < 0 || check_env(r, hook->env, env_where) < 0
       || get_integer(r, v, "timeout", where, 1, INT32_MAX, &hook->has_timeout, &hook->timeout) < 0)
     return -1;
-  if (!in_list(names, hook->hook_name))
+  if (!str_in_list(names, hook->hook_name))
     {
       cleanup_free char *shown
           = quote_untrusted(hook->hook_name, strlen(hook->hook_name), QUOTE_MAX);
@@ -709,44 +727,16 @@ read_edits(struct spec_reader *r, const struct json_value *v, const char *where,
   if (check_keys(r, v, where, keys) < 0 || get_strings(r, v, "env", where, &e->env) < 0
       || check_env(r, e->env, env_where) < 0)
     return -1;
-  if (get_array(r, v, "deviceNodes", where, &array, &n) < 0)
+  if (read_items(r, v, "deviceNodes", where, sizeof *e->device_nodes, read_device_node,
+                 (void **)&e->device_nodes, &e->n_device_nodes)
+          < 0
+      || read_items(r, v, "mounts", where, sizeof *e->mounts, read_mount, (void **)&e->mounts,
+                    &e->n_mounts)
+             < 0
+      || read_items(r, v, "hooks", where, sizeof *e->hooks, read_hook, (void **)&e->hooks,
+                    &e->n_hooks)
+             < 0)
     return -1;
-  e->device_nodes = n ? xcalloc(n, sizeof *e->device_nodes) : NULL;
-  for (; e->n_device_nodes < n; e->n_device_nodes++)
-    {
-      cleanup_free char *item = xasprintf("%s.deviceNodes[%zu]", where, e->n_device_nodes);
-      if (read_device_node(r, json_array_at(array, e->n_device_nodes), item,
-                           &e->device_nodes[e->n_device_nodes])
-          < 0)
-        {
-          e->n_device_nodes++;
-          return -1;
-        }
-    }
-  if (get_array(r, v, "mounts", where, &array, &n) < 0)
-    return -1;
-  e->mounts = n ? xcalloc(n, sizeof *e->mounts) : NULL;
-  for (; e->n_mounts < n; e->n_mounts++)
-    {
-      cleanup_free char *item = xasprintf("%s.mounts[%zu]", where, e->n_mounts);
-      if (read_mount(r, json_array_at(array, e->n_mounts), item, &e->mounts[e->n_mounts]) < 0)
-        {
-          e->n_mounts++;
-          return -1;
-        }
-    }
-  if (get_array(r, v, "hooks", where, &array, &n) < 0)
-    return -1;
-  e->hooks = n ? xcalloc(n, sizeof *e->hooks) : NULL;
-  for (; e->n_hooks < n; e->n_hooks++)
-    {
-      cleanup_free char *item = xasprintf("%s.hooks[%zu]", where, e->n_hooks);
-      if (read_hook(r, json_array_at(array, e->n_hooks), item, &e->hooks[e->n_hooks]) < 0)
-        {
-          e->n_hooks++;
-          return -1;
-        }
-    }
   if (get_array(r, v, "additionalGids", where, &array, &n) < 0)
     return -1;
   e->additional_gids = n ? xcalloc(n, sizeof(uint32_t)) : NULL;
@@ -803,9 +793,9 @@ read_annotations(struct spec_reader *r, const struct json_value *v, const char *
 }
 
 static int
-read_device(struct spec_reader *r, const struct json_value *v, const char *where,
-            struct cdi_device *device)
+read_device(struct spec_reader *r, const struct json_value *v, const char *where, void *item)
 {
+  struct cdi_device *device = item;
   static const char *const keys[] = { "name", "annotations", "containerEdits", NULL };
   cleanup_free char *edits_where = xasprintf("%s.containerEdits", where);
   cleanup_free char *annotations_where = xasprintf("%s.annotations", where);
@@ -855,8 +845,6 @@ read_spec(struct spec_reader *r, const struct json_value *root, struct cdi_spec 
   static const char *const keys[]
       = { "cdiVersion", "kind", "annotations", "devices", "containerEdits", NULL };
   cleanup_free char *kind = NULL;
-  const struct json_value *devices;
-  size_t n;
   int version;
 
   if (check_keys(r, root, "spec", keys) < 0
@@ -864,27 +852,17 @@ read_spec(struct spec_reader *r, const struct json_value *root, struct cdi_spec 
       || get_string(r, root, "kind", "", true, &kind) < 0 || read_kind(r, spec, kind) < 0
       || read_annotations(r, json_object_get(root, "annotations"), "annotations") < 0
       || read_edits(r, json_object_get(root, "containerEdits"), "containerEdits", &spec->edits) < 0
-      || get_array(r, root, "devices", "", &devices, &n) < 0)
+      || read_items(r, root, "devices", "", sizeof *spec->devices, read_device,
+                    (void **)&spec->devices, &spec->n_devices)
+             < 0)
     return -1;
-  if (n == 0)
+  if (spec->n_devices == 0)
     return error_set(r->err, EINVAL, "devices: a spec must define at least one device");
-  spec->devices = xcalloc(n, sizeof *spec->devices);
-  for (; spec->n_devices < n; spec->n_devices++)
-    {
-      struct cdi_device *device = &spec->devices[spec->n_devices];
-      cleanup_free char *item = xasprintf("devices[%zu]", spec->n_devices);
-      if (read_device(r, json_array_at(devices, spec->n_devices), item, device) < 0)
-        {
-          spec->n_devices++;
-          return -1;
-        }
-      for (size_t j = 0; j < spec->n_devices; j++)
-        if (strcmp(spec->devices[j].name, device->name) == 0)
-          {
-            spec->n_devices++;
-            return error_set(r->err, EINVAL, "%s: device %s is defined twice", item, device->name);
-          }
-    }
+  for (size_t i = 0; i < spec->n_devices; i++)
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(spec->devices[j].name, spec->devices[i].name) == 0)
+        return error_set(r->err, EINVAL, "devices[%zu]: device %s is defined twice", i,
+                         spec->devices[i].name);
   version = version_index(spec->version);
   if (version < 0)
     {
