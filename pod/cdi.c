@@ -129,11 +129,37 @@ load_dir(struct spec_index *index, const char *dir, int priority)
   free(entries);
 }
 
+/* A device name defined by two files of one directory: reported with both
+ * files (resolving it fails the same way). */
+static void
+find_conflicts(struct spec_index *index)
+{
+  size_t n = index->n_specs;
+
+  for (size_t a = 0; a < n; a++)
+    for (size_t b = a + 1; b < n; b++)
+      {
+        const struct cdi_spec *x = index->specs[a].spec;
+        const struct cdi_spec *y = index->specs[b].spec;
+        if (index->specs[a].priority != index->specs[b].priority
+            || strcmp(x->vendor, y->vendor) != 0 || strcmp(x->class_name, y->class_name) != 0)
+          continue;
+        for (size_t i = 0; i < x->n_devices; i++)
+          for (size_t j = 0; j < y->n_devices; j++)
+            if (strcmp(x->devices[i].name, y->devices[j].name) == 0)
+              add_problem(index, index->specs[b].path,
+                          xasprintf("device %s/%s=%s is also defined by %s: neither can be used",
+                                    x->vendor, x->class_name, x->devices[i].name,
+                                    index->specs[a].path));
+      }
+}
+
 static void
 index_load(struct spec_index *index, char *const *dirs)
 {
   for (size_t i = 0; dirs && dirs[i]; i++)
     load_dir(index, dirs[i], (int)i);
+  find_conflicts(index);
 }
 
 static size_t

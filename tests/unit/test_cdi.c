@@ -467,6 +467,7 @@ test_resolution(void **state)
     const char *names[] = { "t.io/other=twin", NULL };
     assert_int_equal(resolve(registry, names, &edits, &err), -1);
     assert_non_null(strstr(error_message(&err), "defined by both"));
+    assert_non_null(strstr(error_message(&err), "twin.yaml"));
     error_clear(&err);
     cdi_edits_clear(&edits);
   }
