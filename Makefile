@@ -26,7 +26,7 @@ CFLAGS ?= -O2 -g
 CFLAGS_ALL := -std=gnu11 $(WARNINGS) $(CFLAGS) -fno-strict-aliasing
 
 PKGS := grpc libprotobuf-c yajl libcurl libarchive libcrypto libzstd zlib libcap libseccomp \
-	libmicrohttpd gnutls
+	libmicrohttpd gnutls yaml-0.1
 # gzip layers are inflated by ISA-L (libisal-dev) when it is there at build
 # time, else by zlib.
 ifeq ($(shell pkg-config --exists libisal && echo yes),yes)

@@ -83,6 +83,15 @@ str_has_suffix(const char *s, const char *suffix)
   return s_len >= suffix_len && memcmp(s + s_len - suffix_len, suffix, suffix_len) == 0;
 }
 
+bool
+str_in_list(const char *const *list, const char *s)
+{
+  for (size_t i = 0; s && list[i]; i++)
+    if (strcmp(list[i], s) == 0)
+      return true;
+  return false;
+}
+
 size_t
 strv_length(char *const *strv)
 {
@@ -96,6 +105,39 @@ void
 strv_free(char **strv)
 {
   cleanup_strv_function(&strv);
+}
+
+char **
+strv_copy(char *const *strv)
+{
+  size_t n = strv_length(strv);
+  char **copy = xcalloc(n + 1, sizeof(char *));
+
+  for (size_t i = 0; i < n; i++)
+    copy[i] = xstrdup(strv[i]);
+  return copy;
+}
+
+char *
+strv_join(char *const *strv, const char *separator)
+{
+  size_t n = strv_length(strv);
+  size_t sep_len = strlen(separator);
+  size_t len = 0;
+  char *out;
+  char *p;
+
+  for (size_t i = 0; i < n; i++)
+    len += strlen(strv[i]) + (i ? sep_len : 0);
+  out = p = xmalloc(len + 1);
+  for (size_t i = 0; i < n; i++)
+    {
+      if (i)
+        p = mempcpy(p, separator, sep_len);
+      p = mempcpy(p, strv[i], strlen(strv[i]));
+    }
+  *p = '\0';
+  return out;
 }
 
 static int64_t

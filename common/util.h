@@ -22,8 +22,14 @@ char *xvasprintf(const char *fmt, va_list ap);
 
 bool str_has_prefix(const char *s, const char *prefix);
 bool str_has_suffix(const char *s, const char *suffix);
+/* Whether s (NULL: false) is one of list (NULL-terminated). */
+bool str_in_list(const char *const *list, const char *s);
 size_t strv_length(char *const *strv);
 void strv_free(char **strv);
+/* A copy (an empty list for NULL), and the items joined by separator ("" for
+ * none). */
+char **strv_copy(char *const *strv);
+char *strv_join(char *const *strv, const char *separator);
 
 /* Untrusted text as an error message shows it: in double quotes, with
  * quotes, backslashes, control and non-ASCII bytes escaped (it must not

@@ -155,6 +155,9 @@ static const struct field runtime_fields[] = {
   STRING(C, conmon, CHECK_ABSOLUTE_OR_EMPTY,
          "The crid-conmon monitor binary; empty means the one beside crid."),
   INTEGER(C, shm_size, 1, INT64_MAX, "Size in bytes of each pod's /dev/shm."),
+  STRV(C, cdi_spec_dirs, CHECK_ABSOLUTE,
+       "Directories of CDI device spec files (*.json, *.yaml), watched for changes; for the "
+       "same device a later directory wins."),
   FIELDS_END,
 };
 
@@ -546,6 +549,7 @@ config_init(struct crid_config *c)
   c->cgroup_manager = xstrdup("cgroupfs");
   c->conmon = xstrdup("");
   c->shm_size = 64 * 1024 * 1024;
+  c->cdi_spec_dirs = strv_of("/etc/cdi", "/var/run/cdi");
   add_default_runtime(c, "crun", "/usr/bin/crun");
   /* Debian's runc package installs /usr/sbin/runc; others use /usr/bin. */
   add_default_runtime(c, "runc",

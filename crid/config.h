@@ -49,6 +49,7 @@ struct crid_config
   char *conmon;         /* "" = crid-conmon beside the crid binary */
   char *conmon_path;    /* the one to run, set by config_finalize; not a key */
   int64_t shm_size;     /* bytes of each pod's /dev/shm */
+  char **cdi_spec_dirs; /* NULL-terminated */
   struct runtime_handler_config *runtimes;
   size_t n_runtimes;
   /* [crid.image] */

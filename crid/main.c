@@ -286,6 +286,7 @@ pods_open(struct daemon *daemon, struct error *err)
     options.cni_plugin_dirs[i] = xstrdup(c->plugin_dirs[i]);
   options.cni_timeout_seconds = 60;
   options.stats_period_seconds = c->collection_period;
+  options.cdi_spec_dirs = strv_copy(c->cdi_spec_dirs);
   options.images = daemon->images;
   return pod_manager_new(&options, err);
 }

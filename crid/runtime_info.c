@@ -10,6 +10,7 @@
 #include "common/util.h"
 #include "netcni/cni_config.h"
 #include "netcni/cni_watch.h"
+#include "pod/cdi.h"
 #include "pod/pod_manager.h"
 
 #include <string.h>
@@ -142,8 +143,20 @@ add_verbose_info(struct rpc_call *call, Runtime__V1__StatusResponse *reply)
   runtime__v1__status_response__info_entry__init(entry);
   entry->key = (char *)"config";
   entry->value = arena_adopt(&call->arena, json_writer_finish(writer, NULL));
-  reply->info = arena_new_array(&call->arena, Runtime__V1__StatusResponse__InfoEntry *, 2);
+  reply->info = arena_new_array(&call->arena, Runtime__V1__StatusResponse__InfoEntry *, 3);
   reply->info[reply->n_info++] = entry;
+  /* CDI devices found, and the spec files that could not be read. */
+  if (call->daemon->pods && call->daemon->pods->cdi)
+    {
+      Runtime__V1__StatusResponse__InfoEntry *cdi
+          = arena_new(&call->arena, Runtime__V1__StatusResponse__InfoEntry);
+      struct json_writer *cdi_writer = json_writer_new(false);
+      runtime__v1__status_response__info_entry__init(cdi);
+      cdi->key = (char *)"cdi";
+      cdi_registry_write_json(call->daemon->pods->cdi, cdi_writer);
+      cdi->value = arena_adopt(&call->arena, json_writer_finish(cdi_writer, NULL));
+      reply->info[reply->n_info++] = cdi;
+    }
   /* Where exec, attach and port-forward URLs point (with stream_port 0,
    * the port picked at start). */
   if (call->daemon->streams)

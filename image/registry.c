@@ -386,17 +386,6 @@ share_unlock(CURL *handle, curl_lock_data data, void *arg)
   pthread_mutex_unlock(&client->share_locks[data]);
 }
 
-static char **
-strv_copy(char *const *strv)
-{
-  size_t n = strv ? strv_length(strv) : 0;
-  char **out = xcalloc(n + 1, sizeof *out);
-
-  for (size_t i = 0; i < n; i++)
-    out[i] = xstrdup(strv[i]);
-  return out;
-}
-
 /* ---- settings ---- */
 
 static struct registry_settings *

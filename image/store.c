@@ -126,17 +126,6 @@ strv_remove(char **strv, const char *s)
   return false;
 }
 
-static char **
-strv_copy(char *const *strv)
-{
-  size_t n = strv_length(strv);
-  char **copy = xcalloc(n + 1, sizeof *copy);
-
-  for (size_t i = 0; i < n; i++)
-    copy[i] = xstrdup(strv[i]);
-  return copy;
-}
-
 static char *
 random_name(const char *kind)
 {

@@ -11,6 +11,7 @@
  * files) and its exit file is <state>/exits/<id>. */
 #include "pod/container.h"
 #include "common/trash.h"
+#include "pod/cdi.h"
 #include "common/failpoint.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp.h"
@@ -286,6 +287,8 @@ struct create_context
   struct image_config *image;
   char **layer_dirs;
   char *dir;
+  struct cdi_edits cdi; /* of the CDI devices asked for */
+  bool has_cdi;
 };
 
 static int
@@ -392,6 +395,21 @@ step_image(struct create_context *ctx, struct error *err)
   pthread_mutex_lock(&container->lock);
   container->image_volumes = volumes;
   pthread_mutex_unlock(&container->lock);
+  return 0;
+}
+
+/* Before anything is made: an unknown device or a conflict costs nothing
+ * to undo. */
+static int
+step_cdi(struct create_context *ctx, struct error *err)
+{
+  cleanup_strv char **names = NULL;
+
+  if (cdi_requested_devices(ctx->container->config, ctx->sandbox->config, &names, err) < 0)
+    return -1;
+  ctx->has_cdi = names != NULL;
+  if (names && cdi_resolve(ctx->manager->cdi, names, &ctx->cdi, err) < 0)
+    return -1;
   return 0;
 }
 
@@ -535,6 +553,7 @@ step_bundle(struct create_context *ctx, struct error *err)
   p.resolv_conf_path = resolv;
   p.shm_path = sandbox->shm_mounted ? shm : NULL;
   p.cgroups_path = container->cgroups_path;
+  p.cdi = ctx->has_cdi ? &ctx->cdi : NULL;
   if (resolve_security(ctx, rootfs, &user, &seccomp, err) < 0)
     {
       user_resolved_clear(&user);
@@ -662,7 +681,7 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
   if (pod_manager_reserve_container(ctx->manager, container, err) < 0)
     return -1;
   undo_push(undo, "name reservation", undo_reserve, ctx);
-  if (step_image(ctx, err) < 0 || step_log_path(ctx, err) < 0)
+  if (step_image(ctx, err) < 0 || step_cdi(ctx, err) < 0 || step_log_path(ctx, err) < 0)
     return -1;
   signo = choose_stop_signal(container->config, ctx->image, err);
   if (signo < 0)
@@ -872,6 +891,7 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
   sandbox_unref(ctx.sandbox);
   strv_free(ctx.layer_dirs);
   image_config_free(ctx.image);
+  cdi_edits_clear(&ctx.cdi);
   free(ctx.dir);
   if (ret < 0)
     {

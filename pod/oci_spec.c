@@ -960,8 +960,9 @@ write_device_rules(struct json_writer *w, const struct device_list *l, bool allo
   json_begin_array(w);
   write_device_rule(w, allow_all, 0, 0, 0, "rwm");
   for (size_t i = 0; !allow_all && i < l->n; i++)
-    write_device_rule(w, true, l->items[i].type, l->items[i].major, l->items[i].minor,
-                      l->items[i].access);
+    if (l->items[i].access[0]) /* none: a CDI node with "none" permissions, or a fifo */
+      write_device_rule(w, true, l->items[i].type, l->items[i].major, l->items[i].minor,
+                        l->items[i].access);
   json_end_array(w);
 }
 
@@ -1659,6 +1660,143 @@ container_security_settings(const struct oci_container_params *p, struct contain
   return container_apparmor(p, s, err);
 }
 
+/* ---- CDI edits (pod/cdi.h) ----------------------------------------------- */
+
+static void
+cdi_device_nodes(const struct cdi_edits *e, struct container_spec *s)
+{
+  for (size_t i = 0; i < e->n_device_nodes; i++)
+    {
+      const struct cdi_device_node *node = &e->device_nodes[i];
+      const char *access = node->permissions ? node->permissions : "rwm";
+      struct device_spec d = { .type = node->type,
+                               .major = node->major,
+                               .minor = node->minor,
+                               .file_mode = node->file_mode & 07777,
+                               /* Unset: the process's, as the reference does. */
+                               .uid = node->has_uid ? node->uid : s->user.uid,
+                               .gid = node->has_gid ? node->gid : s->user.gid };
+      size_t j;
+
+      /* Access rules exist for block and char devices only. */
+      if (strcmp(access, "none") != 0 && (node->type == 'b' || node->type == 'c'))
+        snprintf(d.access, sizeof d.access, "%s%s%s", strchr(access, 'r') ? "r" : "",
+                 strchr(access, 'w') ? "w" : "", strchr(access, 'm') ? "m" : "");
+      for (j = 0; j < s->devices.n && strcmp(s->devices.items[j].path, node->path) != 0; j++)
+        ;
+      if (j == s->devices.n)
+        s->devices.items = xrealloc(s->devices.items, ++s->devices.n * sizeof(struct device_spec));
+      else
+        free(s->devices.items[j].path);
+      d.path = xstrdup(node->path);
+      s->devices.items[j] = d;
+    }
+}
+
+static void
+cdi_mounts(const struct cdi_edits *e, struct container_spec *s)
+{
+  for (size_t i = 0; i < e->n_mounts; i++)
+    {
+      const struct cdi_mount *m = &e->mounts[i];
+      cleanup_free char *options = strv_join(m->options, ",");
+
+      for (size_t j = 0; j < s->mounts.n; j++)
+        if (strcmp(s->mounts.items[j].destination, m->container_path) == 0)
+          {
+            mount_spec_clear(&s->mounts.items[j]);
+            memmove(&s->mounts.items[j], &s->mounts.items[j + 1],
+                    (--s->mounts.n - j) * sizeof *s->mounts.items);
+            break;
+          }
+      mounts_add(&s->mounts, m->container_path, m->type ? m->type : "bind", m->host_path, options);
+    }
+}
+
+static void
+cdi_additional_gids(const struct cdi_edits *e, struct container_spec *s)
+{
+  size_t n = s->user.n_additional_gids;
+  uint32_t *gids = xcalloc(n + e->n_additional_gids + 1, sizeof(uint32_t));
+
+  if (e->n_additional_gids == 0)
+    {
+      free(gids);
+      return;
+    }
+  if (n)
+    memcpy(gids, s->user.additional_gids, n * sizeof(uint32_t));
+  for (size_t i = 0; i < e->n_additional_gids; i++)
+    {
+      size_t j;
+      for (j = 0; j < n && gids[j] != e->additional_gids[i]; j++)
+        ;
+      if (j == n)
+        gids[n++] = e->additional_gids[i];
+    }
+  free(s->gids);
+  s->gids = gids;
+  s->user.additional_gids = gids;
+  s->user.n_additional_gids = n;
+}
+
+/* After the CRI parts: a CDI edit replaces what CRI put at the same place. */
+static void
+container_cdi(const struct oci_container_params *p, struct container_spec *s)
+{
+  if (p->cdi == NULL)
+    return;
+  for (size_t i = 0; p->cdi->env && p->cdi->env[i]; i++)
+    env_set(&s->env, p->cdi->env[i]);
+  cdi_device_nodes(p->cdi, s);
+  cdi_mounts(p->cdi, s);
+  cdi_additional_gids(p->cdi, s);
+}
+
+static void
+write_cdi_hooks(struct json_writer *w, const struct cdi_edits *e)
+{
+  static const char *const kinds[] = { "prestart",       "createRuntime", "createContainer",
+                                       "startContainer", "poststart",     "poststop" };
+
+  if (e == NULL || e->n_hooks == 0)
+    return;
+  json_write_key(w, "hooks");
+  json_begin_object(w);
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+    {
+      bool any = false;
+      for (size_t i = 0; i < e->n_hooks; i++)
+        {
+          const struct cdi_hook *hook = &e->hooks[i];
+          if (strcmp(hook->hook_name, kinds[k]) != 0)
+            continue;
+          if (!any)
+            {
+              json_write_key(w, kinds[k]);
+              json_begin_array(w);
+              any = true;
+            }
+          json_begin_object(w);
+          json_write_key(w, "path");
+          json_write_string(w, hook->path);
+          if (hook->args)
+            write_string_array(w, "args", hook->args);
+          if (hook->env)
+            write_string_array(w, "env", hook->env);
+          if (hook->has_timeout)
+            {
+              json_write_key(w, "timeout");
+              json_write_int(w, hook->timeout);
+            }
+          json_end_object(w);
+        }
+      if (any)
+        json_end_array(w);
+    }
+  json_end_object(w);
+}
+
 static int
 container_compute(const struct oci_container_params *p, struct container_spec *s, struct error *err)
 {
@@ -1667,6 +1805,7 @@ container_compute(const struct oci_container_params *p, struct container_spec *s
       || container_security_settings(p, s, err) < 0 || container_namespaces(p, s, err) < 0
       || container_mounts(p, s, err) < 0 || container_devices(p, s, err) < 0)
     return -1;
+  container_cdi(p, s);
   return 0;
 }
 
@@ -1775,6 +1914,7 @@ container_write(struct json_writer *w, const struct oci_container_params *p,
       json_write_string(w, s->hostname);
     }
   write_mounts(w, &s->mounts);
+  write_cdi_hooks(w, p->cdi);
   container_write_annotations(w, p);
   if (container_write_linux(w, p, s, err) < 0)
     return -1;

@@ -55,6 +55,7 @@
 
 #include "common/error.h"
 #include "image/manifest.h"
+#include "pod/cdi_spec.h"
 #include "pod/cgroup.h"
 #include "api.pb-c.h"
 
@@ -162,6 +163,10 @@ struct oci_container_params
   /* Tests: /proc/self/mountinfo text for the propagation checks (NULL =
    * read it). */
   const char *mountinfo;
+  /* The CDI devices' edits (pod/cdi.h resolved and merged them, device
+   * nodes complete); NULL when none.  Applied after everything of CRI:
+   * they replace a device, mount or variable of the same path or name. */
+  const struct cdi_edits *cdi;
 };
 
 /* config.json of the pause container.  *json is the caller's. */

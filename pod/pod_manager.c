@@ -1,5 +1,6 @@
 #include "pod/pod_manager.h"
 #include "common/trash.h"
+#include "pod/cdi.h"
 #include "pod/monitor.h"
 #include "pod/events.h"
 #include "pod/exec.h"
@@ -45,6 +46,7 @@ options_free(struct pod_manager_options *o)
   free(o->handlers);
   free(o->cni_config_dir);
   strv_free(o->cni_plugin_dirs);
+  strv_free(o->cdi_spec_dirs);
 }
 
 /* The built-in pause root filesystem: the static crid-pause binary and the
@@ -492,6 +494,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
   pthread_mutex_init(&manager->table_lock, NULL);
   manager->events = pod_events_new();
   manager->trash = open_trash(manager->options.root);
+  manager->cdi = cdi_registry_open(manager->options.cdi_spec_dirs);
   if (assemble_pause_rootfs(manager, err) < 0)
     {
       pod_manager_free(manager);
@@ -530,6 +533,7 @@ pod_manager_free(struct pod_manager *manager)
   exit_watch_stop(manager->exit_watch);
   pod_events_free(manager->events);
   trash_close(manager->trash);
+  cdi_registry_free(manager->cdi);
   pod_manager_release_containers(manager->containers, manager->n_containers);
   pod_manager_release_list(manager->sandboxes, manager->n_sandboxes);
   options_free(&manager->options);

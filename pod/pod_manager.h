@@ -46,11 +46,13 @@ struct pod_manager_options
   char **cni_plugin_dirs; /* NULL-terminated */
   int cni_timeout_seconds;
   int64_t stats_period_seconds; /* the stats collector's period; 0: its default */
+  char **cdi_spec_dirs;         /* NULL-terminated, lowest priority first (pod/cdi.h) */
   struct image_store *images;   /* not owned: images of containers */
 };
 
 struct pod_events;
 struct trash;
+struct cdi_registry;
 struct stats_collector;
 
 struct pod_manager
@@ -66,6 +68,7 @@ struct pod_manager
   struct pod_events *events;     /* lifecycle events (pod/events.h) */
   struct stats_collector *stats; /* stats cache and collector (pod/stats.h); may be NULL */
   struct trash *trash;           /* removed directories, deleted in the background; may be NULL */
+  struct cdi_registry *cdi;      /* CDI spec files (pod/cdi.h) */
 };
 
 /* options is moved into the manager.  Assembles the built-in pause root

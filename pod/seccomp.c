@@ -104,15 +104,6 @@ struct target
   size_t n_tokens;
 };
 
-static bool
-in_list(const char *const *list, const char *s)
-{
-  for (size_t i = 0; s && list[i]; i++)
-    if (strcmp(list[i], s) == 0)
-      return true;
-  return false;
-}
-
 static uint32_t
 arch_token(const char *name)
 {
@@ -490,7 +481,7 @@ check_args(const struct json_value *args, const char *what, struct error *err)
       if ((value && !valid_u64(value)) || (value_two && !valid_u64(value_two)))
         return error_set(err, EINVAL, "%s.args[%zu]: value is not an unsigned 64-bit integer", what,
                          i);
-      if (!in_list(operators, op))
+      if (!str_in_list(operators, op))
         return error_set(err, EINVAL, "%s.args[%zu]: unknown operator %s", what, i,
                          op ? op : "(none)");
     }
@@ -609,7 +600,7 @@ convert_rule(struct json_writer *w, const struct json_value *rule, size_t index,
   snprintf(what, sizeof what, "syscalls[%zu]", index);
   if (!json_is_object(rule))
     return error_set(err, EINVAL, "%s: not an object", what);
-  if (!in_list(actions, action))
+  if (!str_in_list(actions, action))
     return error_set(err, EINVAL, "%s: unknown action %s", what, action ? action : "(none)");
   if (strcmp(action, "SCMP_ACT_NOTIFY") == 0 && !p->has_listener)
     return error_set(err, EINVAL, "%s: SCMP_ACT_NOTIFY without listenerPath", what);
@@ -692,7 +683,7 @@ write_header(struct json_writer *w, const struct json_value *root, const struct 
   if (string_array(flags, "flags", err) < 0)
     return -1;
   for (size_t i = 0; i < json_array_size(flags); i++)
-    if (!in_list(filter_flags, json_string(json_array_at(flags, i))))
+    if (!str_in_list(filter_flags, json_string(json_array_at(flags, i))))
       return error_set(err, EINVAL, "unknown flag %s", json_string(json_array_at(flags, i)));
 
   json_write_key(w, "defaultAction");
@@ -741,7 +732,7 @@ convert_tree(const struct json_value *root, const struct target *t_in, struct js
   if (!json_is_object(root))
     return error_set(err, EINVAL, "not a JSON object");
   p.default_action = json_object_get_string(root, "defaultAction");
-  if (!in_list(actions, p.default_action))
+  if (!str_in_list(actions, p.default_action))
     return error_set(err, EINVAL, "unknown defaultAction %s",
                      p.default_action ? p.default_action : "(none)");
   if (check_errno(json_object_get(root, "defaultErrnoRet"), "defaultErrnoRet", &p.has_default_errno,

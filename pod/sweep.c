@@ -90,8 +90,7 @@ unknown_clear(struct unknown *u)
 }
 
 static void
-note_entries_of(struct pod_manager *manager, struct unknown *u, const char *dir,
-                const char *where)
+note_entries_of(struct pod_manager *manager, struct unknown *u, const char *dir, const char *where)
 {
   cleanup_dir DIR *d = opendir(dir);
   struct dirent *entry;

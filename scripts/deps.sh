@@ -24,7 +24,7 @@ group_packages() {
     run) echo "crun runc containernetworking-plugins iproute2 iptables util-linux procps" ;;
     build) echo "gcc make pkg-config git protobuf-c-compiler libprotobuf-c-dev libgrpc-dev
 libssl-dev libcurl4-openssl-dev libarchive-dev libseccomp-dev libcap-dev libyajl-dev
-libmicrohttpd-dev libgnutls28-dev zlib1g-dev libisal-dev libzstd-dev" ;;
+libmicrohttpd-dev libgnutls28-dev libyaml-dev zlib1g-dev libisal-dev libzstd-dev" ;;
     package) echo "dpkg-dev binutils" ;;
     test) echo "clang-format clang libclang-rt-14-dev libcmocka-dev protobuf-compiler
 protobuf-compiler-grpc python3-grpcio python3-protobuf python3-pytest python3-cryptography

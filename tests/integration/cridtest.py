@@ -263,6 +263,7 @@ class Crid:
         state/         [crid] state_dir (lock)
         crid.sock      [crid.api] listen
         net.d/         [crid.network] network_dir, empty by default
+        cdi/           [crid.runtime] cdi_spec_dirs, made by crid
         crid.log       stdout + stderr of every start, appended
 
     ``config`` is {table: {key: value}} merged over the base tables;
@@ -331,6 +332,8 @@ class Crid:
                 "log_level": self.log_level,
             },
             "crid.api": {"listen": str(self.sock)},
+            # crid creates and watches these: never the host's /etc/cdi.
+            "crid.runtime": {"cdi_spec_dirs": [str(self.dir / "cdi")]},
             "crid.network": {"network_dir": str(self.network_dir)},
         }
 

@@ -57,8 +57,8 @@ class ContainerEnv:
     """A PodEnv with the busybox image (and extra_images) imported, and
     container helpers."""
 
-    def __init__(self, podenv_factory, extra_images=None):
-        self.pod = podenv_factory(start=False)
+    def __init__(self, podenv_factory, extra_images=None, config=None):
+        self.pod = podenv_factory(start=False, config=config)
         self.crid = self.pod.crid
         self.pb = self.pod.pb
         self.image, tarball = build_image_tarball(self.crid.dir, extra_images)

@@ -1434,6 +1434,119 @@ test_sandbox_host_namespaces_and_user(void **state)
   error_clear(&err);
 }
 
+/* CDI edits (pod/cdi.h merged them): after CRI's, replacing what CRI put
+ * at the same variable, device path or mount point; a cgroup rule per
+ * b/c node unless "none"; groups added once; hooks by kind. */
+static void
+test_cdi_edits(void **state)
+{
+  struct fixture *f = *state;
+  Runtime__V1__KeyValue *envs[1] = { key_value("SHARED", "cri") };
+  Runtime__V1__Mount *mounts[1] = { cri_mount("/mnt/cdi", "/", false, 0) };
+  uint32_t own_gids[1] = { 10 };
+  struct oci_user user
+      = { .uid = 1000, .gid = 100, .additional_gids = own_gids, .n_additional_gids = 1 };
+  char *env[] = { "SHARED=cdi", "NEW=1", NULL };
+  char *options[] = { "ro", "rbind", NULL };
+  char *args[] = { "hook", "now", NULL };
+  struct cdi_device_node nodes[] = {
+    { .path = "/dev/cdi0",
+      .type = 'c',
+      .major = 1,
+      .minor = 3,
+      .has_file_mode = true,
+      .file_mode = 0666,
+      .permissions = "wr" },
+    { .path = "/dev/cdi-none",
+      .type = 'c',
+      .major = 1,
+      .minor = 5,
+      .permissions = "none",
+      .has_uid = true,
+      .uid = 7 },
+  };
+  struct cdi_mount cdi_mounts[]
+      = { { .host_path = "/opt/lib", .container_path = "/mnt/cdi", .options = options } };
+  struct cdi_hook hooks[] = {
+    { .hook_name = "createRuntime",
+      .path = "/bin/hook",
+      .args = args,
+      .has_timeout = true,
+      .timeout = 3 },
+    { .hook_name = "poststop", .path = "/bin/after" },
+  };
+  uint32_t gids[] = { 10, 44 };
+  struct cdi_edits edits = { .env = env,
+                             .device_nodes = nodes,
+                             .n_device_nodes = 2,
+                             .mounts = cdi_mounts,
+                             .n_mounts = 1,
+                             .hooks = hooks,
+                             .n_hooks = 2,
+                             .additional_gids = gids,
+                             .n_additional_gids = 2 };
+
+  f->config.envs = envs;
+  f->config.n_envs = 1;
+  f->config.mounts = mounts;
+  f->config.n_mounts = 1;
+  f->params.user = &user;
+  f->params.cdi = &edits;
+  {
+    cleanup_json struct json_value *spec = build(f);
+    const struct json_value *env_list = at(spec, "process.env");
+    const struct json_value *node = find_by(at(spec, "linux.devices"), "path", "/dev/cdi0");
+    const struct json_value *none = find_by(at(spec, "linux.devices"), "path", "/dev/cdi-none");
+    const struct json_value *rules = at(spec, "linux.resources.devices");
+    const struct json_value *mount = mount_at(spec, "/mnt/cdi");
+    const struct json_value *hook = json_array_at(at(spec, "hooks.createRuntime"), 0);
+    const char *want_options[] = { "ro", "rbind", NULL };
+    const char *want_args[] = { "hook", "now", NULL };
+    const struct json_value *groups = at(spec, "process.user.additionalGids");
+    int64_t n;
+
+    assert_true(has_string(env_list, "SHARED=cdi"));
+    assert_false(has_string(env_list, "SHARED=cri"));
+    assert_true(has_string(env_list, "NEW=1"));
+    assert_non_null(node);
+    assert_string_equal(json_object_get_string(node, "type"), "c");
+    assert_int_equal(int_at(node, "fileMode"), 0666);
+    assert_int_equal(int_at(node, "uid"), 1000);
+    assert_int_equal(int_at(none, "uid"), 7);
+    /* One rule for /dev/cdi0 with its access in rwm order, none for "none". */
+    for (size_t i = 0; i < json_array_size(rules); i++)
+      {
+        const struct json_value *rule = json_array_at(rules, i);
+        if (json_integer(json_object_get(rule, "minor"), &n) && n == 5)
+          fail_msg("a cgroup rule for a node with permissions none");
+        if (n == 3)
+          assert_string_equal(json_object_get_string(rule, "access"), "rw");
+      }
+    assert_int_equal(count_mounts(spec, "/mnt/cdi"), 1);
+    assert_string_equal(json_object_get_string(mount, "source"), "/opt/lib");
+    assert_string_equal(json_object_get_string(mount, "type"), "bind");
+    assert_strings(json_object_get(mount, "options"), want_options);
+    assert_string_equal(json_object_get_string(hook, "path"), "/bin/hook");
+    assert_strings(json_object_get(hook, "args"), want_args);
+    assert_int_equal(int_at(hook, "timeout"), 3);
+    assert_string_equal(
+        json_object_get_string(json_array_at(at(spec, "hooks.poststop"), 0), "path"), "/bin/after");
+    assert_null(at(spec, "hooks.prestart"));
+    assert_int_equal(json_array_size(groups), 2);
+    assert_true(json_integer(json_array_at(groups, 1), &n) && n == 44);
+  }
+  f->params.cdi = NULL;
+  {
+    cleanup_json struct json_value *spec = build(f);
+    assert_null(at(spec, "hooks"));
+    assert_true(has_string(at(spec, "process.env"), "SHARED=cri"));
+  }
+  f->config.n_mounts = 0;
+  f->config.n_envs = 0;
+  free_mounts(mounts, 1);
+  free(envs[0]);
+}
+
 int
 main(void)
 {
@@ -1458,6 +1571,7 @@ main(void)
     T(test_user_namespaces_refused),
     T(test_resources),
     T(test_devices),
+    T(test_cdi_edits),
     T(test_oom_score_adj_clamp),
     T(test_sandbox_spec),
     T(test_sandbox_host_namespaces_and_user),
