@@ -297,6 +297,57 @@ def test_runtime_state_of_nothing_listed_is_removed_at_start(env, handler):
     env.assert_clean()
 
 
+KILL_ROUNDS = 8
+
+
+def test_kills_at_random_instants_leave_nothing(env, handler):
+    """A second net behind the failpoints: crid is killed (SIGKILL) at a
+    random instant of a whole pod workflow (run, create, start, exec,
+    stop, remove), restarted, and what it lists is taken down the way the
+    kubelet would; after each round nothing may be left.  The seed is in
+    the test's output, so a failing round can be replayed."""
+    import concurrent.futures
+    import random
+    import time
+
+    seed = random.randrange(1 << 30)
+    print(f"random kill seed {seed}")
+    rng = random.Random(seed)
+    pb = env.pb
+
+    def workflow(round_index):
+        sandbox_id, sandbox_config = env.run_pod(f"kill{round_index}", handler)
+        container_id = env.run(sandbox_id, sandbox_config, "c", ["/bin/sleep", "100"])
+        env.exec_sync(container_id, ["/bin/true"])
+        env.stop(container_id)
+        env.remove(container_id)
+        env.remove_pod(sandbox_id)
+
+    for round_index in range(KILL_ROUNDS):
+        delay = rng.uniform(0, 0.4)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            done = pool.submit(workflow, round_index)
+            time.sleep(delay)
+            env.crid.kill()
+            try:
+                done.result(timeout=60)
+            except grpc.RpcError:
+                pass
+        env.crid.start()
+        # What is listed must be true, and removable as the kubelet would.
+        for container in env.list():
+            assert container.state in (pb.CONTAINER_CREATED, pb.CONTAINER_RUNNING,
+                                       pb.CONTAINER_EXITED)
+            env.stop(container.id)
+            env.remove(container.id)
+        for pod in env.pod.list():
+            env.remove_pod(pod.id)
+        assert env.pod.list() == [] and env.list() == []
+        found = env.leaks()
+        assert not found, (f"round {round_index} (seed {seed}, kill after {delay:.3f} s) "
+                           "left:\n  " + "\n  ".join(found))
+
+
 def test_pod_whose_record_is_lost_leaves_nothing_at_start(env, handler):
     """A pod whose record vanished while crid was down (a disk that lost
     it, a crash before it was written) used to keep its pinned
