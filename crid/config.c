@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/toml.h"
 #include "common/util.h"
+#include "image/reference.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -87,6 +88,7 @@ enum field_check
   CHECK_LOG_LEVEL,
   CHECK_CHOICE,
   CHECK_DURATION,
+  CHECK_IMAGE_OR_EMPTY,
 };
 
 struct field
@@ -175,8 +177,9 @@ static const struct field handler_fields[] = {
 };
 
 static const struct field image_fields[] = {
-  STRING(C, pause_image, CHECK_NONE,
-         "Image of every pod's infra container; empty uses crid's built-in pause."),
+  STRING(C, pause_image, CHECK_IMAGE_OR_EMPTY,
+         "Image every pod's pause runs from, pulled when a pod first needs it and pinned; "
+         "empty uses crid's built-in pause."),
   INTEGER(C, max_concurrent_downloads, 1, 64, "Layers one image pull downloads at the same time."),
   INTEGER(C, pull_progress_timeout, 0, INT32_MAX,
           "Seconds a pull may make no progress before it fails; 0 waits forever."),
@@ -581,6 +584,19 @@ check_string(const struct field *f, const char *s)
     return xasprintf("must be an absolute path (got %s)", quoted);
   if (f->check == CHECK_DURATION && config_parse_duration(s, &(int64_t){ 0 }) < 0)
     return xasprintf("must be a duration such as \"4h\", \"1h30m\", \"45s\" (got %s)", quoted);
+  if (f->check == CHECK_IMAGE_OR_EMPTY && *s)
+    {
+      struct image_reference ref;
+      struct error err = ERROR_INIT;
+      if (image_reference_parse(s, &ref, &err) < 0)
+        {
+          char *problem
+              = xasprintf("must be an image reference (got %s: %s)", quoted, error_message(&err));
+          error_clear(&err);
+          return problem;
+        }
+      image_reference_free(&ref);
+    }
   if (f->check == CHECK_LOG_LEVEL && log_level_parse(s) < 0)
     return xasprintf("must be one of fatal, error, warn, info, debug, trace (got %s)", quoted);
   if (f->check == CHECK_CHOICE)

@@ -11,6 +11,7 @@
 #include "image/pull.h"
 #include "image/registry.h"
 #include "image/store.h"
+#include "pod/pod_manager.h"
 #include "pod/stats.h"
 
 #include <errno.h>
@@ -61,8 +62,10 @@ set_user(struct rpc_call *call, Runtime__V1__Image *image, const char *user)
   image->uid->value = strtoll(user, NULL, 10);
 }
 
+/* pause_id: the pause image's id (pinned: the kubelet never collects
+ * it), or NULL. */
 static Runtime__V1__Image *
-image_message(struct rpc_call *call, const struct image_info *info)
+image_message(struct rpc_call *call, const struct image_info *info, const char *pause_id)
 {
   Runtime__V1__Image *image = arena_new(&call->arena, Runtime__V1__Image);
   Runtime__V1__ImageSpec *spec = arena_new(&call->arena, Runtime__V1__ImageSpec);
@@ -74,6 +77,7 @@ image_message(struct rpc_call *call, const struct image_info *info)
   image->repo_digests = arena_strv(call, info->repo_digests, &image->n_repo_digests);
   image->size = info->size > 0 ? (uint64_t)info->size : 1;
   set_user(call, image, info->user);
+  image->pinned = pause_id && strcmp(pause_id, info->id) == 0;
   spec->image = image->id;
   image->spec = spec;
   return image;
@@ -88,6 +92,7 @@ rpc_list_images(struct rpc_call *call, const ProtobufCMessage *request, Protobuf
   struct image_store *store = call->daemon->images;
   const char *filter = list->filter ? spec_image(list->filter->image) : "";
   struct image_info **images;
+  cleanup_free char *pause_id = pod_manager_pause_image_id(call->daemon->pods);
   size_t n;
 
   runtime__v1__list_images_response__init(reply);
@@ -106,7 +111,7 @@ rpc_list_images(struct rpc_call *call, const ProtobufCMessage *request, Protobuf
   reply->n_images = n;
   reply->images = arena_new_array(&call->arena, Runtime__V1__Image *, n ? n : 1);
   for (size_t i = 0; i < n; i++)
-    reply->images[i] = image_message(call, images[i]);
+    reply->images[i] = image_message(call, images[i], pause_id);
   image_info_list_free(images, n);
   *response = &reply->base;
   return 0;
@@ -158,6 +163,7 @@ rpc_image_status(struct rpc_call *call, const ProtobufCMessage *request,
   Runtime__V1__ImageStatusResponse *reply
       = arena_new(&call->arena, Runtime__V1__ImageStatusResponse);
   struct image_info *info = NULL;
+  cleanup_free char *pause_id = NULL;
   int ret = 0;
 
   runtime__v1__image_status_response__init(reply);
@@ -170,7 +176,8 @@ rpc_image_status(struct rpc_call *call, const ProtobufCMessage *request,
       *response = &reply->base;
       return 0;
     }
-  reply->image = image_message(call, info);
+  pause_id = pod_manager_pause_image_id(call->daemon->pods);
+  reply->image = image_message(call, info, pause_id);
   if (status->verbose)
     ret = add_verbose_info(call, reply, info, err);
   image_info_free(info);

@@ -265,6 +265,7 @@ pods_open(struct daemon *daemon, struct error *err)
   options.state_dir = xstrdup(c->state_dir);
   options.conmon_path = xstrdup(c->conmon_path);
   options.pause_path = xasprintf("%s/crid-pause", bin_dir);
+  options.pause_image = xstrdup(c->pause_image);
   options.systemd_cgroup = strcmp(c->cgroup_manager, "systemd") == 0;
   options.shm_size = c->shm_size;
   options.default_handler = xstrdup(c->default_runtime);
@@ -288,6 +289,7 @@ pods_open(struct daemon *daemon, struct error *err)
   options.stats_period_seconds = c->collection_period;
   options.cdi_spec_dirs = strv_copy(c->cdi_spec_dirs);
   options.images = daemon->images;
+  options.puller = daemon->puller;
   return pod_manager_new(&options, err);
 }
 

@@ -1291,7 +1291,11 @@ sandbox_write(const struct oci_sandbox_params *p, struct json_writer *w,
   write_user(w, user);
   json_write_key(w, "args");
   json_begin_array(w);
-  json_write_string(w, OCI_PAUSE_COMMAND);
+  if (p->args && p->args[0])
+    for (size_t i = 0; p->args[i]; i++)
+      json_write_string(w, p->args[i]);
+  else
+    json_write_string(w, OCI_PAUSE_COMMAND);
   json_end_array(w);
   json_write_key(w, "env");
   json_begin_array(w);

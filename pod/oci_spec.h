@@ -104,7 +104,8 @@ struct oci_sandbox_params
 {
   const char *sandbox_id;
   const Runtime__V1__PodSandboxConfig *config;
-  const char *rootfs; /* holds /pause; mounted read-only */
+  const char *rootfs; /* the pause's root (pod/pause_rootfs.h); mounted read-only */
+  char *const *args;  /* its command; NULL: /pause */
   /* The dir of the pinned namespace files ("net", "ipc", "uts"; see
    * pod/namespace.h); NULL when nothing is pinned: then the pause gets
    * new namespaces of the kinds the pod does not take from the host. */

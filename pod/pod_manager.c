@@ -10,6 +10,7 @@
 #include "pod/sandbox.h"
 #include "pod/stats.h"
 #include "pod/sweep.h"
+#include "pod/pause_rootfs.h"
 #include "common/atomic_file.h"
 #include "common/children.h"
 #include "common/cleanup.h"
@@ -24,7 +25,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PAUSE_MAX_SIZE (64 * 1024 * 1024)
 /* An id from a request, as a lookup's error quotes it: a full id and a
  * little more, never a megabyte. */
 #define ID_QUOTE_MAX 80
@@ -36,6 +36,7 @@ options_free(struct pod_manager_options *o)
   free(o->state_dir);
   free(o->conmon_path);
   free(o->pause_path);
+  free(o->pause_image);
   free(o->default_handler);
   for (size_t i = 0; i < o->n_handlers; i++)
     {
@@ -53,27 +54,18 @@ options_free(struct pod_manager_options *o)
  * mount points the runtime needs, so it can stay read-only and shared by
  * every sandbox. */
 static int
-assemble_pause_rootfs(struct pod_manager *manager, struct error *err)
+open_pause_rootfs(struct pod_manager *manager, struct error *err)
 {
-  static const char *const dirs[] = { "dev", "proc", "sys", "etc", "run", "tmp" };
-  cleanup_free char *rootfs = xasprintf("%s/pause/rootfs", manager->options.root);
-  cleanup_free char *binary = xasprintf("%s/pause", rootfs);
-  cleanup_free char *content = NULL;
-  size_t len;
+  struct pause_rootfs_options options = {
+    .root = manager->options.root,
+    .binary = manager->options.pause_path,
+    .image = manager->options.pause_image,
+    .images = manager->options.images,
+    .puller = manager->options.puller,
+  };
 
-  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-    {
-      cleanup_free char *dir = xasprintf("%s/%s", rootfs, dirs[i]);
-      if (mkdir_p(dir, 0755, err) < 0)
-        return error_wrap(err, "assemble the pause root filesystem");
-    }
-  if (read_file(manager->options.pause_path, PAUSE_MAX_SIZE, &content, &len, err) < 0)
-    return error_wrap(err, "assemble the pause root filesystem");
-  /* Always refreshed: an upgraded crid brings its own pause. */
-  if (atomic_write_file(binary, content, len, 0755, err) < 0)
-    return error_wrap(err, "assemble the pause root filesystem");
-  manager->pause_rootfs = steal_pointer(&rootfs);
-  return 0;
+  manager->pause = pause_rootfs_new(&options, err);
+  return manager->pause ? 0 : -1;
 }
 
 static void
@@ -342,7 +334,14 @@ pod_manager_image_in_use(void *arg, const char *image_id)
       pthread_mutex_unlock(&c->lock);
     }
   pthread_mutex_unlock(&manager->table_lock);
-  return used;
+  /* The pause image is in use while it is configured. */
+  return used || pause_rootfs_uses_image(manager->pause, image_id);
+}
+
+char *
+pod_manager_pause_image_id(struct pod_manager *manager)
+{
+  return pause_rootfs_image_id(manager->pause);
 }
 
 /* The exit watcher's callback: ids of sandboxes (pause exits) are not in
@@ -495,7 +494,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
   manager->events = pod_events_new();
   manager->trash = open_trash(manager->options.root);
   manager->cdi = cdi_registry_open(manager->options.cdi_spec_dirs);
-  if (assemble_pause_rootfs(manager, err) < 0)
+  if (open_pause_rootfs(manager, err) < 0)
     {
       pod_manager_free(manager);
       return NULL;
@@ -537,7 +536,7 @@ pod_manager_free(struct pod_manager *manager)
   pod_manager_release_containers(manager->containers, manager->n_containers);
   pod_manager_release_list(manager->sandboxes, manager->n_sandboxes);
   options_free(&manager->options);
-  free(manager->pause_rootfs);
+  pause_rootfs_free(manager->pause);
   pthread_mutex_destroy(&manager->table_lock);
   free(manager);
 }

@@ -36,7 +36,8 @@ struct pod_manager_options
   char *root;      /* <root>: sandboxes/, containers/ */
   char *state_dir; /* <state>: ns/, exits/, conmon/ */
   char *conmon_path;
-  char *pause_path; /* the crid-pause binary for the built-in rootfs */
+  char *pause_path;  /* the crid-pause binary for the built-in rootfs */
+  char *pause_image; /* "" or NULL: the built-in pause (pod/pause_rootfs.h) */
   bool systemd_cgroup;
   int64_t shm_size;
   char *default_handler;
@@ -48,17 +49,20 @@ struct pod_manager_options
   int64_t stats_period_seconds; /* the stats collector's period; 0: its default */
   char **cdi_spec_dirs;         /* NULL-terminated, lowest priority first (pod/cdi.h) */
   struct image_store *images;   /* not owned: images of containers */
+  struct image_puller *puller;  /* not owned: pulls the pause image */
 };
 
 struct pod_events;
 struct trash;
+struct pause_rootfs;
+struct image_puller;
 struct cdi_registry;
 struct stats_collector;
 
 struct pod_manager
 {
   struct pod_manager_options options;
-  char *pause_rootfs;
+  struct pause_rootfs *pause;
   pthread_mutex_t table_lock;
   struct sandbox **sandboxes;
   size_t n_sandboxes;
@@ -109,5 +113,8 @@ int pod_manager_reserve_container(struct pod_manager *manager, struct container 
 void pod_manager_unreserve_container(struct pod_manager *manager, struct container *container);
 /* For image_store_set_in_use_check: whether a container uses image_id. */
 bool pod_manager_image_in_use(void *manager, const char *image_id);
+/* The image id the pause runs from (pinned: never garbage collected by
+ * the kubelet); NULL for the built-in pause.  Caller frees. */
+char *pod_manager_pause_image_id(struct pod_manager *manager);
 
 #endif

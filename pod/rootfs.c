@@ -74,21 +74,29 @@ rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_dirs
   cleanup_free char *volumes = xasprintf("%s/" ROOTFS_IMAGE_VOLUMES, dir);
   cleanup_free char *empty = xasprintf("%s/.empty", volumes);
   cleanup_free char *point = xasprintf("%s/%zu", volumes, index);
+
+  if (mkdir_p(empty, 0755, err) < 0 || mkdir_p(point, 0755, err) < 0)
+    return error_wrap(err, "image volume mount point");
+  if (rootfs_mount_layers_read_only(point, lower_dirs, empty, err) < 0)
+    return -1;
+  *target = steal_pointer(&point);
+  return 0;
+}
+
+int
+rootfs_mount_layers_read_only(const char *target, char *const *lower_dirs, const char *bottom,
+                              struct error *err)
+{
   cleanup_free char *lower = NULL;
   cleanup_free char *data = NULL;
 
   if (join_lower_dirs(lower_dirs, &lower, err) < 0)
     return -1;
-  if (mkdir_p(empty, 0755, err) < 0 || mkdir_p(point, 0755, err) < 0)
-    return error_wrap(err, "image volume mount point");
-  /* Overlay wants two lowers when there is no upper: an empty dir at the
+  /* Overlay wants two lowers when there is no upper: a dir at the
    * bottom makes a one-layer image mountable, and its whiteouts are
    * still hidden as overlay hides them (a plain bind would show them). */
-  data = xasprintf("lowerdir=%s:%s", lower, empty);
-  if (mount_overlay(point, MS_RDONLY | MS_NOSUID | MS_NODEV, data, err) < 0)
-    return -1;
-  *target = steal_pointer(&point);
-  return 0;
+  data = xasprintf("lowerdir=%s:%s", lower, bottom);
+  return mount_overlay(target, MS_RDONLY | MS_NOSUID | MS_NODEV, data, err);
 }
 
 /* Unmounts target until nothing is mounted there; not mounted is fine. */

@@ -2,7 +2,8 @@
  * file system (the image's layer dirs as read-only lowers, top first,
  * under an upper/ and work/ of its own in <root>/containers/<id>/,
  * mounted at <dir>/rootfs) and its image volumes (pod/image_volume.h:
- * read-only overlays with no upper dir at <dir>/image-volumes/<n>). */
+ * read-only overlays with no upper dir at <dir>/image-volumes/<n>), and
+ * the same read-only overlays for pause images (pod/pause_rootfs.h). */
 #ifndef CRID_POD_ROOTFS_H
 #define CRID_POD_ROOTFS_H
 
@@ -21,6 +22,11 @@ int rootfs_mount(const char *dir, char *const *lower_dirs, struct error *err);
  * frees). */
 int rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_dirs, char **target,
                               struct error *err);
+/* Mounts lower_dirs (top first) over bottom, a dir of crid's (empty, or
+ * the mount points a root needs), read-only, nosuid and nodev, at target:
+ * image volumes and image pause roots. */
+int rootfs_mount_layers_read_only(const char *target, char *const *lower_dirs, const char *bottom,
+                                  struct error *err);
 /* Unmounts (and removes the mount points of) every image volume under
  * dir, then <dir>/rootfs; not mounted is fine.  Whoever deletes a
  * container's dir calls it first, so that the deletion never walks into a

@@ -12,6 +12,7 @@
 #include "pod/seccomp.h"
 
 #include "pod/cgroup.h"
+#include "pod/pause_rootfs.h"
 #include "pod/container.h"
 #include "pod/monitor.h"
 #include "pod/namespace.h"
@@ -612,10 +613,15 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   cleanup_free char *json = NULL;
   cleanup_free char *seccomp = NULL;
   cleanup_free char *seccomp_bpf = NULL;
+  cleanup_free char *rootfs = NULL;
+  cleanup_strv char **args = NULL;
   struct oci_sandbox_params params = { 0 };
 
+  if (pause_rootfs_get(manager->pause, &rootfs, &args, err) < 0)
+    return -1;
   params.config = sandbox->config;
-  params.rootfs = manager->pause_rootfs;
+  params.rootfs = rootfs;
+  params.args = args;
   params.namespace_dir = sandbox->namespaces_pinned ? ns_dir : NULL;
   params.host_network = sandbox->host_network;
   params.host_ipc = sandbox->host_ipc;

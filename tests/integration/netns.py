@@ -428,9 +428,12 @@ def mounts_under(prefix):
 
 
 def leaked_mounts_under(prefix):
-    """mounts_under(prefix) but for the read-only runtime binaries a
-    running crid keeps under <state>/runtime-bin/ (they are not a pod's)."""
-    return [m for m in mounts_under(prefix) if "/runtime-bin/" not in m]
+    """mounts_under(prefix) but for what a running crid keeps mounted that
+    is no pod's: its read-only runtime binaries (<state>/runtime-bin/) and
+    the roots of pause images (<root>/pause/images/)."""
+    return [
+        m for m in mounts_under(prefix) if "/runtime-bin/" not in m and "/pause/images/" not in m
+    ]
 
 
 def _proc_pids():
