@@ -19,6 +19,7 @@
 #include "common/util.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -148,6 +149,52 @@ note_runtime_state(struct pod_manager *manager, struct unknown *containers)
     }
 }
 
+/* The id in a crid-conmon command line whose --socket-dir is below
+ * monitor_dir, or false. */
+static bool
+monitor_of(pid_t pid, const char *monitor_dir, char id[65])
+{
+  cleanup_free char *path = xasprintf("/proc/%d/cmdline", (int)pid);
+  cleanup_free char *text = NULL;
+  struct error err = ERROR_INIT;
+  size_t len;
+
+  if (read_file(path, 64 * 1024, &text, &len, &err) < 0)
+    {
+      error_clear(&err);
+      return false;
+    }
+  for (size_t i = 0; i < len;)
+    {
+      const char *arg = text + i;
+      size_t arg_len = strnlen(arg, len - i);
+      if (strcmp(arg, "--socket-dir") == 0 && i + arg_len + 1 < len)
+        return id_below(arg + arg_len + 1, monitor_dir, id);
+      i += arg_len + 1;
+    }
+  return false;
+}
+
+/* Monitors whose files are gone too: found by their command line. */
+static void
+note_monitor_processes(struct pod_manager *manager, const char *monitor_dir,
+                       struct unknown *containers, pid_t **pids, size_t *n_pids)
+{
+  cleanup_dir DIR *d = opendir("/proc");
+  struct dirent *entry;
+  char id[65];
+
+  while (d && (entry = readdir(d)))
+    {
+      pid_t pid = (pid_t)strtol(entry->d_name, NULL, 10);
+      if (pid <= 0 || !monitor_of(pid, monitor_dir, id) || object_listed(manager, id))
+        continue;
+      note(manager, containers, id, "a monitor process");
+      *pids = xrealloc(*pids, (*n_pids + 1) * sizeof **pids);
+      (*pids)[(*n_pids)++] = pid;
+    }
+}
+
 static void
 note_leases(struct pod_manager *manager, struct unknown *pods)
 {
@@ -206,6 +253,8 @@ pod_sweep(struct pod_manager *manager)
   cleanup_free char *exit_dir = container_exit_dir(manager);
   cleanup_free char *container_dir = xasprintf("%s/containers", manager->options.root);
   struct unknown pods = { 0 }, containers = { 0 };
+  cleanup_free pid_t *monitors = NULL;
+  size_t n_monitors = 0;
   struct mount_table table;
   struct error err = ERROR_INIT;
 
@@ -224,6 +273,7 @@ pod_sweep(struct pod_manager *manager)
   note_mounts(manager, &table, container_dir, &containers, "a root file system mount");
   note_entries_of(manager, &containers, monitor_dir, "monitor files");
   note_entries_of(manager, &containers, exit_dir, "an exit file");
+  note_monitor_processes(manager, monitor_dir, &containers, &monitors, &n_monitors);
   mount_table_clear(&table);
 
   for (size_t i = 0; i < pods.n; i++)
@@ -239,6 +289,14 @@ pod_sweep(struct pod_manager *manager)
       log_warn("recovery: container %.12s left %s and belongs to nothing crid knows: removing it",
                containers.ids[i], containers.seen_in[i]);
       container_salvage(manager, containers.ids[i]);
+    }
+  /* A monitor the salvages could not find by its pid file; its command
+   * line is read again, as its pid may have been reused meanwhile. */
+  for (size_t i = 0; i < n_monitors; i++)
+    {
+      char id[65];
+      if (monitor_of(monitors[i], monitor_dir, id) && !object_listed(manager, id))
+        kill(monitors[i], SIGKILL);
     }
   if (pods.n)
     {

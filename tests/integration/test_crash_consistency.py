@@ -374,7 +374,10 @@ def test_pod_whose_record_is_lost_leaves_nothing_at_start(env, handler):
 
 def test_stray_state_of_an_unknown_id_is_removed_at_start(env, handler):
     """Monitor files, exit files and state directories of an id nothing
-    lists (left by a crash between their steps) are removed at start."""
+    lists (left by a crash between their steps) are removed at start, and
+    a monitor process of such an id is killed."""
+    import subprocess
+
     stray = "ab" * 32
     env.crid.stop()
     for path in (
@@ -385,7 +388,20 @@ def test_stray_state_of_an_unknown_id_is_removed_at_start(env, handler):
         path.mkdir(parents=True)
     (env.crid.state_dir / "exits").mkdir(exist_ok=True)
     (env.crid.state_dir / "exits" / stray).write_text("0")
-    env.crid.start()
+    # A monitor of that id whose files are gone as well: found by its
+    # command line.
+    other = "cd" * 32
+    monitor = subprocess.Popen(
+        ["/usr/bin/python3", "-c", "import time; time.sleep(300)",
+         "--socket-dir", str(env.crid.state_dir / "conmon" / other)]
+    )
+    try:
+        env.crid.start()
+        assert monitor.wait(timeout=20) == -9, "the unknown monitor was not killed"
+    finally:
+        if monitor.poll() is None:
+            monitor.kill()
+            monitor.wait()
     for path in (
         env.crid.state_dir / "conmon" / stray,
         env.crid.state_dir / "ns" / stray,
