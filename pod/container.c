@@ -21,6 +21,7 @@
 #include "pod/oci_runtime.h"
 #include "pod/oci_spec.h"
 #include "pod/pod_manager.h"
+#include "pod/container_userns.h"
 #include "pod/rootfs.h"
 #include "pod/sandbox.h"
 #include "common/atomic_file.h"
@@ -305,6 +306,7 @@ struct create_context
   struct image_config *image;
   char **layer_dirs;
   char *dir;
+  struct container_userns userns;
 };
 
 static int
@@ -545,6 +547,9 @@ step_bundle(struct create_context *ctx, struct error *err)
   p.resolv_conf_path = resolv;
   p.shm_path = sandbox->shm_mounted ? shm : NULL;
   p.cgroups_path = container->cgroups_path;
+  p.userns = &ctx->userns.pod;
+  p.userns_path = ctx->userns.path;
+  p.mount_sources = ctx->userns.mount_sources;
   if (resolve_security(ctx, rootfs, &user, &seccomp, err) < 0)
     {
       user_resolved_clear(&user);
@@ -674,7 +679,9 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
   if (pod_manager_reserve_container(ctx->manager, container, err) < 0)
     return -1;
   undo_push(undo, "name reservation", undo_reserve, ctx);
-  if (step_image(ctx, err) < 0 || step_log_path(ctx, err) < 0)
+  if (step_image(ctx, err) < 0 || step_log_path(ctx, err) < 0
+      || container_userns_open(ctx->manager, ctx->sandbox, container->config, &ctx->userns, err)
+             < 0)
     return -1;
   signo = choose_stop_signal(container->config, ctx->image, err);
   if (signo < 0)
@@ -692,7 +699,8 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
     return -1;
   failpoint("container.after-record");
   undo_push(undo, "root file system", undo_rootfs, ctx);
-  if (rootfs_mount(ctx->dir, ctx->layer_dirs, err) < 0)
+  if (rootfs_mount(ctx->dir, ctx->layer_dirs, container_userns_idmap(&ctx->userns), err) < 0
+      || container_userns_volumes(&ctx->userns, ctx->dir, container->config, err) < 0)
     return -1;
   failpoint("container.after-rootfs");
   if (step_bundle(ctx, err) < 0)
@@ -828,7 +836,7 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
                  struct container **out, struct error *err)
 {
   struct undo_list undo = UNDO_INIT;
-  struct create_context ctx = { .manager = manager };
+  struct create_context ctx = { .manager = manager, .userns = CONTAINER_USERNS_INIT };
   int ret = 0;
 
   ctx.container = container_from_request(request_bytes, request_len, err);
@@ -866,6 +874,7 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
   sandbox_unref(ctx.sandbox);
   strv_free(ctx.layer_dirs);
   image_config_free(ctx.image);
+  container_userns_clear(&ctx.userns);
   free(ctx.dir);
   if (ret < 0)
     {

@@ -19,6 +19,7 @@
 #include "pod/oci_spec.h"
 #include "pod/pod_files.h"
 #include "pod/pod_manager.h"
+#include "pod/userns.h"
 #include "common/atomic_file.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -223,7 +224,15 @@ step_namespaces(struct run_context *ctx, struct error *err)
   cleanup_free char *dir = sandbox_namespace_dir(ctx->manager, sandbox->id);
   cleanup_free struct sysctl_setting *sysctls = NULL;
   struct pod_namespaces_request request = { 0 };
+  struct pod_userns userns;
 
+  if (pod_userns_of_sandbox(sandbox->config, &userns, err) < 0)
+    return -1;
+  if (userns.enabled
+      && !pod_manager_handler(ctx->manager, sandbox->handler)->features.user_namespaces)
+    return error_set(err, EINVAL, "runtime handler \"%s\" cannot run pods in a user namespace here",
+                     sandbox->handler);
+  request.userns = &userns;
   request.dir = dir;
   request.n_sysctls = collect_sysctls(sandbox, &sysctls);
   request.sysctls = sysctls;
@@ -234,7 +243,7 @@ step_namespaces(struct run_context *ctx, struct error *err)
   if (!sandbox->host_ipc)
     request.kinds |= POD_NAMESPACE_IPC;
   request.hostname = sandbox->config->hostname[0] ? sandbox->config->hostname : NULL;
-  if (request.kinds == 0 && request.n_sysctls == 0)
+  if (request.kinds == 0 && request.n_sysctls == 0 && !userns.enabled)
     return 0;
   sandbox->namespaces_pinned = true;
   if (sandbox_save_intent(ctx->manager, sandbox, err) < 0)
@@ -628,8 +637,14 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   cleanup_free char *json = NULL;
   cleanup_free char *seccomp = NULL;
   cleanup_free char *seccomp_bpf = NULL;
+  cleanup_free char *userns_path = xasprintf("%s/user", ns_dir);
   struct oci_sandbox_params params = { 0 };
+  struct pod_userns userns;
 
+  if (pod_userns_of_sandbox(sandbox->config, &userns, err) < 0)
+    return -1;
+  params.userns = &userns;
+  params.userns_path = userns_path;
   params.config = sandbox->config;
   params.rootfs = manager->pause_rootfs;
   params.namespace_dir = sandbox->namespaces_pinned ? ns_dir : NULL;
