@@ -155,6 +155,9 @@ static const struct field runtime_fields[] = {
   STRING(C, conmon, CHECK_ABSOLUTE_OR_EMPTY,
          "The crid-conmon monitor binary; empty means the one beside crid."),
   INTEGER(C, shm_size, 1, INT64_MAX, "Size in bytes of each pod's /dev/shm."),
+  BOOLEAN(C, seccomp_use_default_when_empty,
+          "A pod or container that names no seccomp profile runs with the default one, not "
+          "unconfined."),
   FIELDS_END,
 };
 

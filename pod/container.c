@@ -493,7 +493,8 @@ resolve_security(struct create_context *ctx, const char *rootfs, struct user_res
                               err)
              < 0)
     return -1;
-  return seccomp_profile_for(profile, sets.bounding, sc && sc->privileged, seccomp, err);
+  return seccomp_profile_for(profile, sets.bounding, sc && sc->privileged,
+                             ctx->manager->options.seccomp_use_default_when_empty, seccomp, err);
 }
 
 static int

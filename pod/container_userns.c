@@ -71,8 +71,7 @@ container_userns_volumes(struct container_userns *userns, const char *dir,
           if (mkdir_p(m->host_path, 0755, err) < 0)
             return error_wrap(err, "mount %s: create the source", shown);
         }
-      if (rootfs_idmap_volume(dir, i, m->host_path, userns->fd, &userns->mount_sources[i], err)
-          < 0)
+      if (rootfs_idmap_volume(dir, i, m->host_path, userns->fd, &userns->mount_sources[i], err) < 0)
         return error_wrap(err, "mount %s", shown);
     }
   return 0;

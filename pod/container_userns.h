@@ -21,8 +21,8 @@ struct sandbox;
 struct container_userns
 {
   struct pod_userns pod;
-  char *path;   /* <state>/ns/<sandbox-id>/user */
-  int fd;       /* open on path; -1 without */
+  char *path; /* <state>/ns/<sandbox-id>/user */
+  int fd;     /* open on path; -1 without */
   struct rootfs_idmap idmap;
   char **mount_sources; /* per config->mounts[i]: its idmapped copy, or NULL */
   size_t n_mounts;
@@ -36,8 +36,8 @@ struct container_userns
 /* Reads the pod's user namespace and checks config against it; opens the
  * pinned namespace when the pod has one. */
 int container_userns_open(const struct pod_manager *manager, const struct sandbox *sandbox,
-                          const Runtime__V1__ContainerConfig *config,
-                          struct container_userns *out, struct error *err);
+                          const Runtime__V1__ContainerConfig *config, struct container_userns *out,
+                          struct error *err);
 
 /* The idmap for rootfs_mount(); NULL when the pod has no user namespace. */
 const struct rootfs_idmap *container_userns_idmap(const struct container_userns *userns);

@@ -38,6 +38,8 @@ struct pod_manager_options
   char *conmon_path;
   char *pause_path; /* the crid-pause binary for the built-in rootfs */
   bool systemd_cgroup;
+  /* No seccomp profile named: RuntimeDefault rather than Unconfined. */
+  bool seccomp_use_default_when_empty;
   int64_t shm_size;
   char *default_handler;
   struct pod_runtime_handler *handlers;

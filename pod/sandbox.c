@@ -614,7 +614,8 @@ undo_pause(void *object, struct error *err)
 /* The pod's seccomp profile applies to the pause process too; it holds
  * the default capabilities, so the filter is the one for those. */
 static int
-pause_seccomp(const struct sandbox *sandbox, char **json, struct error *err)
+pause_seccomp(const struct pod_manager *manager, const struct sandbox *sandbox, char **json,
+              struct error *err)
 {
   const Runtime__V1__LinuxPodSandboxConfig *linux_config = sandbox->config->linux;
   const Runtime__V1__LinuxSandboxSecurityContext *sc
@@ -624,7 +625,8 @@ pause_seccomp(const struct sandbox *sandbox, char **json, struct error *err)
 
   if (seccomp_profile_of_sandbox(sc, &legacy, &profile, err) < 0)
     return -1;
-  return seccomp_profile_for(profile, capabilities_default(), sc && sc->privileged, json, err);
+  return seccomp_profile_for(profile, capabilities_default(), sc && sc->privileged,
+                             manager->options.seccomp_use_default_when_empty, json, err);
 }
 
 static int
@@ -653,7 +655,7 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   params.pid_mode = sandbox->pid_mode;
   params.cgroups_path = sandbox->cgroups_path;
   params.sandbox_id = sandbox->id;
-  if (pause_seccomp(sandbox, &seccomp, err) < 0)
+  if (pause_seccomp(manager, sandbox, &seccomp, err) < 0)
     return error_wrap(err, "seccomp profile of the pod");
   params.seccomp_json = seccomp;
   if (pod_manager_seccomp_bpf(manager, sandbox->handler, seccomp, &seccomp_bpf, err) < 0)

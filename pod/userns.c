@@ -71,11 +71,11 @@ check_ranges(const char *which, Runtime__V1__IDMapping *const *mappings, size_t 
         {
           const Runtime__V1__IDMapping *o = mappings[j];
           if (overlaps(m->container_id, o->container_id, m->length, o->length))
-            return error_set(err, EINVAL, "%s mappings %zu and %zu overlap in container ids",
-                             which, j, i);
-          if (overlaps(m->host_id, o->host_id, m->length, o->length))
-            return error_set(err, EINVAL, "%s mappings %zu and %zu overlap in host ids", which,
+            return error_set(err, EINVAL, "%s mappings %zu and %zu overlap in container ids", which,
                              j, i);
+          if (overlaps(m->host_id, o->host_id, m->length, o->length))
+            return error_set(err, EINVAL, "%s mappings %zu and %zu overlap in host ids", which, j,
+                             i);
         }
     }
   if (!root_mapped)
@@ -161,8 +161,8 @@ pod_userns_ranges_equal(const struct pod_id_range *ranges, size_t n,
 }
 
 int
-pod_userns_check_container(const Runtime__V1__ContainerConfig *config,
-                           const struct pod_userns *pod, struct error *err)
+pod_userns_check_container(const Runtime__V1__ContainerConfig *config, const struct pod_userns *pod,
+                           struct error *err)
 {
   const Runtime__V1__LinuxContainerSecurityContext *sc
       = config->linux ? config->linux->security_context : NULL;
@@ -176,9 +176,9 @@ pod_userns_check_container(const Runtime__V1__ContainerConfig *config,
     return -1;
   wants_pod = u->mode == RUNTIME__V1__NAMESPACE_MODE__POD;
   if (wants_pod != pod->enabled)
-    return error_set(err, EINVAL,
-                     "user namespace mode %s, but the pod runs in %s user namespace",
-                     mode_name(u->mode), pod->enabled ? "a user namespace of its own" : "the host's");
+    return error_set(err, EINVAL, "user namespace mode %s, but the pod runs in %s user namespace",
+                     mode_name(u->mode),
+                     pod->enabled ? "a user namespace of its own" : "the host's");
   if (wants_pod
       && (!pod_userns_ranges_equal(pod->uids, pod->n_uids, u->uids, u->n_uids)
           || !pod_userns_ranges_equal(pod->gids, pod->n_gids, u->gids, u->n_gids)))
