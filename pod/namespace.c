@@ -194,7 +194,7 @@ static int
 setup_error(const struct namespace_job *job, struct error *err)
 {
   const struct setup_failure *f = &job->failure;
-  const struct sysctl_setting *sysctl = &job->request->sysctls[f->index];
+  const struct sysctl_setting *sysctl = NULL;
 
   switch (f->step)
     {
@@ -207,6 +207,7 @@ setup_error(const struct namespace_job *job, struct error *err)
     case SETUP_HOSTNAME:
       return error_set_errno(err, f->code, "set hostname \"%s\"", job->hostname);
     case SETUP_SYSCTL:
+      sysctl = &job->request->sysctls[f->index];
       return error_set_errno(err, f->code == ENOENT ? EINVAL : f->code, "set sysctl %s=%s",
                              sysctl->key, sysctl->value);
     default:

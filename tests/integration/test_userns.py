@@ -15,6 +15,8 @@ import re
 import grpc
 import pytest
 
+import cridtest
+
 from test_container_features import env, finish  # noqa: F401
 from test_containers import (  # noqa: F401  (fixtures pytest must see)
     _exec_text,
@@ -76,9 +78,15 @@ def test_pod_in_a_user_namespace(env, handler, tmp_path):
     (volume / "by-root").write_text("root's\n")
     (volume / "by-other").write_text("other's\n")
     os.chown(volume / "by-other", OTHER, OTHER)
-    config = userns_pod_config(env, "userns", handler)
+    config = userns_pod_config(env, "userns", handler,
+                               sysctls={"net.ipv4.ip_unprivileged_port_start": "80"})
     sandbox_id = env.pod.run_pod(config, handler=handler)
     pause_pid = int(env.pod.info(sandbox_id)["pid"])
+    # PodSandboxStatus echoes the pod's user namespace.
+    reported = env.pod.status(sandbox_id).status.linux.namespaces.options.userns_options
+    assert reported.mode == pb.POD
+    assert [(m.container_id, m.host_id, m.length) for m in reported.uids] == [
+        (0, HOST_BASE, LENGTH)]
 
     # One container with the pod's options, as the kubelet sends them, one
     # without any: both join the pod's namespace.
@@ -111,6 +119,10 @@ def test_pod_in_a_user_namespace(env, handler, tmp_path):
     # ...and its network namespace, which the user namespace owns: the
     # pod's root may configure it (loopback is up, its address settable).
     assert "127.0.0.1" in _exec_text(env, with_options, "cat /proc/net/fib_trie")
+    # Hostname and sysctls are set inside the namespaces the pod owns.
+    assert _exec_text(env, with_options, "hostname").strip() == "userns"
+    assert _exec_text(
+        env, with_options, "cat /proc/sys/net/ipv4/ip_unprivileged_port_start").strip() == "80"
 
     # The volume: owners as on disk, a new file written as the pod's root
     # is root's on disk too (the mount is idmapped, not the files).
@@ -121,12 +133,28 @@ def test_pod_in_a_user_namespace(env, handler, tmp_path):
     # The writable layer is the container's own: its files carry the host
     # ids of the pod's root, and show as root's inside.
     assert _exec_text(env, with_options, "stat -c %u:%g /written").strip() == "0:0"
+    # After a restart of crid, a new container still joins the pod's
+    # namespace with idmapped layers.
+    env.crid.stop()
+    env.crid.start()
+    later = env.run(sandbox_id, config, "later", ["/bin/sleep", "1000"])
+    assert _exec_text(env, later, "cat /proc/self/uid_map").split() == expected_map.split()
+    assert _exec_text(env, later, "stat -c %u:%g /bin/busybox").strip() == "0:0"
+    assert os.readlink(f"/proc/{container_pid(env, later)}/ns/user") in user_ns
+    env.stop(later)
+    env.remove(later)
     # The idmapped mounts live beside the container, and go with it.
     env.stop(with_options)
     env.remove(with_options)
     env.stop(without)
     env.remove(without)
-    env.remove_pod(sandbox_id)
+    # The pod's user namespace is pinned beside the others until it stops.
+    assert env.pod.ns_file(sandbox_id, "user").exists()
+    env.pod.stop(sandbox_id)
+    assert not env.pod.ns_file(sandbox_id, "user").exists()
+    env.pod.assert_pod_gone(sandbox_id)
+    assert not cridtest.pid_alive(pause_pid)
+    env.pod.remove(sandbox_id)
     # No mount, pin (the ns dir is empty), process or directory is left.
     env.assert_clean()
 
@@ -198,4 +226,35 @@ def test_bad_user_namespaces_are_refused(env, handler, case):
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert "user namespace" in error.details(), error.details()
     assert env.pod.list() == []
+    env.assert_clean()
+
+
+@pytest.mark.parametrize("name", ["sandbox.after-namespaces", "container.after-rootfs"])
+def test_crash_leaves_no_user_namespace_or_idmapped_mount(env, handler, tmp_path, name):
+    """crid killed right after pinning a userns pod's namespaces, or after
+    mounting a container's idmapped layers and volume: the restart rolls
+    it back, leaving no pin and no mount, and the pod works again."""
+    from test_crash_consistency import crash_then_restart, restart_with_failpoint
+
+    pb = env.pb
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    config = userns_pod_config(env, "crash", handler)
+    mounts = [pb.Mount(container_path="/vol", host_path=str(volume))]
+    if name.startswith("sandbox."):
+        plain = restart_with_failpoint(env.crid, name)
+        crash_then_restart(env.crid, plain, lambda: env.pod.run_pod(config, handler=handler))
+        assert env.pod.list() == []
+        env.assert_clean()
+        sandbox_id = env.pod.run_pod(config, handler=handler)
+    else:
+        sandbox_id = env.pod.run_pod(config, handler=handler)
+        plain = restart_with_failpoint(env.crid, name)
+        crash_then_restart(env.crid, plain, lambda: env.create(
+            sandbox_id, config, env.container_config("victim", ["/bin/sleep", "100"],
+                                                     mounts=mounts)))
+        assert env.list() == []
+    container_id = env.run(sandbox_id, config, "after", ["/bin/sleep", "100"], mounts=mounts)
+    assert _exec_text(env, container_id, "stat -c %u /vol").strip() == "0"
+    env.remove_pod(sandbox_id)
     env.assert_clean()
