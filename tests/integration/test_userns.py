@@ -258,3 +258,28 @@ def test_crash_leaves_no_user_namespace_or_idmapped_mount(env, handler, tmp_path
     assert _exec_text(env, container_id, "stat -c %u /vol").strip() == "0"
     env.remove_pod(sandbox_id)
     env.assert_clean()
+
+
+def test_mount_mappings_must_be_the_pods(env, handler, tmp_path):
+    """The kubelet gives each mount of a userns pod the pod's mappings:
+    accepted (the mount is idmapped into the pod's namespace); other
+    mappings are refused and leave nothing."""
+    pb = env.pb
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    config = userns_pod_config(env, "mountmaps", handler)
+    sandbox_id = env.pod.run_pod(config, handler=handler)
+    pods = config.linux.security_context.namespace_options.userns_options
+    same = pb.Mount(container_path="/vol", host_path=str(volume), uidMappings=pods.uids,
+                    gidMappings=pods.gids)
+    container_id = env.run(sandbox_id, config, "same", ["/bin/sleep", "1000"], mounts=[same])
+    assert _exec_text(env, container_id, "stat -c %u:%g /vol").strip() == "0:0"
+    other = pb.Mount(container_path="/vol", host_path=str(volume),
+                     uidMappings=[mapping(pb, 0, 500000, 10)], gidMappings=pods.gids)
+    with pytest.raises(grpc.RpcError) as refused:
+        env.create(sandbox_id, config, env.container_config("other", ["/bin/sleep", "1"],
+                                                             mounts=[other]))
+    assert "id-mapped mounts other than into the pod's user namespace" in refused.value.details()
+    assert [c.id for c in env.list()] == [container_id]
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
