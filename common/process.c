@@ -72,6 +72,31 @@ process_spawn(const struct process_spawn_spec *spec, pid_t *pid, struct error *e
 }
 
 int
+process_fork(int (*fn)(void *arg), void *arg, pid_t *pid, struct error *err)
+{
+  sigset_t none;
+  pid_t child;
+
+  sigemptyset(&none);
+  children_lock();
+  child = fork();
+  if (child == 0)
+    {
+      for (int signo = 1; signo < NSIG; signo++)
+        signal(signo, SIG_DFL);
+      sigprocmask(SIG_SETMASK, &none, NULL);
+      _exit(fn(arg) & 0xff);
+    }
+  if (child > 0)
+    children_claim(child);
+  children_unlock();
+  if (child < 0)
+    return error_set_errno(err, errno, "fork");
+  *pid = child;
+  return 0;
+}
+
+int
 process_reap(pid_t pid, int *status, struct error *err)
 {
   int ret = 0;

@@ -4,7 +4,7 @@
  * process_reap() waits for it; process_run() runs a helper program (CNI
  * plugin, OCI runtime command) to completion with input on stdin, its
  * stdout and stderr captured (each bounded), and a timeout after which it
- * is killed. */
+ * is killed; process_fork() runs a function of crid's in a child. */
 #ifndef CRID_COMMON_PROCESS_H
 #define CRID_COMMON_PROCESS_H
 
@@ -51,6 +51,14 @@ struct process_spawn_spec
  * child is claimed: the orphan reaper leaves it alone until
  * process_reap(). */
 int process_spawn(const struct process_spawn_spec *spec, pid_t *pid, struct error *err);
+/* Forks a child that runs fn(arg) and _exits with its return value (a
+ * status byte), with crid's signal mask and dispositions reset; claimed
+ * like a spawned one, for process_reap().  crid has threads: fn may make
+ * only async-signal-safe calls (no malloc, no locks), so whatever it
+ * needs is prepared before.  For setup work that needs a process of its
+ * own, such as entering a new user namespace (unshare(CLONE_NEWUSER) is
+ * refused to a multi-threaded process). */
+int process_fork(int (*fn)(void *arg), void *arg, pid_t *pid, struct error *err);
 /* Waits for a claimed child (retrying EINTR) and releases it; *status as
  * waitpid() gives it. */
 int process_reap(pid_t pid, int *status, struct error *err);

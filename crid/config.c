@@ -160,6 +160,9 @@ static const struct field runtime_fields[] = {
   STRV(C, cdi_spec_dirs, CHECK_ABSOLUTE,
        "Directories of CDI device spec files (*.json, *.yaml), watched for changes; for the "
        "same device a later directory wins."),
+  BOOLEAN(C, seccomp_use_default_when_empty,
+          "A pod or container that names no seccomp profile runs with the default one, not "
+          "unconfined."),
   FIELDS_END,
 };
 

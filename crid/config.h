@@ -50,6 +50,9 @@ struct crid_config
   char *conmon_path;    /* the one to run, set by config_finalize; not a key */
   int64_t shm_size;     /* bytes of each pod's /dev/shm */
   char **cdi_spec_dirs; /* NULL-terminated */
+  /* No seccomp profile named: RuntimeDefault rather than Unconfined
+   * (CRI-O's key of the same name). */
+  bool seccomp_use_default_when_empty;
   struct runtime_handler_config *runtimes;
   size_t n_runtimes;
   /* [crid.image] */

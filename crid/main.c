@@ -268,6 +268,7 @@ pods_open(struct daemon *daemon, struct error *err)
   options.pause_image = xstrdup(c->pause_image);
   options.systemd_cgroup = strcmp(c->cgroup_manager, "systemd") == 0;
   options.shm_size = c->shm_size;
+  options.seccomp_use_default_when_empty = c->seccomp_use_default_when_empty;
   options.default_handler = xstrdup(c->default_runtime);
   options.handlers = xcalloc(c->n_runtimes + 1, sizeof *options.handlers);
   options.n_handlers = c->n_runtimes;

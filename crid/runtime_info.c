@@ -108,6 +108,7 @@ new_handler(struct rpc_call *call, const char *name)
   handler->name = arena_strdup(&call->arena, name);
   handler->features = features;
   features->recursive_read_only_mounts = known && known->features.recursive_read_only;
+  features->user_namespaces = known && known->features.user_namespaces;
   return handler;
 }
 

@@ -10,6 +10,7 @@
 #include "pod/pod_manager.h"
 #include "pod/pod_resources.h"
 #include "pod/sandbox.h"
+#include "pod/userns.h"
 
 #include <string.h>
 
@@ -105,6 +106,46 @@ network_status(struct rpc_call *call, const struct sandbox_snapshot *snapshot)
   return network;
 }
 
+static Runtime__V1__IDMapping **
+id_mappings(struct rpc_call *call, const struct pod_id_range *ranges, size_t n)
+{
+  Runtime__V1__IDMapping **out = arena_new_array(&call->arena, Runtime__V1__IDMapping *, n);
+
+  for (size_t i = 0; i < n; i++)
+    {
+      out[i] = arena_new(&call->arena, Runtime__V1__IDMapping);
+      runtime__v1__idmapping__init(out[i]);
+      out[i]->container_id = ranges[i].container_id;
+      out[i]->host_id = ranges[i].host_id;
+      out[i]->length = ranges[i].length;
+    }
+  return out;
+}
+
+/* The pod's user namespace: POD with its mappings, or the host's. */
+static Runtime__V1__UserNamespace *
+userns_status(struct rpc_call *call, const struct sandbox *sandbox)
+{
+  Runtime__V1__UserNamespace *out = arena_new(&call->arena, Runtime__V1__UserNamespace);
+  struct pod_userns userns;
+  struct error err = ERROR_INIT;
+
+  runtime__v1__user_namespace__init(out);
+  out->mode = RUNTIME__V1__NAMESPACE_MODE__NODE;
+  /* Checked when the pod was made. */
+  if (pod_userns_of_sandbox(sandbox->config, &userns, &err) < 0 || !userns.enabled)
+    {
+      error_clear(&err);
+      return out;
+    }
+  out->mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+  out->n_uids = userns.n_uids;
+  out->uids = id_mappings(call, userns.uids, userns.n_uids);
+  out->n_gids = userns.n_gids;
+  out->gids = id_mappings(call, userns.gids, userns.n_gids);
+  return out;
+}
+
 static Runtime__V1__LinuxPodSandboxStatus *
 linux_status(struct rpc_call *call, const struct sandbox *sandbox)
 {
@@ -121,6 +162,7 @@ linux_status(struct rpc_call *call, const struct sandbox *sandbox)
   options->ipc
       = sandbox->host_ipc ? RUNTIME__V1__NAMESPACE_MODE__NODE : RUNTIME__V1__NAMESPACE_MODE__POD;
   options->pid = sandbox->pid_mode;
+  options->userns_options = userns_status(call, sandbox);
   namespaces->options = options;
   status->namespaces = namespaces;
   return status;

@@ -4,6 +4,7 @@
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "pod/oci_spec.h"
+#include "pod/userns.h"
 #include "api.pb-c.h"
 
 #include <arpa/inet.h>
@@ -132,6 +133,12 @@ check_container_config(const ProtobufCMessage *m, struct error *err)
   return 0;
 }
 
+static int
+check_namespace_option(const ProtobufCMessage *m, struct error *err)
+{
+  return pod_userns_check_options((const Runtime__V1__NamespaceOption *)m, err);
+}
+
 struct type_rule
 {
   const ProtobufCMessageDescriptor *descriptor;
@@ -145,6 +152,7 @@ static const struct type_rule type_rules[] = {
   { &runtime__v1__linux_container_resources__descriptor, check_resources },
   { &runtime__v1__port_mapping__descriptor, check_port_mapping },
   { &runtime__v1__container_config__descriptor, check_container_config },
+  { &runtime__v1__namespace_option__descriptor, check_namespace_option },
 };
 
 static int

@@ -23,7 +23,9 @@
  *   - PortMapping: protocol TCP, UDP or SCTP, ports within 0..65535 (a
  *     container port from 1 when there is a host port), host_ip empty or
  *     an IPv4 or IPv6 address;
- *   - ContainerConfig.log_path: no ".." component ("a..b.log" is fine).
+ *   - ContainerConfig.log_path: no ".." component ("a..b.log" is fine);
+ *   - NamespaceOption: pod/userns.h's pod_userns_check_options() (user
+ *     namespace modes and mappings).
  *
  * Failures are EINVAL (INVALID_ARGUMENT) naming the field by its path in
  * the request, e.g. `config.labels["app"]`, `config.mounts[2].host_path`,

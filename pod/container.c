@@ -21,6 +21,7 @@
 #include "pod/oci_runtime.h"
 #include "pod/oci_spec.h"
 #include "pod/pod_manager.h"
+#include "pod/container_userns.h"
 #include "pod/rootfs.h"
 #include "pod/sandbox.h"
 #include "common/atomic_file.h"
@@ -289,6 +290,7 @@ struct create_context
   char *dir;
   struct cdi_edits cdi; /* of the CDI devices asked for */
   bool has_cdi;
+  struct container_userns userns;
 };
 
 static int
@@ -499,7 +501,8 @@ resolve_security(struct create_context *ctx, const char *rootfs, struct user_res
                               err)
              < 0)
     return -1;
-  return seccomp_profile_for(profile, sets.bounding, sc && sc->privileged, seccomp, err);
+  return seccomp_profile_for(profile, sets.bounding, sc && sc->privileged,
+                             ctx->manager->options.seccomp_use_default_when_empty, seccomp, err);
 }
 
 static int
@@ -554,6 +557,9 @@ step_bundle(struct create_context *ctx, struct error *err)
   p.shm_path = sandbox->shm_mounted ? shm : NULL;
   p.cgroups_path = container->cgroups_path;
   p.cdi = ctx->has_cdi ? &ctx->cdi : NULL;
+  p.userns = &ctx->userns.pod;
+  p.userns_path = ctx->userns.path;
+  p.mount_sources = ctx->userns.mount_sources;
   if (resolve_security(ctx, rootfs, &user, &seccomp, err) < 0)
     {
       user_resolved_clear(&user);
@@ -681,7 +687,9 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
   if (pod_manager_reserve_container(ctx->manager, container, err) < 0)
     return -1;
   undo_push(undo, "name reservation", undo_reserve, ctx);
-  if (step_image(ctx, err) < 0 || step_cdi(ctx, err) < 0 || step_log_path(ctx, err) < 0)
+  if (step_image(ctx, err) < 0 || step_cdi(ctx, err) < 0 || step_log_path(ctx, err) < 0
+      || container_userns_open(ctx->manager, ctx->sandbox, container->config, &ctx->userns, err)
+             < 0)
     return -1;
   signo = choose_stop_signal(container->config, ctx->image, err);
   if (signo < 0)
@@ -699,10 +707,11 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
     return -1;
   failpoint("container.after-record");
   undo_push(undo, "root file system", undo_rootfs, ctx);
-  if (rootfs_mount(ctx->dir, ctx->layer_dirs, err) < 0
+  if (rootfs_mount(ctx->dir, ctx->layer_dirs, container_userns_idmap(&ctx->userns), err) < 0
       || image_volumes_mount(ctx->manager->options.images, ctx->dir, container->config,
                              &container->image_volumes, err)
-             < 0)
+             < 0
+      || container_userns_volumes(&ctx->userns, ctx->dir, container->config, err) < 0)
     return -1;
   failpoint("container.after-rootfs");
   if (step_bundle(ctx, err) < 0)
@@ -852,7 +861,7 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
                  struct container **out, struct error *err)
 {
   struct undo_list undo = UNDO_INIT;
-  struct create_context ctx = { .manager = manager };
+  struct create_context ctx = { .manager = manager, .userns = CONTAINER_USERNS_INIT };
   bool ready;
   int ret = 0;
 
@@ -892,6 +901,7 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
   strv_free(ctx.layer_dirs);
   image_config_free(ctx.image);
   cdi_edits_clear(&ctx.cdi);
+  container_userns_clear(&ctx.userns);
   free(ctx.dir);
   if (ret < 0)
     {

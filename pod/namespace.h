@@ -1,4 +1,5 @@
-/* pod/namespace: the namespaces a pod's containers share, created once per
+/* pod/namespace: the namespaces a pod's containers share (network, IPC,
+ * UTS, and the user namespace of a pod that has one), created once per
  * sandbox and pinned as bind-mounted files under <state>/ns/<sandbox-id>/,
  * so containers join them by path and they outlive any process. */
 #ifndef CRID_POD_NAMESPACE_H
@@ -15,7 +16,11 @@ enum pod_namespace_kind
   POD_NAMESPACE_NET = 1 << 0,
   POD_NAMESPACE_IPC = 1 << 1,
   POD_NAMESPACE_UTS = 1 << 2,
+  /* Only through pod_namespaces_request.userns, never in kinds. */
+  POD_NAMESPACE_USER = 1 << 3,
 };
+
+struct pod_userns;
 
 struct sysctl_setting
 {
@@ -30,6 +35,10 @@ struct pod_namespaces_request
   const char *hostname; /* set in the new UTS namespace; NULL = leave */
   const struct sysctl_setting *sysctls;
   size_t n_sysctls;
+  /* Enabled: a new user namespace with its maps, pinned as <dir>/user,
+   * that owns the other new namespaces (the pod's root holds every
+   * capability over them, the host's root still too); NULL = none. */
+  const struct pod_userns *userns;
 };
 
 /* Creates the namespaces, brings loopback up in a new network namespace,

@@ -280,6 +280,7 @@ oci_runtime_features(const char *path, struct oci_runtime_features *out, struct 
   struct json_value *features;
 
   memset(out, 0, sizeof *out);
+  out->user_namespaces = true;
   if (process_run(&spec, &result, err) < 0)
     return error_wrap(err, "%s features", path);
   /* Runtimes older than the features command know no more than the OCI
@@ -288,7 +289,12 @@ oci_runtime_features(const char *path, struct oci_runtime_features *out, struct 
                                    : NULL;
   error_clear(&parse_err);
   if (features)
-    out->recursive_read_only = lists_string(json_object_get(features, "mountOptions"), "rro");
+    {
+      const struct json_value *namespaces
+          = json_object_get(json_object_get(features, "linux"), "namespaces");
+      out->recursive_read_only = lists_string(json_object_get(features, "mountOptions"), "rro");
+      out->user_namespaces = namespaces == NULL || lists_string(namespaces, "user");
+    }
   json_free(features);
   process_result_free(&result);
   return 0;

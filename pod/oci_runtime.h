@@ -68,6 +68,11 @@ int oci_runtime_list(const struct oci_runtime *runtime, char ***ids, struct erro
 struct oci_runtime_features
 {
   bool recursive_read_only; /* the "rro" mount option */
+  /* Joins a user namespace by path with the mappings given: every OCI
+   * runtime does, unless its features document lists namespaces without
+   * "user".  pod_manager_new() clears it where the host cannot give pods
+   * one (pod/userns.h). */
+  bool user_namespaces;
 };
 
 int oci_runtime_features(const char *path, struct oci_runtime_features *out, struct error *err);

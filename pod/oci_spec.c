@@ -3,6 +3,7 @@
  * lists (so overrides and checks are easy), then written in one pass. */
 #include "pod/oci_spec.h"
 #include "pod/image_volume.h"
+#include "pod/userns.h"
 #include "pod/capabilities.h"
 #include "pod/seccomp_bpf.h"
 #include "common/cleanup.h"
@@ -154,6 +155,12 @@ namespaces_add(struct namespace_list *l, const char *type, const char *path)
 {
   if (l->n < MAX_NAMESPACES)
     l->items[l->n++] = (struct namespace_spec){ type, path };
+}
+
+static bool
+has_userns(const struct pod_userns *userns)
+{
+  return userns && userns->enabled;
 }
 
 static bool
@@ -632,8 +639,18 @@ prepare_mount_source(const struct oci_container_params *p, const Runtime__V1__Mo
 
   if (str_empty(m->host_path))
     return error_set(err, EINVAL, "mount %s: no host path", destination);
-  if (m->n_uidmappings > 0 || m->n_gidmappings > 0)
-    return error_set(err, ENOSYS, "mount %s: id-mapped mounts are not supported", destination);
+  /* The kubelet gives a userns pod's mounts the pod's mappings: crid
+   * idmaps every mount of such a pod into its namespace. */
+  if ((m->n_uidmappings > 0 || m->n_gidmappings > 0)
+      && (!has_userns(p->userns)
+          || !pod_userns_ranges_equal(p->userns->uids, p->userns->n_uids, m->uidmappings,
+                                      m->n_uidmappings)
+          || !pod_userns_ranges_equal(p->userns->gids, p->userns->n_gids, m->gidmappings,
+                                      m->n_gidmappings)))
+    return error_set(err, ENOSYS,
+                     "mount %s: id-mapped mounts other than into the pod's user namespace are "
+                     "not supported",
+                     destination);
   /* A missing source becomes a directory, as containerd and CRI-O do. */
   if (stat(m->host_path, &st) < 0)
     {
@@ -691,7 +708,6 @@ cri_mounts(const struct oci_container_params *p, struct mount_list *out, const c
       const Runtime__V1__Mount *m = config->mounts[i];
       cleanup_free char *options = NULL;
       cleanup_free char *destination = NULL;
-
       const char *source = m->host_path;
 
       if (m->image)
@@ -707,6 +723,9 @@ cri_mounts(const struct oci_container_params *p, struct mount_list *out, const c
                && strcmp(*rootfs_prop, "rshared") != 0)
         *rootfs_prop = "rslave";
       destination = clean_destination(m->container_path);
+      /* A userns pod binds the idmapped copy of a host path. */
+      if (!m->image && p->mount_sources && p->mount_sources[i])
+        source = p->mount_sources[i];
       mounts_add(out, destination, "bind", source, options);
     }
   /* Parents before children, the request's order among equals (a
@@ -989,6 +1008,37 @@ write_namespaces(struct json_writer *w, const struct namespace_list *l)
 }
 
 static void
+write_id_mappings(struct json_writer *w, const char *key, const struct pod_id_range *ranges,
+                  size_t n)
+{
+  json_write_key(w, key);
+  json_begin_array(w);
+  for (size_t i = 0; i < n; i++)
+    {
+      json_begin_object(w);
+      json_write_key(w, "containerID");
+      json_write_int(w, ranges[i].container_id);
+      json_write_key(w, "hostID");
+      json_write_int(w, ranges[i].host_id);
+      json_write_key(w, "size");
+      json_write_int(w, ranges[i].length);
+      json_end_object(w);
+    }
+  json_end_array(w);
+}
+
+/* Joining the pod's namespace by path, the runtimes still want the
+ * mappings: they tell them the host ids of the container's root. */
+static void
+write_userns_mappings(struct json_writer *w, const struct pod_userns *userns)
+{
+  if (!has_userns(userns))
+    return;
+  write_id_mappings(w, "uidMappings", userns->uids, userns->n_uids);
+  write_id_mappings(w, "gidMappings", userns->gids, userns->n_gids);
+}
+
+static void
 write_path_list(struct json_writer *w, const char *key, char *const *given, size_t n_given,
                 const char *const *defaults)
 {
@@ -1256,6 +1306,8 @@ sandbox_namespaces(const struct oci_sandbox_params *p, enum cgroup_mode mode,
       paths[2] = dir ? xasprintf("%s/ipc", dir) : NULL;
       namespaces_add(l, "ipc", paths[2]);
     }
+  if (has_userns(p->userns))
+    namespaces_add(l, "user", p->userns_path);
   namespaces_add(l, "mount", NULL);
   if (mode == CGROUP_MODE_UNIFIED)
     namespaces_add(l, "cgroup", NULL);
@@ -1344,6 +1396,7 @@ sandbox_write(const struct oci_sandbox_params *p, struct json_writer *w,
     }
   write_resources(w, NULL, &no_devices, false);
   write_namespaces(w, namespaces);
+  write_userns_mappings(w, p->userns);
   write_path_list(w, "maskedPaths", NULL, 0, default_masked_paths);
   write_path_list(w, "readonlyPaths", NULL, 0, default_readonly_paths);
   if (write_seccomp(w, p->seccomp_json, err) < 0)
@@ -1478,8 +1531,8 @@ container_namespaces(const struct oci_container_params *p, struct container_spec
 
   container_modes(p, &network, &ipc, &pid);
   if (o && o->userns_options && o->userns_options->mode == RUNTIME__V1__NAMESPACE_MODE__POD
-      && (o->userns_options->n_uids > 0 || o->userns_options->n_gids > 0))
-    return error_set(err, ENOSYS, "user namespaces are not supported");
+      && !has_userns(p->userns))
+    return error_set(err, EINVAL, "user namespace mode POD, but the pod has no user namespace");
   switch (pid)
     {
     case RUNTIME__V1__NAMESPACE_MODE__CONTAINER:
@@ -1519,6 +1572,8 @@ container_namespaces(const struct oci_container_params *p, struct container_spec
                    ipc == RUNTIME__V1__NAMESPACE_MODE__POD && !str_empty(p->ipcns_path)
                        ? p->ipcns_path
                        : NULL);
+  if (has_userns(p->userns))
+    namespaces_add(&s->namespaces, "user", p->userns_path);
   namespaces_add(&s->namespaces, "mount", NULL);
   if (mode_of(p->cgroup_mode) == CGROUP_MODE_UNIFIED && !s->privileged)
     namespaces_add(&s->namespaces, "cgroup", NULL);
@@ -1878,6 +1933,7 @@ container_write_linux(struct json_writer *w, const struct oci_container_params *
     }
   write_resources(w, r, &s->devices, s->privileged);
   write_namespaces(w, &s->namespaces);
+  write_userns_mappings(w, p->userns);
   write_devices(w, &s->devices);
   if (s->rootfs_propagation[0])
     {

@@ -100,6 +100,8 @@ enum oci_apparmor
   OCI_APPARMOR_ENABLED,
 };
 
+struct pod_userns;
+
 struct oci_sandbox_params
 {
   const char *sandbox_id;
@@ -127,6 +129,11 @@ struct oci_sandbox_params
    * loads it from an annotation; NULL = the runtime compiles it. */
   const char *seccomp_bpf;
   enum cgroup_mode cgroup_mode; /* CGROUP_MODE_UNKNOWN = the host's */
+  /* The pod's user namespace (pod/userns.h), joined at userns_path with
+   * its mappings in uidMappings/gidMappings; NULL or disabled = the
+   * host's. */
+  const struct pod_userns *userns;
+  const char *userns_path;
 };
 
 struct oci_container_params
@@ -168,6 +175,12 @@ struct oci_container_params
    * nodes complete); NULL when none.  Applied after everything of CRI:
    * they replace a device, mount or variable of the same path or name. */
   const struct cdi_edits *cdi;
+  /* As for the sandbox: the pod's user namespace and its pin. */
+  const struct pod_userns *userns;
+  const char *userns_path;
+  /* Per config->mounts[i], the source to bind instead of its host_path
+   * (the idmapped copy pod/rootfs.c made); NULL = host_path. */
+  char *const *mount_sources;
 };
 
 /* config.json of the pause container.  *json is the caller's. */

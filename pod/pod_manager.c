@@ -1,6 +1,8 @@
 #include "pod/pod_manager.h"
 #include "common/trash.h"
 #include "pod/cdi.h"
+#include "pod/namespace.h"
+#include "pod/userns.h"
 #include "pod/monitor.h"
 #include "pod/events.h"
 #include "pod/exec.h"
@@ -66,6 +68,43 @@ open_pause_rootfs(struct pod_manager *manager, struct error *err)
 
   manager->pause = pause_rootfs_new(&options, err);
   return manager->pause ? 0 : -1;
+}
+
+/* Pods get a user namespace only where idmapped mounts of crid's root
+ * work (kernel, file system): without them their files would show as
+ * nobody's.  A handler keeps the feature only then. */
+static int
+make_searchable(const char *dir, struct error *err)
+{
+  struct stat st;
+
+  if (mkdir_p(dir, 0711, err) < 0)
+    return -1;
+  if (stat(dir, &st) < 0 || chmod(dir, (st.st_mode & 07777) | 0111) < 0)
+    return error_set_errno(err, errno, "make %s searchable", dir);
+  return 0;
+}
+
+static void
+probe_user_namespaces(struct pod_manager *manager)
+{
+  cleanup_free char *probe_dir = xasprintf("%s/ns/.userns-probe", manager->options.state_dir);
+  /* The root of a pod with a user namespace, an unprivileged host user,
+   * reaches its container's dir (its own, 0700) through these (`crid
+   * image import` before the first start may have made them 0700). */
+  cleanup_free char *containers = xasprintf("%s/containers", manager->options.root);
+  struct error err = ERROR_INIT;
+
+  /* A crid killed during the probe left its pin. */
+  if (make_searchable(manager->options.root, &err) < 0 || make_searchable(containers, &err) < 0
+      || pod_namespaces_remove(probe_dir, &err) < 0
+      || pod_userns_probe(probe_dir, manager->options.root, &err) < 0)
+    {
+      log_warn("pods get no user namespaces (hostUsers: false): %s", error_message(&err));
+      for (size_t i = 0; i < manager->options.n_handlers; i++)
+        manager->options.handlers[i].features.user_namespaces = false;
+    }
+  error_clear(&err);
 }
 
 static void
@@ -499,6 +538,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
       pod_manager_free(manager);
       return NULL;
     }
+  probe_user_namespaces(manager);
   exec_remove_leftovers(manager->options.state_dir);
   recover_sandboxes(manager);
   /* The watch first, then the scan: an exit in between is seen twice,

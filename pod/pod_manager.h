@@ -39,6 +39,8 @@ struct pod_manager_options
   char *pause_path;  /* the crid-pause binary for the built-in rootfs */
   char *pause_image; /* "" or NULL: the built-in pause (pod/pause_rootfs.h) */
   bool systemd_cgroup;
+  /* No seccomp profile named: RuntimeDefault rather than Unconfined. */
+  bool seccomp_use_default_when_empty;
   int64_t shm_size;
   char *default_handler;
   struct pod_runtime_handler *handlers;

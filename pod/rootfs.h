@@ -1,22 +1,46 @@
-/* pod/rootfs: the overlay mounts of a container's image layers: its root
- * file system (the image's layer dirs as read-only lowers, top first,
- * under an upper/ and work/ of its own in <root>/containers/<id>/,
- * mounted at <dir>/rootfs) and its image volumes (pod/image_volume.h:
- * read-only overlays with no upper dir at <dir>/image-volumes/<n>), and
- * the same read-only overlays for pause images (pod/pause_rootfs.h). */
+/* pod/rootfs: a container's root file system: an overlay of its image's
+ * layer dirs (read-only lowers, top first) under an upper/ and work/ of
+ * its own in <root>/containers/<id>/, mounted at <dir>/rootfs; and, for a
+ * pod with a user namespace (pod/userns.h), the idmapped mounts that let
+ * its processes see files with the owners they have on disk: the layers
+ * and the CRI bind mounts (volumes), never a chown copy.
+ *
+ * Idmapped mounts are made here for every runtime handler (crun has an
+ * `idmap` mount option, runc 1.1 has none): open_tree(OPEN_TREE_CLONE)
+ * of the source, mount_setattr(MOUNT_ATTR_IDMAP) with the pod's user
+ * namespace, then either an overlay lower given as /proc/self/fd/<n>
+ * (the detached mount lives as long as the overlay) or move_mount() to
+ * <dir>/idmapped/<n> for a volume, which the runtime binds like any
+ * source.  The upper layer stays unmapped on disk, owned by the host ids
+ * of the container's root, as containerd's overlay snapshotter keeps it:
+ * files a container writes carry its host ids.
+ *
+ * Also the read-only overlays with no upper dir of image volumes
+ * (pod/image_volume.h, at <dir>/image-volumes/<n>) and of pause images
+ * (pod/pause_rootfs.h). */
 #ifndef CRID_POD_ROOTFS_H
 #define CRID_POD_ROOTFS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 
 /* Where a container's image volumes are mounted, below its dir. */
 #define ROOTFS_IMAGE_VOLUMES "image-volumes"
 
+struct rootfs_idmap
+{
+  int userns_fd;     /* the pod's user namespace */
+  uint32_t root_uid; /* host ids of the container's uid/gid 0: the owner of upper/ */
+  uint32_t root_gid;
+};
+
 /* Mounts the overlay at <dir>/rootfs; lower_dirs top first,
- * NULL-terminated. */
-int rootfs_mount(const char *dir, char *const *lower_dirs, struct error *err);
+ * NULL-terminated.  idmap: the layers idmapped into that user namespace;
+ * NULL = as they are. */
+int rootfs_mount(const char *dir, char *const *lower_dirs, const struct rootfs_idmap *idmap,
+                 struct error *err);
 /* Mounts lower_dirs (top first) read-only, nosuid and nodev, with no upper
  * dir, at <dir>/image-volumes/<index>; *target is that path (caller
  * frees). */
@@ -28,9 +52,20 @@ int rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_
 int rootfs_mount_layers_read_only(const char *target, char *const *lower_dirs, const char *bottom,
                                   struct error *err);
 /* Unmounts (and removes the mount points of) every image volume under
- * dir, then <dir>/rootfs; not mounted is fine.  Whoever deletes a
- * container's dir calls it first, so that the deletion never walks into a
- * mounted image. */
+ * dir, the idmapped volumes of <dir>/idmapped/, then <dir>/rootfs; not
+ * mounted is fine.  Whoever deletes a container's dir calls it first, so
+ * that the deletion never walks into a mounted image. */
 int rootfs_unmount(const char *dir, struct error *err);
+
+/* A detached, idmapped copy of the mount tree at path (submounts
+ * included) as an fd for move_mount() or /proc/self/fd/<n>.  EINVAL-class
+ * errors name a file system that cannot be idmapped. */
+int rootfs_idmapped_tree(const char *path, int userns_fd, int *tree_fd, struct error *err);
+
+/* An idmapped copy of a volume's source at <dir>/idmapped/<index>
+ * (file or directory, as the source is); *target is its path, the
+ * caller's. */
+int rootfs_idmap_volume(const char *dir, size_t index, const char *source, int userns_fd,
+                        char **target, struct error *err);
 
 #endif

@@ -20,6 +20,7 @@
 #include "pod/oci_spec.h"
 #include "pod/pod_files.h"
 #include "pod/pod_manager.h"
+#include "pod/userns.h"
 #include "common/atomic_file.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -224,7 +225,15 @@ step_namespaces(struct run_context *ctx, struct error *err)
   cleanup_free char *dir = sandbox_namespace_dir(ctx->manager, sandbox->id);
   cleanup_free struct sysctl_setting *sysctls = NULL;
   struct pod_namespaces_request request = { 0 };
+  struct pod_userns userns;
 
+  if (pod_userns_of_sandbox(sandbox->config, &userns, err) < 0)
+    return -1;
+  if (userns.enabled
+      && !pod_manager_handler(ctx->manager, sandbox->handler)->features.user_namespaces)
+    return error_set(err, EINVAL, "runtime handler \"%s\" cannot run pods in a user namespace here",
+                     sandbox->handler);
+  request.userns = &userns;
   request.dir = dir;
   request.n_sysctls = collect_sysctls(sandbox, &sysctls);
   request.sysctls = sysctls;
@@ -235,7 +244,7 @@ step_namespaces(struct run_context *ctx, struct error *err)
   if (!sandbox->host_ipc)
     request.kinds |= POD_NAMESPACE_IPC;
   request.hostname = sandbox->config->hostname[0] ? sandbox->config->hostname : NULL;
-  if (request.kinds == 0 && request.n_sysctls == 0)
+  if (request.kinds == 0 && request.n_sysctls == 0 && !userns.enabled)
     return 0;
   sandbox->namespaces_pinned = true;
   if (sandbox_save_intent(ctx->manager, sandbox, err) < 0)
@@ -590,7 +599,8 @@ undo_pause(void *object, struct error *err)
 /* The pod's seccomp profile applies to the pause process too; it holds
  * the default capabilities, so the filter is the one for those. */
 static int
-pause_seccomp(const struct sandbox *sandbox, char **json, struct error *err)
+pause_seccomp(const struct pod_manager *manager, const struct sandbox *sandbox, char **json,
+              struct error *err)
 {
   const Runtime__V1__LinuxPodSandboxConfig *linux_config = sandbox->config->linux;
   const Runtime__V1__LinuxSandboxSecurityContext *sc
@@ -600,7 +610,8 @@ pause_seccomp(const struct sandbox *sandbox, char **json, struct error *err)
 
   if (seccomp_profile_of_sandbox(sc, &legacy, &profile, err) < 0)
     return -1;
-  return seccomp_profile_for(profile, capabilities_default(), sc && sc->privileged, json, err);
+  return seccomp_profile_for(profile, capabilities_default(), sc && sc->privileged,
+                             manager->options.seccomp_use_default_when_empty, json, err);
 }
 
 static int
@@ -615,10 +626,16 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   cleanup_free char *seccomp_bpf = NULL;
   cleanup_free char *rootfs = NULL;
   cleanup_strv char **args = NULL;
+  cleanup_free char *userns_path = xasprintf("%s/user", ns_dir);
   struct oci_sandbox_params params = { 0 };
+  struct pod_userns userns;
 
   if (pause_rootfs_get(manager->pause, &rootfs, &args, err) < 0)
     return -1;
+  if (pod_userns_of_sandbox(sandbox->config, &userns, err) < 0)
+    return -1;
+  params.userns = &userns;
+  params.userns_path = userns_path;
   params.config = sandbox->config;
   params.rootfs = rootfs;
   params.args = args;
@@ -628,7 +645,7 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
   params.pid_mode = sandbox->pid_mode;
   params.cgroups_path = sandbox->cgroups_path;
   params.sandbox_id = sandbox->id;
-  if (pause_seccomp(sandbox, &seccomp, err) < 0)
+  if (pause_seccomp(manager, sandbox, &seccomp, err) < 0)
     return error_wrap(err, "seccomp profile of the pod");
   params.seccomp_json = seccomp;
   if (pod_manager_seccomp_bpf(manager, sandbox->handler, seccomp, &seccomp_bpf, err) < 0)

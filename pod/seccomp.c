@@ -854,12 +854,15 @@ localhost_profile(const char *ref, uint64_t capabilities, char **json, struct er
 
 int
 seccomp_profile_for(const Runtime__V1__SecurityProfile *profile, uint64_t capabilities,
-                    bool privileged, char **json, struct error *err)
+                    bool privileged, bool default_when_empty, char **json, struct error *err)
 {
   /* No profile at all is Unconfined, as the CRI defines it (containerd
-   * does the same; the kubelet sends RuntimeDefault when it wants it). */
+   * does the same; the kubelet sends RuntimeDefault when it wants it),
+   * unless the operator asked for confinement then. */
   Runtime__V1__SecurityProfile__ProfileType type
-      = profile ? profile->profile_type : RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined;
+      = profile              ? profile->profile_type
+        : default_when_empty ? RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__RuntimeDefault
+                             : RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined;
 
   *json = NULL;
   /* A privileged container runs without any filter, whatever it names. */

@@ -19,10 +19,10 @@
  *     container's capabilities, the host arch and the running kernel;
  *   - privileged: no filter unless the profile is explicitly Localhost
  *     (an explicit file is the operator's deliberate choice);
- *   - a NULL SecurityProfile (no message at all) is RuntimeDefault.
- *     Kubelet always fills the message, so NULL only comes from other
- *     clients (crictl without a seccomp key); like CRI-O's
- *     seccomp_use_default_when_empty, crid then confines rather than not.
+ *   - no profile at all (no SecurityProfile message, no legacy path) is
+ *     Unconfined, as the CRI defines it and containerd does; with
+ *     default_when_empty (the seccomp_use_default_when_empty setting,
+ *     CRI-O's) it is RuntimeDefault.
  *
  * Every syscall name is checked with libseccomp against the profile's
  * architectures (and the native one): a name libseccomp knows on none of
@@ -49,7 +49,7 @@
  * *json is the caller's; NULL means unconfined.  EINVAL for a bad or
  * missing Localhost profile or an unknown profile type. */
 int seccomp_profile_for(const Runtime__V1__SecurityProfile *profile, uint64_t capabilities,
-                        bool privileged, char **json, struct error *err);
+                        bool privileged, bool default_when_empty, char **json, struct error *err);
 
 /* The profile a security context asks for: its `seccomp` field, else the
  * deprecated seccomp_profile_path string that older kubelets and critest

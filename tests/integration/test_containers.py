@@ -58,7 +58,7 @@ class ContainerEnv:
     container helpers."""
 
     def __init__(self, podenv_factory, extra_images=None, config=None):
-        self.pod = podenv_factory(start=False, config=config)
+        self.pod = podenv_factory(start=False, **({"config": config} if config else {}))
         self.crid = self.pod.crid
         self.pb = self.pod.pb
         self.image, tarball = build_image_tarball(self.crid.dir, extra_images)
@@ -559,6 +559,29 @@ def test_nil_seccomp_profile_is_unconfined(env, handler):
     sandbox_id, sandbox_config = env.run_pod("nilseccomp", handler)
     plain = env.run(sandbox_id, sandbox_config, "plain", ["/bin/sleep", "1000"])
     assert _seccomp_state(env, plain) == "0"
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
+
+
+def test_seccomp_use_default_when_empty(env, handler):
+    """CRI-O's seccomp_use_default_when_empty = true: no profile at all is
+    RuntimeDefault (filtered) for the pause and the containers; a profile
+    named Unconfined stays unconfined."""
+    pb = env.pb
+    env.crid.stop()
+    env.crid.write_config({"crid.runtime": {"seccomp_use_default_when_empty": True}})
+    env.crid.start()
+    sandbox_id, sandbox_config = env.run_pod("defaultseccomp", handler)
+    plain = env.run(sandbox_id, sandbox_config, "plain", ["/bin/sleep", "1000"])
+    assert _seccomp_state(env, plain) == "2"
+    pause_pid = env.pod.info(sandbox_id)["pid"]
+    with open(f"/proc/{pause_pid}/status") as f:
+        assert re.search(r"^Seccomp:\s*2$", f.read(), re.MULTILINE)
+    unconfined = pb.LinuxContainerSecurityContext(
+        seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined))
+    free = env.run(sandbox_id, sandbox_config, "free", ["/bin/sleep", "1000"],
+                   linux=pb.LinuxContainerConfig(security_context=unconfined))
+    assert _seccomp_state(env, free) == "0"
     env.remove_pod(sandbox_id)
     env.assert_clean()
 

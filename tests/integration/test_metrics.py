@@ -320,9 +320,7 @@ def test_containers_sandboxes_monitors_and_oom(podenv_factory):  # noqa: F811
     """One pod (crun) with a sleeper and a container that runs out of
     memory: the gauges follow the lifecycle and the OOM kill is counted
     once, however often it is scraped."""
-    env = ContainerEnv(
-        lambda start=False: podenv_factory(start=start, config=METRICS_ON)
-    )
+    env = ContainerEnv(podenv_factory, config=METRICS_ON)
     pb, crid, netns = env.pb, env.crid, env.pod.ns.path
     port = metrics_port(crid)
     mib = 1024 * 1024

@@ -62,10 +62,9 @@ def env(podenv_factory):
     """ContainerEnv with a 1 s stats period; after a failed test its pods
     are removed through crid while crid still runs."""
 
-    def factory(**kwargs):
-        return podenv_factory(config={"crid.stats": {"collection_period": PERIOD}}, **kwargs)
-
-    container_env = ContainerEnv(factory)
+    container_env = ContainerEnv(
+        podenv_factory, config={"crid.stats": {"collection_period": PERIOD}}
+    )
     yield container_env
     if not container_env.crid.running():
         return

@@ -646,8 +646,9 @@ test_toml_round_trip(void **state)
 
   config_init(&c);
   merge_ok(&c, full_config);
-  set_string(&c.pause_image, "odd \"quoted\" \\ back\\slash\ttab\nnewline \x01 caf\xc3\xa9");
-  set_string(&c.stream_address, "'single'");
+  /* pause_image must be a reference: free text goes in stream_address. */
+  set_string(&c.stream_address, "odd \"quoted\" \\ back\\slash\ttab\nnewline \x01 caf\xc3\xa9");
+  set_string(&c.conmon, "/opt/'single'");
   merge_ok(&c, "[crid.image.registries.\"[::1]:5000\"]\n"
                "[crid.runtime.runtimes.\"x.y\"]\nruntime_path = \"/x\"\n"
                "allowed_annotations = [\"a=b\", \"#not a comment\", \"]\"]\n");

@@ -16,6 +16,7 @@
 #include "pod/capabilities.h"
 #include "pod/oci_spec.h"
 #include "pod/image_volume.h"
+#include "pod/userns.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -1088,12 +1089,14 @@ test_namespaces_per_mode(void **state)
 }
 
 static void
-test_user_namespaces_refused(void **state)
+test_user_namespace_of_the_pod(void **state)
 {
   struct fixture *f = *state;
   Runtime__V1__UserNamespace userns;
   Runtime__V1__IDMapping mapping;
   Runtime__V1__IDMapping *mappings[] = { &mapping };
+  struct pod_userns pod = { .enabled = true, .n_uids = 1, .n_gids = 1 };
+  int64_t value;
 
   runtime__v1__user_namespace__init(&userns);
   runtime__v1__idmapping__init(&mapping);
@@ -1102,11 +1105,35 @@ test_user_namespaces_refused(void **state)
   {
     cleanup_json struct json_value *spec = build(f);
     assert_null(namespace_of(spec, "user"));
+    assert_null(at(spec, "linux.uidMappings"));
   }
   userns.mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+  mapping.host_id = 100000;
+  mapping.length = 65536;
   userns.uids = mappings;
   userns.n_uids = 1;
-  assert_int_equal(build_error(f, "user namespaces"), ENOSYS);
+  userns.gids = mappings;
+  userns.n_gids = 1;
+  assert_int_equal(build_error(f, "the pod has no user namespace"), EINVAL);
+
+  /* The pod's: joined by path, its mappings written for the runtime. */
+  pod.uids[0] = (struct pod_id_range){ 0, 100000, 65536 };
+  pod.gids[0] = pod.uids[0];
+  f->params.userns = &pod;
+  f->params.userns_path = NS_DIR "/user";
+  {
+    cleanup_json struct json_value *spec = build(f);
+    const struct json_value *user = namespace_of(spec, "user");
+    const struct json_value *uids = at(spec, "linux.uidMappings");
+    assert_non_null(user);
+    assert_string_equal(json_object_get_string(user, "path"), NS_DIR "/user");
+    assert_int_equal(json_array_size(uids), 1);
+    assert_true(json_integer(json_object_get(json_array_at(uids, 0), "hostID"), &value));
+    assert_int_equal(value, 100000);
+    assert_true(json_integer(json_object_get(json_array_at(uids, 0), "size"), &value));
+    assert_int_equal(value, 65536);
+    assert_int_equal(json_array_size(at(spec, "linux.gidMappings")), 1);
+  }
 }
 
 /* ---- resources, devices, oom ---------------------------------------------- */
@@ -1568,7 +1595,7 @@ main(void)
     T(test_apparmor),
     T(test_user_and_seccomp_hooks),
     T(test_namespaces_per_mode),
-    T(test_user_namespaces_refused),
+    T(test_user_namespace_of_the_pod),
     T(test_resources),
     T(test_devices),
     T(test_cdi_edits),

@@ -280,32 +280,41 @@ test_profile_types(void **state)
 
   runtime__v1__security_profile__init(&sp);
   sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined;
-  assert_int_equal(seccomp_profile_for(&sp, caps, false, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(&sp, caps, false, false, &json, &err), 0);
   assert_null(json);
 
   /* RuntimeDefault: the built-in profile. */
   sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__RuntimeDefault;
-  assert_int_equal(seccomp_profile_for(&sp, caps, false, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(&sp, caps, false, false, &json, &err), 0);
   assert_non_null(json);
   assert_non_null(strstr(json, "\"defaultAction\":\"SCMP_ACT_ERRNO\""));
   free(json);
   /* No message at all is Unconfined, as the CRI defines it (critest
    * v1.32 "should support nil profile, which is unconfined"). */
-  assert_int_equal(seccomp_profile_for(NULL, caps, false, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(NULL, caps, false, false, &json, &err), 0);
+  assert_null(json);
+  /* seccomp_use_default_when_empty: RuntimeDefault then; a profile named
+   * Unconfined stays unconfined. */
+  assert_int_equal(seccomp_profile_for(NULL, caps, false, true, &json, &err), 0);
+  assert_non_null(json);
+  assert_non_null(strstr(json, "\"defaultAction\":\"SCMP_ACT_ERRNO\""));
+  free(json);
+  sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined;
+  assert_int_equal(seccomp_profile_for(&sp, caps, false, true, &json, &err), 0);
   assert_null(json);
 
   /* Privileged: no filter, whatever is asked for (critest v1.32 "should
    * ignore a seccomp profile that blocks setting hostname when
    * privileged"). */
-  assert_int_equal(seccomp_profile_for(&sp, caps, true, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(&sp, caps, true, false, &json, &err), 0);
   assert_null(json);
-  assert_int_equal(seccomp_profile_for(NULL, caps, true, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(NULL, caps, true, false, &json, &err), 0);
   assert_null(json);
   sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
   sp.localhost_ref = path;
-  assert_int_equal(seccomp_profile_for(&sp, caps, true, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(&sp, caps, true, false, &json, &err), 0);
   assert_null(json);
-  assert_int_equal(seccomp_profile_for(&sp, caps, false, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(&sp, caps, false, false, &json, &err), 0);
   assert_non_null(json);
   assert_non_null(strstr(json, "SCMP_ACT_ALLOW"));
   free(json);
@@ -314,12 +323,12 @@ test_profile_types(void **state)
   {
     cleanup_free char *ref = xasprintf("localhost/%s", path);
     sp.localhost_ref = ref;
-    assert_int_equal(seccomp_profile_for(&sp, caps, false, &json, &err), 0);
+    assert_int_equal(seccomp_profile_for(&sp, caps, false, false, &json, &err), 0);
     free(json);
   }
 
   sp.profile_type = 7;
-  assert_int_equal(seccomp_profile_for(&sp, caps, false, &json, &err), -1);
+  assert_int_equal(seccomp_profile_for(&sp, caps, false, false, &json, &err), -1);
   assert_int_equal(err.code, EINVAL);
   error_clear(&err);
 }
@@ -381,7 +390,7 @@ test_localhost_docker_form(void **state)
   runtime__v1__security_profile__init(&sp);
   sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
   sp.localhost_ref = path;
-  assert_int_equal(seccomp_profile_for(&sp, capabilities_default(), false, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(&sp, capabilities_default(), false, false, &json, &err), 0);
   p = parse(json);
   assert_null(json_object_get(p, "archMap"));
   assert_string_equal(json_object_get_string(p, "defaultAction"), "SCMP_ACT_ERRNO");
@@ -423,8 +432,9 @@ test_localhost_docker_form(void **state)
   json = NULL;
   json_free(p);
   p = NULL;
-  assert_int_equal(
-      seccomp_profile_for(&sp, capabilities_default() | BIT(CAP_SYS_ADMIN), false, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(&sp, capabilities_default() | BIT(CAP_SYS_ADMIN), false,
+                                       false, &json, &err),
+                   0);
   p = parse(json);
   assert_true(allowed(p, "mount"));
   assert_null(find_rule(p, "clone", NULL));
@@ -458,7 +468,7 @@ test_localhost_oci_form(void **state)
   runtime__v1__security_profile__init(&sp);
   sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
   sp.localhost_ref = path;
-  assert_int_equal(seccomp_profile_for(&sp, capabilities_default(), false, &json, &err), 0);
+  assert_int_equal(seccomp_profile_for(&sp, capabilities_default(), false, false, &json, &err), 0);
   p = parse(json);
   assert_string_equal(json_object_get_string(p, "defaultAction"), "SCMP_ACT_ALLOW");
   assert_null(json_object_get(p, "defaultErrnoRet"));
@@ -488,7 +498,7 @@ expect_refused(struct fixture *f, const char *text, const char *needle)
   runtime__v1__security_profile__init(&sp);
   sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
   sp.localhost_ref = path;
-  assert_int_equal(seccomp_profile_for(&sp, capabilities_default(), false, &json, &err), -1);
+  assert_int_equal(seccomp_profile_for(&sp, capabilities_default(), false, false, &json, &err), -1);
   assert_null(json);
   assert_int_equal(err.code, EINVAL);
   if (strstr(error_message(&err), path) == NULL || strstr(error_message(&err), needle) == NULL)
@@ -572,7 +582,7 @@ test_localhost_missing_and_bad_refs(void **state)
   sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
 
   sp.localhost_ref = missing;
-  assert_int_equal(seccomp_profile_for(&sp, 0, false, &json, &err), -1);
+  assert_int_equal(seccomp_profile_for(&sp, 0, false, false, &json, &err), -1);
   assert_int_equal(err.code, EINVAL);
   {
     cleanup_free char *want = xasprintf("seccomp profile %s not found", missing);
@@ -581,26 +591,26 @@ test_localhost_missing_and_bad_refs(void **state)
   error_clear(&err);
 
   sp.localhost_ref = "profiles/relative.json";
-  assert_int_equal(seccomp_profile_for(&sp, 0, false, &json, &err), -1);
+  assert_int_equal(seccomp_profile_for(&sp, 0, false, false, &json, &err), -1);
   assert_int_equal(err.code, EINVAL);
   assert_non_null(strstr(error_message(&err), "absolute"));
   error_clear(&err);
 
   sp.localhost_ref = "";
-  assert_int_equal(seccomp_profile_for(&sp, 0, false, &json, &err), -1);
+  assert_int_equal(seccomp_profile_for(&sp, 0, false, false, &json, &err), -1);
   assert_int_equal(err.code, EINVAL);
   error_clear(&err);
 
   /* A FIFO would block a plain open(); refused instead. */
   assert_int_equal(mkfifo(fifo, 0600), 0);
   sp.localhost_ref = fifo;
-  assert_int_equal(seccomp_profile_for(&sp, 0, false, &json, &err), -1);
+  assert_int_equal(seccomp_profile_for(&sp, 0, false, false, &json, &err), -1);
   assert_int_equal(err.code, EINVAL);
   assert_non_null(strstr(error_message(&err), "not a regular file"));
   error_clear(&err);
 
   sp.localhost_ref = f->dir;
-  assert_int_equal(seccomp_profile_for(&sp, 0, false, &json, &err), -1);
+  assert_int_equal(seccomp_profile_for(&sp, 0, false, false, &json, &err), -1);
   assert_int_equal(err.code, EINVAL);
   error_clear(&err);
   assert_null(json);
@@ -789,7 +799,7 @@ default_profile_in(struct fixture *f, const char *runtime)
     runtime__v1__security_profile__init(&sp);
     sp.profile_type = RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost;
     sp.localhost_ref = path;
-    assert_int_equal(seccomp_profile_for(&sp, with_admin, false, &converted, &err), 0);
+    assert_int_equal(seccomp_profile_for(&sp, with_admin, false, false, &converted, &err), 0);
     status = run_container(f, runtime, "[\"busybox\",\"uname\"]", with_admin, converted, &output);
     if (status != 0)
       fail_msg("%s: uname failed under the converted profile: %s", runtime, output);
