@@ -8,6 +8,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pod/layout.h"
 #include "pod/container.h"
 #include "pod/exec_sync.h"
 #include "pod/pod_manager.h"
@@ -217,7 +218,7 @@ verbose_info(struct rpc_call *call, const struct container_snapshot *snapshot)
   const struct container *container = snapshot->container;
   struct pod_manager *pods = call->daemon->pods;
   struct json_writer *writer = json_writer_new(false);
-  cleanup_free char *dir = container_dir(pods, container->id);
+  cleanup_free char *dir = layout_container_dir(pods, container->id);
   cleanup_free char *spec_path = xasprintf("%s/config.json", dir);
 
   json_begin_object(writer);

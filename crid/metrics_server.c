@@ -9,6 +9,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pod/layout.h"
 #include "pod/container.h"
 #include "pod/monitor.h"
 #include "pod/pod_manager.h"
@@ -344,7 +345,7 @@ struct pod_counts
 static bool
 monitor_alive(struct pod_manager *pods, const char *id)
 {
-  cleanup_free char *dir = container_socket_dir(pods, id);
+  cleanup_free char *dir = layout_monitor_dir(pods, id);
   cleanup_free char *comm_path = NULL, *comm = NULL;
   const char *name = strrchr(pods->options.conmon_path, '/');
   struct error err = ERROR_INIT;

@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pod/layout.h"
 #include "pod/pod_manager.h"
 #include "pod/pod_resources.h"
 #include "pod/sandbox.h"
@@ -174,8 +175,8 @@ verbose_info(struct rpc_call *call, const struct sandbox_snapshot *snapshot)
   const struct sandbox *sandbox = snapshot->sandbox;
   struct pod_manager *pods = call->daemon->pods;
   struct json_writer *writer = json_writer_new(false);
-  cleanup_free char *dir = sandbox_dir(pods, sandbox->id);
-  cleanup_free char *ns_dir = sandbox_namespace_dir(pods, sandbox->id);
+  cleanup_free char *dir = layout_sandbox_dir(pods, sandbox->id);
+  cleanup_free char *ns_dir = layout_namespace_dir(pods, sandbox->id);
   cleanup_free char *spec_path = xasprintf("%s/bundle/config.json", dir);
 
   json_begin_object(writer);

@@ -9,7 +9,10 @@
  * rootfs/) and holds upper/, work/, request.pb and state.json; the
  * monitor's files are in <state>/conmon/<id>/ (ctl, attach, oom, pid
  * files) and its exit file is <state>/exits/<id>. */
+#include "pod/layout.h"
 #include "pod/container.h"
+#include "pod/container_resources.h"
+#include "pod/signal_name.h"
 #include "common/trash.h"
 #include "pod/cdi.h"
 #include "common/failpoint.h"
@@ -49,97 +52,7 @@
 #define KILL_WAIT_MS 10000
 #define REOPEN_WAIT_MS 5000
 
-char *
-container_dir(const struct pod_manager *manager, const char *id)
-{
-  return xasprintf("%s/containers/%s", manager->options.root, id);
-}
-
-char *
-container_socket_dir(const struct pod_manager *manager, const char *id)
-{
-  return xasprintf("%s/conmon/%s", manager->options.state_dir, id);
-}
-
-char *
-container_exit_dir(const struct pod_manager *manager)
-{
-  return xasprintf("%s/exits", manager->options.state_dir);
-}
-
-/* ---- Signals --------------------------------------------------------- */
-
-static const struct
-{
-  const char *name;
-  int number;
-} signal_names[] = {
-  { "ABRT", SIGABRT }, { "ALRM", SIGALRM }, { "BUS", SIGBUS },       { "CHLD", SIGCHLD },
-  { "CLD", SIGCHLD },  { "CONT", SIGCONT }, { "FPE", SIGFPE },       { "HUP", SIGHUP },
-  { "ILL", SIGILL },   { "INT", SIGINT },   { "IO", SIGIO },         { "IOT", SIGIOT },
-  { "KILL", SIGKILL }, { "PIPE", SIGPIPE }, { "POLL", SIGPOLL },     { "PROF", SIGPROF },
-  { "PWR", SIGPWR },   { "QUIT", SIGQUIT }, { "SEGV", SIGSEGV },     { "STKFLT", SIGSTKFLT },
-  { "STOP", SIGSTOP }, { "SYS", SIGSYS },   { "TERM", SIGTERM },     { "TRAP", SIGTRAP },
-  { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },     { "URG", SIGURG },
-  { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "VTALRM", SIGVTALRM }, { "WINCH", SIGWINCH },
-  { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
-};
-
-/* "RTMIN+3", "RTMINPLUS3", "RTMAX-2", "RTMAXMINUS2", "RTMIN". */
-static int
-parse_realtime(const char *name)
-{
-  const char *rest;
-  int base, sign;
-  char *end;
-  long offset = 0;
-
-  if (str_has_prefix(name, "RTMIN"))
-    base = SIGRTMIN, sign = 1, rest = name + 5;
-  else if (str_has_prefix(name, "RTMAX"))
-    base = SIGRTMAX, sign = -1, rest = name + 5;
-  else
-    return -1;
-  if (*rest == '\0')
-    return base;
-  if ((sign > 0 && *rest == '+') || (sign < 0 && *rest == '-'))
-    rest++;
-  else if (sign > 0 && str_has_prefix(rest, "PLUS"))
-    rest += 4;
-  else if (sign < 0 && str_has_prefix(rest, "MINUS"))
-    rest += 5;
-  else
-    return -1;
-  offset = strtol(rest, &end, 10);
-  if (end == rest || *end || offset < 0 || base + sign * offset < SIGRTMIN
-      || base + sign * offset > SIGRTMAX)
-    return -1;
-  return base + sign * (int)offset;
-}
-
-int
-container_parse_signal(const char *text)
-{
-  char name[32];
-  size_t i;
-
-  if (text == NULL || *text == '\0' || strlen(text) >= sizeof name)
-    return -1;
-  if (isdigit((unsigned char)text[0]))
-    {
-      char *end;
-      long n = strtol(text, &end, 10);
-      return *end == '\0' && n > 0 && n <= SIGRTMAX ? (int)n : -1;
-    }
-  for (i = 0; text[i]; i++)
-    name[i] = (char)toupper((unsigned char)text[i]);
-  name[i] = '\0';
-  text = str_has_prefix(name, "SIG") ? name + 3 : name;
-  for (i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
-    if (strcmp(text, signal_names[i].name) == 0)
-      return signal_names[i].number;
-  return parse_realtime(text);
-}
+/* ---- Stop signal ----------------------------------------------------- */
 
 /* CRI stop_signal (1.33+) first, then the image's StopSignal, then TERM. */
 static int
@@ -150,14 +63,14 @@ choose_stop_signal(const Runtime__V1__ContainerConfig *config, const struct imag
     {
       const ProtobufCEnumValue *value = protobuf_c_enum_descriptor_get_value(
           &runtime__v1__signal__descriptor, config->stop_signal);
-      int signo = value ? container_parse_signal(value->name) : -1;
+      int signo = value ? signal_parse(value->name) : -1;
       if (signo < 0)
         return error_set(err, EINVAL, "unknown stop signal %d", (int)config->stop_signal);
       return signo;
     }
   if (image && image->stop_signal && image->stop_signal[0])
     {
-      int signo = container_parse_signal(image->stop_signal);
+      int signo = signal_parse(image->stop_signal);
       if (signo < 0)
         return error_set(err, EINVAL, "the image's stop signal \"%s\" is not a signal",
                          image->stop_signal);
@@ -182,9 +95,9 @@ file_mtime_ns(const char *path)
 static bool
 refresh_locked(struct pod_manager *manager, struct container *container)
 {
-  cleanup_free char *exits = container_exit_dir(manager);
+  cleanup_free char *exits = layout_area(manager, LAYOUT_EXITS);
   cleanup_free char *exit_path = xasprintf("%s/%s", exits, container->id);
-  cleanup_free char *socket_dir = container_socket_dir(manager, container->id);
+  cleanup_free char *socket_dir = layout_monitor_dir(manager, container->id);
   cleanup_free char *oom_path = xasprintf("%s/oom", socket_dir);
   struct error err = ERROR_INIT;
   int status = 0, ret;
@@ -257,7 +170,7 @@ has_ended(struct pod_manager *manager, struct container *container)
 static bool
 wait_for_end(struct pod_manager *manager, struct container *container, int64_t timeout_ms)
 {
-  cleanup_free char *socket_dir = container_socket_dir(manager, container->id);
+  cleanup_free char *socket_dir = layout_monitor_dir(manager, container->id);
   int64_t deadline = time_monotonic_ns() + timeout_ms * 1000000LL;
   pid_t monitor = monitor_read_pid(socket_dir);
 
@@ -512,8 +425,8 @@ step_bundle(struct create_context *ctx, struct error *err)
   struct container *container = ctx->container;
   struct sandbox *sandbox = ctx->sandbox;
   struct pod_manager *manager = ctx->manager;
-  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
-  cleanup_free char *sandbox_files = sandbox_dir(manager, sandbox->id);
+  cleanup_free char *ns_dir = layout_namespace_dir(manager, sandbox->id);
+  cleanup_free char *sandbox_files = layout_sandbox_dir(manager, sandbox->id);
   cleanup_free char *netns = xasprintf("%s/net", ns_dir);
   cleanup_free char *ipcns = xasprintf("%s/ipc", ns_dir);
   cleanup_free char *utsns = xasprintf("%s/uts", ns_dir);
@@ -521,7 +434,7 @@ step_bundle(struct create_context *ctx, struct error *err)
   cleanup_free char *target = target_pidns(ctx);
   cleanup_free char *hostname = xasprintf("%s/hostname", sandbox_files);
   cleanup_free char *resolv = xasprintf("%s/resolv.conf", sandbox_files);
-  cleanup_free char *shm = sandbox_shm_path(manager, sandbox->id);
+  cleanup_free char *shm = layout_shm_path(manager, sandbox->id);
   cleanup_free char *rootfs = xasprintf("%s/rootfs", ctx->dir);
   cleanup_free char *config_path = xasprintf("%s/config.json", ctx->dir);
   cleanup_free char *json = NULL;
@@ -629,8 +542,8 @@ destroy_in_runtime(struct pod_manager *manager, struct container *container, str
 void
 container_remove_monitor_files(const struct pod_manager *manager, const char *id)
 {
-  cleanup_free char *socket_dir = container_socket_dir(manager, id);
-  cleanup_free char *exits = container_exit_dir(manager);
+  cleanup_free char *socket_dir = layout_monitor_dir(manager, id);
+  cleanup_free char *exits = layout_area(manager, LAYOUT_EXITS);
 
   monitor_remove_files(socket_dir, exits, id);
 }
@@ -653,8 +566,8 @@ step_monitor(struct create_context *ctx, struct error *err)
 {
   struct container *container = ctx->container;
   struct pod_manager *manager = ctx->manager;
-  cleanup_free char *socket_dir = container_socket_dir(manager, container->id);
-  cleanup_free char *exits = container_exit_dir(manager);
+  cleanup_free char *socket_dir = layout_monitor_dir(manager, container->id);
+  cleanup_free char *exits = layout_area(manager, LAYOUT_EXITS);
   struct oci_runtime runtime;
   struct monitor_launch launch;
   pid_t monitor_pid;
@@ -695,7 +608,7 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
   if (signo < 0)
     return -1;
   container->stop_signal = signo;
-  ctx->dir = container_dir(ctx->manager, container->id);
+  ctx->dir = layout_container_dir(ctx->manager, container->id);
   undo_push(undo, "container directory", undo_dir, ctx);
   if (mkdir_p(ctx->dir, 0700, err) < 0)
     return -1;
@@ -759,7 +672,7 @@ container_orphan_reaped(struct pod_manager *manager, pid_t pid, int status)
       /* The container's own parent, its monitor, is gone (else it would
        * have reaped it): its exit file is written here, as the monitor
        * would have, so the real status is not lost. */
-      exits = container_exit_dir(manager);
+      exits = layout_area(manager, LAYOUT_EXITS);
       path = xasprintf("%s/%s", exits, c->id);
       temp = xasprintf("%s/.%s.crid", exits, c->id);
       text = xasprintf("%d", process_exit_code(status));
@@ -777,8 +690,8 @@ container_orphan_reaped(struct pod_manager *manager, pid_t pid, int status)
 void
 container_salvage(struct pod_manager *manager, const char *id)
 {
-  cleanup_free char *dir = container_dir(manager, id);
-  cleanup_free char *socket_dir = container_socket_dir(manager, id);
+  cleanup_free char *dir = layout_container_dir(manager, id);
+  cleanup_free char *socket_dir = layout_monitor_dir(manager, id);
   pid_t monitor = monitor_read_pid(socket_dir);
   struct error err = ERROR_INIT;
 
@@ -849,7 +762,7 @@ container_roll_back(struct pod_manager *manager, struct container *container)
 
   log_info("recovery: container %.12s was being created when crid stopped: rolling it back",
            container->id);
-  ctx.dir = container_dir(manager, container->id);
+  ctx.dir = layout_container_dir(manager, container->id);
   if (undo_monitor(&ctx, &err) < 0 || undo_rootfs(&ctx, &err) < 0 || undo_dir(&ctx, &err) < 0)
     log_warn("recovery: container %.12s: %s", container->id, error_message(&err));
   error_clear(&err);
@@ -1076,7 +989,7 @@ container_stop(struct pod_manager *manager, struct container *container, int64_t
 static int
 remove_locked(struct pod_manager *manager, struct container *container, struct error *err)
 {
-  cleanup_free char *dir = container_dir(manager, container->id);
+  cleanup_free char *dir = layout_container_dir(manager, container->id);
 
   if (container->removed)
     return 0;
@@ -1163,7 +1076,7 @@ container_remove_pod(struct pod_manager *manager, const char *sandbox_id, struct
 int
 container_reopen_log(struct pod_manager *manager, struct container *container, struct error *err)
 {
-  cleanup_free char *socket_dir = container_socket_dir(manager, container->id);
+  cleanup_free char *socket_dir = layout_monitor_dir(manager, container->id);
   cleanup_free char *ctl = xasprintf("%s/ctl", socket_dir);
   int64_t deadline = time_monotonic_ns() + REOPEN_WAIT_MS * 1000000LL;
   cleanup_close int fd = -1;
@@ -1187,57 +1100,6 @@ container_reopen_log(struct pod_manager *manager, struct container *container, s
   return 0;
 }
 
-static void
-write_uint_field(struct json_writer *w, const char *key, int64_t value)
-{
-  if (value == 0)
-    return;
-  json_write_key(w, key);
-  json_write_int(w, value);
-}
-
-static char *
-resources_json(const Runtime__V1__LinuxContainerResources *r)
-{
-  struct json_writer *w = json_writer_new(false);
-
-  json_begin_object(w);
-  json_write_key(w, "cpu");
-  json_begin_object(w);
-  write_uint_field(w, "shares", r->cpu_shares);
-  write_uint_field(w, "quota", r->cpu_quota);
-  write_uint_field(w, "period", r->cpu_period);
-  if (r->cpuset_cpus[0])
-    {
-      json_write_key(w, "cpus");
-      json_write_string(w, r->cpuset_cpus);
-    }
-  if (r->cpuset_mems[0])
-    {
-      json_write_key(w, "mems");
-      json_write_string(w, r->cpuset_mems);
-    }
-  json_end_object(w);
-  json_write_key(w, "memory");
-  json_begin_object(w);
-  write_uint_field(w, "limit", r->memory_limit_in_bytes);
-  write_uint_field(w, "swap", r->memory_swap_limit_in_bytes);
-  json_end_object(w);
-  if (r->n_unified)
-    {
-      json_write_key(w, "unified");
-      json_begin_object(w);
-      for (size_t i = 0; i < r->n_unified; i++)
-        {
-          json_write_key(w, r->unified[i]->key);
-          json_write_string(w, r->unified[i]->value);
-        }
-      json_end_object(w);
-    }
-  json_end_object(w);
-  return json_writer_finish(w, NULL);
-}
-
 const Runtime__V1__LinuxContainerResources *
 container_resources(const struct container *container)
 {
@@ -1248,72 +1110,12 @@ container_resources(const struct container *container)
   return NULL;
 }
 
-/* An owned deep copy: packed and unpacked again, so that every part of
- * it belongs to protobuf-c's free_unpacked. */
-static Runtime__V1__LinuxContainerResources *
-resources_copy(const Runtime__V1__LinuxContainerResources *r)
-{
-  size_t len = runtime__v1__linux_container_resources__get_packed_size(r);
-  cleanup_free uint8_t *bytes = xmalloc(len ? len : 1);
-  Runtime__V1__LinuxContainerResources *copy;
-
-  runtime__v1__linux_container_resources__pack(r, bytes);
-  copy = runtime__v1__linux_container_resources__unpack(NULL, len, bytes);
-  /* Bytes just packed from a valid message only fail to unpack without
-   * memory. */
-  if (copy == NULL)
-    abort();
-  return copy;
-}
-
-Runtime__V1__LinuxContainerResources *
-container_resources_merge(const Runtime__V1__LinuxContainerResources *current,
-                          const Runtime__V1__LinuxContainerResources *update)
-{
-  Runtime__V1__LinuxContainerResources merged = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__INIT;
-  cleanup_free Runtime__V1__LinuxContainerResources__UnifiedEntry **unified = NULL;
-
-  /* Shallow: merged only points into current and update until the copy. */
-  if (current)
-    merged = *current;
-  if (update == NULL)
-    return resources_copy(&merged);
-  if (update->cpu_period != 0)
-    merged.cpu_period = update->cpu_period;
-  if (update->cpu_quota != 0)
-    merged.cpu_quota = update->cpu_quota;
-  if (update->cpu_shares != 0)
-    merged.cpu_shares = update->cpu_shares;
-  if (update->memory_limit_in_bytes != 0)
-    merged.memory_limit_in_bytes = update->memory_limit_in_bytes;
-  if (update->memory_swap_limit_in_bytes != 0)
-    merged.memory_swap_limit_in_bytes = update->memory_swap_limit_in_bytes;
-  if (update->cpuset_cpus && update->cpuset_cpus[0])
-    merged.cpuset_cpus = update->cpuset_cpus;
-  if (update->cpuset_mems && update->cpuset_mems[0])
-    merged.cpuset_mems = update->cpuset_mems;
-  unified = xcalloc(merged.n_unified + update->n_unified + 1, sizeof *unified);
-  if (merged.n_unified)
-    memcpy(unified, merged.unified, merged.n_unified * sizeof *unified);
-  for (size_t i = 0; i < update->n_unified; i++)
-    {
-      size_t j = 0;
-      while (j < merged.n_unified && strcmp(unified[j]->key, update->unified[i]->key) != 0)
-        j++;
-      unified[j] = update->unified[i];
-      if (j == merged.n_unified)
-        merged.n_unified++;
-    }
-  merged.unified = unified;
-  return resources_copy(&merged);
-}
-
 /* With op_lock held: `<runtime> update --resources -`. */
 static int
 update_in_runtime(struct pod_manager *manager, struct container *container,
                   const Runtime__V1__LinuxContainerResources *resources, struct error *err)
 {
-  cleanup_free char *json = resources_json(resources);
+  cleanup_free char *json = container_resources_json(resources);
   struct oci_runtime runtime;
 
   pod_manager_runtime(manager, container->handler, &runtime);

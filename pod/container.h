@@ -122,16 +122,6 @@ int container_update_resources(struct pod_manager *manager, struct container *co
 /* The resources in force: the last update's, else the request's; NULL
  * when there are none.  With lock (or op_lock) held. */
 const Runtime__V1__LinuxContainerResources *container_resources(const struct container *container);
-/* A copy of current (NULL = none) with every field that update sets
- * (non-zero numbers, non-empty strings, unified keys) replacing its value,
- * as the runtime's update applies them: what update leaves unset stays in
- * force.  oom_score_adj and hugepage limits are kept: an update does not
- * change them (runc's update ignores hugetlb, so crid does not pass it).
- * Free with runtime__v1__linux_container_resources__free_unpacked(r,
- * NULL). */
-Runtime__V1__LinuxContainerResources *
-container_resources_merge(const Runtime__V1__LinuxContainerResources *current,
-                          const Runtime__V1__LinuxContainerResources *update);
 
 /* Learns of an exit from the exit file (also used by the exit watcher and
  * at recovery); cheap when nothing changed. */
@@ -158,14 +148,6 @@ int container_stop_pod(struct pod_manager *manager, const char *sandbox_id, int6
                        struct error *err);
 int container_remove_pod(struct pod_manager *manager, const char *sandbox_id, struct error *err);
 
-/* "SIGTERM", "TERM", "15", "SIGRTMIN+3", "RTMAX-2" -> a signal number; -1
- * when not a signal. */
-int container_parse_signal(const char *text);
-
-/* Paths. Caller frees. */
-char *container_dir(const struct pod_manager *manager, const char *id);
-char *container_socket_dir(const struct pod_manager *manager, const char *id);
-char *container_exit_dir(const struct pod_manager *manager);
 /* What crid-conmon leaves for a container or a pod's pause once it has
  * ended: its socket dir and its exit file. */
 void container_remove_monitor_files(const struct pod_manager *manager, const char *id);

@@ -3,7 +3,9 @@
  * it), both written atomically.  state.json is versioned like the
  * sandbox's: version 2 added "user"; a version 1 record gets it from
  * its bundle's config.json. */
+#include "pod/layout.h"
 #include "pod/container.h"
+#include "pod/container_resources.h"
 #include "pod/events.h"
 #include "pod/pod_manager.h"
 #include "pod/state_file.h"
@@ -194,7 +196,7 @@ static int
 save(const struct pod_manager *manager, const struct container *container, bool durable,
      struct error *err)
 {
-  cleanup_free char *dir = container_dir(manager, container->id);
+  cleanup_free char *dir = layout_container_dir(manager, container->id);
   size_t len;
   cleanup_free char *text = state_to_json(container, &len);
 
@@ -511,7 +513,7 @@ apply_state(struct container *c, const struct json_value *state)
 struct container *
 container_load(const struct pod_manager *manager, const char *id, struct error *err)
 {
-  cleanup_free char *dir = container_dir(manager, id);
+  cleanup_free char *dir = layout_container_dir(manager, id);
   cleanup_json struct json_value *state = NULL;
   struct container *container = container_new();
 

@@ -1,3 +1,4 @@
+#include "pod/layout.h"
 #include "pod/container_userns.h"
 
 #include "common/cleanup.h"
@@ -27,7 +28,7 @@ container_userns_open(const struct pod_manager *manager, const struct sandbox *s
   if (!pod_userns_host_id(out->pod.uids, out->pod.n_uids, 0, &uid)
       || !pod_userns_host_id(out->pod.gids, out->pod.n_gids, 0, &gid))
     return error_set(err, EINVAL, "the pod's user namespace does not map root");
-  ns_dir = sandbox_namespace_dir(manager, sandbox->id);
+  ns_dir = layout_namespace_dir(manager, sandbox->id);
   out->path = xasprintf("%s/user", ns_dir);
   out->fd = open(out->path, O_RDONLY | O_CLOEXEC);
   if (out->fd < 0)

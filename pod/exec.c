@@ -1,3 +1,4 @@
+#include "pod/layout.h"
 #include "pod/exec.h"
 #include "pod/container.h"
 #include "pod/oci_runtime.h"
@@ -339,7 +340,7 @@ container_exec_start(struct pod_manager *manager, struct container *container,
                      const struct exec_request *request, struct exec_process *process,
                      struct error *err)
 {
-  cleanup_free char *bundle = container_dir(manager, container->id);
+  cleanup_free char *bundle = layout_container_dir(manager, container->id);
   cleanup_free char *exec_root = xasprintf("%s/exec", manager->options.state_dir);
   cleanup_free char *work = NULL;
   cleanup_free char *json = NULL;

@@ -1,3 +1,4 @@
+#include "pod/layout.h"
 #include "pod/pod_manager.h"
 #include "common/trash.h"
 #include "pod/cdi.h"
@@ -92,7 +93,7 @@ probe_user_namespaces(struct pod_manager *manager)
   /* The root of a pod with a user namespace, an unprivileged host user,
    * reaches its container's dir (its own, 0700) through these (`crid
    * image import` before the first start may have made them 0700). */
-  cleanup_free char *containers = xasprintf("%s/containers", manager->options.root);
+  cleanup_free char *containers = layout_area(manager, LAYOUT_CONTAINERS);
   struct error err = ERROR_INIT;
 
   /* A crid killed during the probe left its pin. */
@@ -438,7 +439,7 @@ sandbox_listed(struct pod_manager *manager, const char *id)
 static void
 recover_containers(struct pod_manager *manager)
 {
-  cleanup_free char *dir = xasprintf("%s/containers", manager->options.root);
+  cleanup_free char *dir = layout_area(manager, LAYOUT_CONTAINERS);
   cleanup_dir DIR *d = opendir(dir);
   struct dirent *entry;
 
@@ -486,7 +487,7 @@ recover_containers(struct pod_manager *manager)
 static void
 recover_sandboxes(struct pod_manager *manager)
 {
-  cleanup_free char *dir = xasprintf("%s/sandboxes", manager->options.root);
+  cleanup_free char *dir = layout_area(manager, LAYOUT_SANDBOXES);
   cleanup_dir DIR *d = opendir(dir);
   struct dirent *entry;
 
@@ -543,7 +544,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
   recover_sandboxes(manager);
   /* The watch first, then the scan: an exit in between is seen twice,
    * which is harmless, rather than never. */
-  exits = xasprintf("%s/exits", manager->options.state_dir);
+  exits = layout_area(manager, LAYOUT_EXITS);
   manager->exit_watch = exit_watch_start(exits, on_exit_file, manager, err);
   if (manager->exit_watch == NULL)
     {

@@ -1,5 +1,6 @@
 /* A pod's pod-level resources: recorded, kept, reported; see
  * pod_resources.h for why they never reach a cgroup. */
+#include "pod/layout.h"
 #include "pod/pod_resources.h"
 #include "pod/pod_manager.h"
 #include "pod/sandbox.h"
@@ -229,7 +230,7 @@ update_locked(struct pod_manager *manager, struct sandbox *sandbox,
   sandbox_snapshot_clear(&snapshot);
   if (!ready)
     return error_set(err, EBUSY, "pod sandbox %s is not ready", sandbox->id);
-  dir = sandbox_dir(manager, sandbox->id);
+  dir = layout_sandbox_dir(manager, sandbox->id);
   if (pod_resources_update(dir, sandbox->id, sandbox->config, update, err) < 0)
     return error_wrap(err, "pod sandbox %s", sandbox->id);
   return 0;
@@ -257,7 +258,7 @@ void
 pod_resources_write_info(struct json_writer *writer, const struct pod_manager *manager,
                          const struct sandbox *sandbox)
 {
-  cleanup_free char *dir = sandbox_dir(manager, sandbox->id);
+  cleanup_free char *dir = layout_sandbox_dir(manager, sandbox->id);
   cleanup_values Runtime__V1__UpdatePodSandboxResourcesRequest *values = NULL;
   struct error err = ERROR_INIT;
 

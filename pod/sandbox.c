@@ -4,6 +4,7 @@
  * inside them), write the pod files, mount shm, CNI ADD, start the pause
  * process through crid-conmon, persist.  Every step that succeeded pushes
  * its undo, so a failure leaves nothing behind. */
+#include "pod/layout.h"
 #include "pod/sandbox.h"
 #include "pod/events.h"
 #include "common/failpoint.h"
@@ -41,24 +42,6 @@
 #define PAUSE_STOP_TIMEOUT_MS 5000
 /* A monitor that died writes no exit file: the wait for one is bounded. */
 #define MONITOR_END_TIMEOUT_MS 3000
-
-char *
-sandbox_dir(const struct pod_manager *manager, const char *id)
-{
-  return xasprintf("%s/sandboxes/%s", manager->options.root, id);
-}
-
-char *
-sandbox_namespace_dir(const struct pod_manager *manager, const char *id)
-{
-  return xasprintf("%s/ns/%s", manager->options.state_dir, id);
-}
-
-char *
-sandbox_shm_path(const struct pod_manager *manager, const char *id)
-{
-  return xasprintf("%s/sandboxes/%s/shm", manager->options.state_dir, id);
-}
 
 char *
 sandbox_reservation_key(const Runtime__V1__PodSandboxConfig *config)
@@ -168,8 +151,8 @@ undo_reserve(void *object, struct error *err)
 static int
 remove_sandbox_dirs(struct pod_manager *manager, const char *id, struct error *err)
 {
-  cleanup_free char *dir = sandbox_dir(manager, id);
-  cleanup_free char *state_dir = xasprintf("%s/sandboxes/%s", manager->options.state_dir, id);
+  cleanup_free char *dir = layout_sandbox_dir(manager, id);
+  cleanup_free char *state_dir = layout_entry(manager, LAYOUT_POD_STATE, id);
   if (remove_tree(dir, err) < 0 || remove_tree(state_dir, err) < 0)
     return -1;
   return 0;
@@ -185,9 +168,8 @@ undo_dirs(void *object, struct error *err)
 static int
 step_dirs(struct run_context *ctx, struct error *err)
 {
-  cleanup_free char *dir = sandbox_dir(ctx->manager, ctx->sandbox->id);
-  cleanup_free char *state_dir
-      = xasprintf("%s/sandboxes/%s", ctx->manager->options.state_dir, ctx->sandbox->id);
+  cleanup_free char *dir = layout_sandbox_dir(ctx->manager, ctx->sandbox->id);
+  cleanup_free char *state_dir = layout_entry(ctx->manager, LAYOUT_POD_STATE, ctx->sandbox->id);
   if (mkdir_p(dir, 0700, err) < 0 || mkdir_p(state_dir, 0700, err) < 0)
     return -1;
   return 0;
@@ -213,7 +195,7 @@ static int
 undo_namespaces(void *object, struct error *err)
 {
   struct run_context *ctx = object;
-  cleanup_free char *dir = sandbox_namespace_dir(ctx->manager, ctx->sandbox->id);
+  cleanup_free char *dir = layout_namespace_dir(ctx->manager, ctx->sandbox->id);
   ctx->sandbox->namespaces_pinned = false;
   return pod_namespaces_remove(dir, err);
 }
@@ -222,7 +204,7 @@ static int
 step_namespaces(struct run_context *ctx, struct error *err)
 {
   struct sandbox *sandbox = ctx->sandbox;
-  cleanup_free char *dir = sandbox_namespace_dir(ctx->manager, sandbox->id);
+  cleanup_free char *dir = layout_namespace_dir(ctx->manager, sandbox->id);
   cleanup_free struct sysctl_setting *sysctls = NULL;
   struct pod_namespaces_request request = { 0 };
   struct pod_userns userns;
@@ -259,7 +241,7 @@ static int
 step_files(struct run_context *ctx, struct error *err)
 {
   struct sandbox *sandbox = ctx->sandbox;
-  cleanup_free char *dir = sandbox_dir(ctx->manager, sandbox->id);
+  cleanup_free char *dir = layout_sandbox_dir(ctx->manager, sandbox->id);
   cleanup_free char *hostname_path = xasprintf("%s/hostname", dir);
   cleanup_free char *resolv_path = xasprintf("%s/resolv.conf", dir);
   char host[256] = "";
@@ -281,7 +263,7 @@ static int
 undo_shm(void *object, struct error *err)
 {
   struct run_context *ctx = object;
-  cleanup_free char *path = sandbox_shm_path(ctx->manager, ctx->sandbox->id);
+  cleanup_free char *path = layout_shm_path(ctx->manager, ctx->sandbox->id);
   ctx->sandbox->shm_mounted = false;
   return pod_unmount_shm(path, err);
 }
@@ -289,7 +271,7 @@ undo_shm(void *object, struct error *err)
 static int
 step_shm(struct run_context *ctx, struct error *err)
 {
-  cleanup_free char *path = sandbox_shm_path(ctx->manager, ctx->sandbox->id);
+  cleanup_free char *path = layout_shm_path(ctx->manager, ctx->sandbox->id);
   if (ctx->sandbox->host_ipc)
     return 0;
   ctx->sandbox->shm_mounted = true;
@@ -439,7 +421,7 @@ cni_args_for(const struct sandbox *sandbox)
 static int
 network_detach(struct pod_manager *manager, struct sandbox *sandbox, struct error *err)
 {
-  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
+  cleanup_free char *ns_dir = layout_namespace_dir(manager, sandbox->id);
   cleanup_free char *netns = xasprintf("%s/net", ns_dir);
   cleanup_free char *args = cni_args_for(sandbox);
   cleanup_json struct json_value *capabilities = NULL;
@@ -485,7 +467,7 @@ step_network(struct run_context *ctx, struct error *err)
 {
   struct sandbox *sandbox = ctx->sandbox;
   struct pod_manager *manager = ctx->manager;
-  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
+  cleanup_free char *ns_dir = layout_namespace_dir(manager, sandbox->id);
   cleanup_free char *netns = xasprintf("%s/net", ns_dir);
   cleanup_free char *args = cni_args_for(sandbox);
   cleanup_json struct json_value *capabilities = NULL;
@@ -537,16 +519,10 @@ step_network(struct run_context *ctx, struct error *err)
   return sandbox_save_intent(manager, sandbox, err);
 }
 
-static char *
-bundle_dir(const struct pod_manager *manager, const char *id)
-{
-  return xasprintf("%s/sandboxes/%s/bundle", manager->options.root, id);
-}
-
 static bool
 pause_has_exited(const struct pod_manager *manager, const struct sandbox *sandbox)
 {
-  cleanup_free char *exits = container_exit_dir(manager);
+  cleanup_free char *exits = layout_area(manager, LAYOUT_EXITS);
   struct error err = ERROR_INIT;
   int status;
   int ret = monitor_read_exit(exits, sandbox->id, &status, &err);
@@ -563,7 +539,7 @@ pause_has_exited(const struct pod_manager *manager, const struct sandbox *sandbo
 static int
 pause_destroy(struct pod_manager *manager, struct sandbox *sandbox, struct error *err)
 {
-  cleanup_free char *socket_dir = container_socket_dir(manager, sandbox->id);
+  cleanup_free char *socket_dir = layout_monitor_dir(manager, sandbox->id);
   struct oci_runtime runtime;
 
   if (!sandbox->pause_created)
@@ -619,7 +595,7 @@ write_pause_bundle(struct run_context *ctx, const char *bundle, struct error *er
 {
   struct sandbox *sandbox = ctx->sandbox;
   struct pod_manager *manager = ctx->manager;
-  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
+  cleanup_free char *ns_dir = layout_namespace_dir(manager, sandbox->id);
   cleanup_free char *config_path = xasprintf("%s/config.json", bundle);
   cleanup_free char *json = NULL;
   cleanup_free char *seccomp = NULL;
@@ -661,9 +637,9 @@ step_pause(struct run_context *ctx, struct error *err)
 {
   struct sandbox *sandbox = ctx->sandbox;
   struct pod_manager *manager = ctx->manager;
-  cleanup_free char *bundle = bundle_dir(manager, sandbox->id);
-  cleanup_free char *socket_dir = container_socket_dir(manager, sandbox->id);
-  cleanup_free char *exits = container_exit_dir(manager);
+  cleanup_free char *bundle = layout_pause_bundle(manager, sandbox->id);
+  cleanup_free char *socket_dir = layout_monitor_dir(manager, sandbox->id);
+  cleanup_free char *exits = layout_area(manager, LAYOUT_EXITS);
   const Runtime__V1__LinuxPodSandboxConfig *linux_config = sandbox->config->linux;
   struct oci_runtime runtime;
   struct monitor_launch launch = { 0 };
@@ -804,7 +780,7 @@ run_steps(struct run_context *ctx, struct undo_list *undo, struct error *err)
 static void
 salvage_network(struct pod_manager *manager, const char *id)
 {
-  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, id);
+  cleanup_free char *ns_dir = layout_namespace_dir(manager, id);
   cleanup_free char *netns = xasprintf("%s/net", ns_dir);
   cleanup_free char *args = xasprintf("IgnoreUnknown=1;K8S_POD_INFRA_CONTAINER_ID=%s", id);
   struct sandbox stand_in = { 0 };
@@ -830,9 +806,9 @@ salvage_network(struct pod_manager *manager, const char *id)
 void
 sandbox_salvage(struct pod_manager *manager, const char *id)
 {
-  cleanup_free char *socket_dir = container_socket_dir(manager, id);
-  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, id);
-  cleanup_free char *shm = sandbox_shm_path(manager, id);
+  cleanup_free char *socket_dir = layout_monitor_dir(manager, id);
+  cleanup_free char *ns_dir = layout_namespace_dir(manager, id);
+  cleanup_free char *shm = layout_shm_path(manager, id);
   pid_t monitor = monitor_read_pid(socket_dir);
   struct error err = ERROR_INIT;
 
@@ -919,8 +895,8 @@ sandbox_run(struct pod_manager *manager, const uint8_t *request_bytes, size_t re
 static int
 stop_locked(struct pod_manager *manager, struct sandbox *sandbox, struct error *err)
 {
-  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
-  cleanup_free char *shm = sandbox_shm_path(manager, sandbox->id);
+  cleanup_free char *ns_dir = layout_namespace_dir(manager, sandbox->id);
+  cleanup_free char *shm = layout_shm_path(manager, sandbox->id);
   struct run_context ctx = { manager, sandbox };
   int ret;
 
@@ -1013,7 +989,7 @@ int
 sandbox_connect_port(struct pod_manager *manager, struct sandbox *sandbox, uint16_t port,
                      struct error *err)
 {
-  cleanup_free char *ns_dir = sandbox_namespace_dir(manager, sandbox->id);
+  cleanup_free char *ns_dir = layout_namespace_dir(manager, sandbox->id);
   cleanup_free char *netns = xasprintf("%s/net", ns_dir);
   struct sandbox_snapshot snapshot;
   bool ready;

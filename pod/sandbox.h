@@ -103,11 +103,6 @@ void sandbox_salvage(struct pod_manager *manager, const char *id);
 int sandbox_connect_port(struct pod_manager *manager, struct sandbox *sandbox, uint16_t port,
                          struct error *err);
 
-/* Paths of a sandbox's parts. Caller frees. */
-char *sandbox_dir(const struct pod_manager *manager, const char *id);
-char *sandbox_namespace_dir(const struct pod_manager *manager, const char *id);
-char *sandbox_shm_path(const struct pod_manager *manager, const char *id);
-
 /* ---- State changes and snapshots (pod/sandbox_state.c) ----------------
  * A sandbox's state changes in one place, sandbox_change_state, which
  * assigns it, persists the record and publishes the events, under the

@@ -1,6 +1,7 @@
 /* A sandbox on disk: <root>/sandboxes/<id>/request.pb (the request bytes as
  * received) and state.json (what crid made of it), both written atomically.
  * state.json carries a version so a later crid can read an older file. */
+#include "pod/layout.h"
 #include "pod/events.h"
 #include "pod/pod_manager.h"
 #include "pod/sandbox.h"
@@ -163,7 +164,7 @@ static int
 save(const struct pod_manager *manager, const struct sandbox *sandbox, bool durable,
      struct error *err)
 {
-  cleanup_free char *dir = sandbox_dir(manager, sandbox->id);
+  cleanup_free char *dir = layout_sandbox_dir(manager, sandbox->id);
   size_t len;
   cleanup_free char *text = NULL;
   int ret;
@@ -220,7 +221,7 @@ apply_state(struct sandbox *sandbox, const struct json_value *state)
 struct sandbox *
 sandbox_load(const struct pod_manager *manager, const char *id, struct error *err)
 {
-  cleanup_free char *dir = sandbox_dir(manager, id);
+  cleanup_free char *dir = layout_sandbox_dir(manager, id);
   cleanup_json struct json_value *state = NULL;
   struct sandbox *sandbox = sandbox_new();
 

@@ -1,4 +1,5 @@
 /* Snapshots of a container's and a pod's resource usage; see stats.h. */
+#include "pod/layout.h"
 #include "pod/stats.h"
 #include "pod/cgroup.h"
 #include "pod/container.h"
@@ -127,7 +128,7 @@ stats_sandbox_clear(struct stats_sandbox *stats)
 char *
 stats_layers_dir(const struct pod_manager *manager)
 {
-  return xasprintf("%s/containers", manager->options.root);
+  return layout_area(manager, LAYOUT_CONTAINERS);
 }
 
 /* The cgroup at fs_path, and the CPU rate of id from it; false when the

@@ -6,6 +6,7 @@
  * host-local lease of the pod network.  A pod's traces are removed with
  * the salvage of a pod of that id (runtime, monitor, network, shm,
  * namespaces, files, cgroups), a container's with a container's. */
+#include "pod/layout.h"
 #include "pod/sweep.h"
 #include "pod/container.h"
 #include "pod/oci_runtime.h"
@@ -246,12 +247,11 @@ unmount_left(const char *dir, char *const *ids)
 void
 pod_sweep(struct pod_manager *manager)
 {
-  const char *state = manager->options.state_dir;
-  cleanup_free char *ns_dir = xasprintf("%s/ns", state);
-  cleanup_free char *shm_dir = xasprintf("%s/sandboxes", state);
-  cleanup_free char *monitor_dir = xasprintf("%s/conmon", state);
-  cleanup_free char *exit_dir = container_exit_dir(manager);
-  cleanup_free char *container_dir = xasprintf("%s/containers", manager->options.root);
+  cleanup_free char *ns_dir = layout_area(manager, LAYOUT_NAMESPACES);
+  cleanup_free char *shm_dir = layout_area(manager, LAYOUT_POD_STATE);
+  cleanup_free char *monitor_dir = layout_area(manager, LAYOUT_MONITORS);
+  cleanup_free char *exit_dir = layout_area(manager, LAYOUT_EXITS);
+  cleanup_free char *container_dir = layout_area(manager, LAYOUT_CONTAINERS);
   struct unknown pods = { 0 }, containers = { 0 };
   cleanup_free pid_t *monitors = NULL;
   size_t n_monitors = 0;

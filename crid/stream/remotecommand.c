@@ -3,6 +3,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pod/layout.h"
 #include "pod/container.h"
 #include "pod/exec.h"
 #include "pod/pod_manager.h"
@@ -193,7 +194,7 @@ finish(struct session *s, int exit_code, const char *internal_error)
 static int
 attach_connect(struct remotecommand *rc, struct container *container, struct error *err)
 {
-  cleanup_free char *dir = container_socket_dir(rc->pods, container->id);
+  cleanup_free char *dir = layout_monitor_dir(rc->pods, container->id);
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   int fd;
 
@@ -341,7 +342,7 @@ apply_resize(struct remotecommand *rc, unsigned width, unsigned height)
       return;
     }
   {
-    cleanup_free char *dir = container_socket_dir(rc->pods, rc->request->container_id);
+    cleanup_free char *dir = layout_monitor_dir(rc->pods, rc->request->container_id);
     cleanup_free char *ctl = xasprintf("%s/ctl", dir);
     cleanup_free char *line = xasprintf("1 %u %u\n", height, width);
     cleanup_close int fd = open(ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);

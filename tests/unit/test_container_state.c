@@ -11,7 +11,9 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "common/trash.h"
+#include "pod/layout.h"
 #include "pod/container.h"
+#include "pod/container_resources.h"
 #include "pod/pod_manager.h"
 
 #include <stdlib.h>
@@ -221,7 +223,7 @@ test_state_keeps_updated_resources(void **state)
 static void
 write_in_dir(struct pod_manager *manager, const char *id, const char *name, const char *text)
 {
-  cleanup_free char *dir = container_dir(manager, id);
+  cleanup_free char *dir = layout_container_dir(manager, id);
   cleanup_free char *path = xasprintf("%s/%s", dir, name);
   struct error err = ERROR_INIT;
 

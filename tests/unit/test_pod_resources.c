@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/util.h"
+#include "pod/layout.h"
 #include "pod/pod_manager.h"
 #include "pod/pod_resources.h"
 #include "pod/sandbox.h"
@@ -393,7 +394,7 @@ sandbox_setup(void **state)
   f->sandbox->creating = false; /* as RunPodSandbox left it */
   /* A live process: sandbox_refresh finds the "pause" running. */
   f->sandbox->pause_pid = getpid();
-  f->sandbox_dir = sandbox_dir(&f->manager, SANDBOX_ID);
+  f->sandbox_dir = layout_sandbox_dir(&f->manager, SANDBOX_ID);
   assert_int_equal(mkdir_p(f->sandbox_dir, 0700, &err), 0);
   *state = f;
   return 0;
