@@ -41,13 +41,7 @@ TARGET_GROWTH_MB = 1.0  # the last burst within this of the 2nd
 
 
 def handlers():
-    wanted = os.environ.get("BENCH_CHURN_HANDLERS", "crun")
-    names = [h.strip() for h in wanted.split(",") if h.strip()]
-    for h in names:
-        if h not in bench_sandbox.OCI_RUNTIMES:
-            raise benchlib.BenchError("BENCH_CHURN_HANDLERS: unknown handler %r (known: %s)"
-                                      % (h, ", ".join(bench_sandbox.OCI_RUNTIMES)))
-    return names
+    return bench_sandbox.handlers_from_env("BENCH_CHURN_HANDLERS", "crun")
 
 
 def mb(v):
