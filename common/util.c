@@ -277,37 +277,54 @@ mkdir_p(const char *path, mode_t mode, struct error *err)
 }
 
 int
-read_file(const char *path, size_t max_size, char **out, size_t *out_len, struct error *err)
+read_fd(int fd, size_t max_size, char **out, size_t *out_len, struct error *err)
 {
-  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
   cleanup_free char *buffer = NULL;
   size_t used = 0, allocated = 0;
+  struct stat st;
 
-  if (fd < 0)
-    return error_set_errno(err, errno, "open %s", path);
+  /* Sized by the file (plus a page to see its end), so that a small
+   * file never costs a buffer of max_size. */
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+    allocated = (size_t)st.st_size < max_size ? (size_t)st.st_size + 4096 : max_size + 1;
+  else
+    allocated = 8192;
+  buffer = xmalloc(allocated + 1);
   for (;;)
     {
       ssize_t n;
-      if (allocated - used < 4096)
+      if (allocated - used < 4096 && allocated <= max_size)
         {
-          allocated = allocated ? allocated * 2 : 8192;
+          allocated *= 2;
           buffer = xrealloc(buffer, allocated + 1);
         }
       n = read(fd, buffer + used, allocated - used);
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
-        return error_set_errno(err, errno, "read %s", path);
+        return error_set(err, errno, "%s", strerror(errno));
       if (n == 0)
         break;
       used += n;
       if (used > max_size)
-        return error_set(err, EFBIG, "read %s: larger than %zu bytes", path, max_size);
+        return error_set(err, EFBIG, "larger than %zu bytes", max_size);
     }
   buffer[used] = '\0';
   *out = steal_pointer(&buffer);
   if (out_len)
     *out_len = used;
+  return 0;
+}
+
+int
+read_file(const char *path, size_t max_size, char **out, size_t *out_len, struct error *err)
+{
+  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0)
+    return error_set_errno(err, errno, "open %s", path);
+  if (read_fd(fd, max_size, out, out_len, err) < 0)
+    return error_wrap(err, "read %s", path);
   return 0;
 }
 

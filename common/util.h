@@ -71,6 +71,9 @@ int mkdir_p(const char *path, mode_t mode, struct error *err);
 
 /* Reads a whole file (at most max_size bytes, else EFBIG), NUL-terminated. */
 int read_file(const char *path, size_t max_size, char **out, size_t *out_len, struct error *err);
+/* The same from an open fd (read to its end); the buffer is sized by the
+ * file, not by max_size. */
+int read_fd(int fd, size_t max_size, char **out, size_t *out_len, struct error *err);
 
 /* The pid in a pid file (a runtime's --pid-file, conmon.pid); 0 when the
  * file is missing or unreadable: a process that may not have written it

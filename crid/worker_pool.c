@@ -3,12 +3,16 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
 #define WORKER_IDLE_EXIT_SECONDS 30
+/* How long the pool stays without jobs before it gives freed memory back:
+ * long enough that a busy daemon never trims between two calls. */
+#define TRIM_AFTER_IDLE_SECONDS 1
 #define WORKER_STACK_SIZE (1024 * 1024)
 
 struct job
@@ -27,6 +31,8 @@ struct worker_pool
   size_t threads, idle, running_jobs;
   size_t min_threads, max_threads;
   bool stopping;
+  /* Jobs ran since the last trim: free memory may sit in malloc's arenas. */
+  bool trim_due;
 };
 
 static struct job *
@@ -39,6 +45,20 @@ take_job(struct worker_pool *pool)
   return job;
 }
 
+/* After a burst of calls, glibc keeps the freed memory of its arenas
+ * (only the top of the main heap shrinks by itself): without a trim,
+ * the resident size of an idle daemon ratchets up with every burst. */
+static void
+trim_if_still_idle(struct worker_pool *pool)
+{
+  if (!pool->trim_due || pool->head != NULL || pool->running_jobs > 0)
+    return;
+  pool->trim_due = false;
+  pthread_mutex_unlock(&pool->lock);
+  malloc_trim(0);
+  pthread_mutex_lock(&pool->lock);
+}
+
 /* Waits for a job; false when this worker should exit. */
 static bool
 wait_for_job(struct worker_pool *pool)
@@ -46,16 +66,19 @@ wait_for_job(struct worker_pool *pool)
   while (pool->head == NULL)
     {
       struct timespec until;
+      bool trim = pool->trim_due;
       int rc;
 
       if (pool->stopping)
         return false;
       clock_gettime(CLOCK_REALTIME, &until);
-      until.tv_sec += WORKER_IDLE_EXIT_SECONDS;
+      until.tv_sec += trim ? TRIM_AFTER_IDLE_SECONDS : WORKER_IDLE_EXIT_SECONDS;
       pool->idle++;
       rc = pthread_cond_timedwait(&pool->work_ready, &pool->lock, &until);
       pool->idle--;
-      if (rc == ETIMEDOUT && pool->head == NULL && pool->threads > pool->min_threads)
+      if (rc == ETIMEDOUT && trim)
+        trim_if_still_idle(pool);
+      else if (rc == ETIMEDOUT && pool->head == NULL && pool->threads > pool->min_threads)
         return false;
     }
   return true;
@@ -76,6 +99,7 @@ worker_main(void *arg)
       free(job);
       pthread_mutex_lock(&pool->lock);
       pool->running_jobs--;
+      pool->trim_due = true;
       pthread_cond_broadcast(&pool->changed);
     }
   pool->threads--;

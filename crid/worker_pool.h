@@ -1,6 +1,8 @@
 /* crid/worker_pool: the threads that run RPC handlers.  The pool grows
  * when every worker is busy (a pull may block one for minutes) and shrinks
- * back when workers stay idle, so an idle daemon keeps few threads. */
+ * back when workers stay idle, so an idle daemon keeps few threads; a
+ * second after the last job of a burst it hands the memory malloc keeps
+ * free back to the system. */
 #ifndef CRID_WORKER_POOL_H
 #define CRID_WORKER_POOL_H
 

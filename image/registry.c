@@ -465,13 +465,24 @@ registry_client_new(const struct registry_config *registries, size_t n)
 {
   struct registry_client *client;
 
-  pthread_once(&curl_once, curl_init_once);
   client = xcalloc(1, sizeof *client);
   client->settings = settings_new(registries, n);
 
   pthread_mutex_init(&client->lock, NULL);
   for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_init(&client->share_locks[i], NULL);
+  return client;
+}
+
+/* libcurl and the TLS library behind it are set up at the first request,
+ * not at start: their initialisation (OpenSSL's configuration, error
+ * strings, providers) costs an idle daemon that never pulls over 2 MB. */
+static void
+share_create_locked(struct registry_client *client)
+{
+  if (client->share)
+    return;
+  pthread_once(&curl_once, curl_init_once);
   /* DNS answers and TLS sessions are shared between threads.  Connections
    * are not (libcurl documents that as unsafe across threads); instead
    * easy handles are reused, and each keeps its own connections. */
@@ -483,7 +494,6 @@ registry_client_new(const struct registry_config *registries, size_t n)
   curl_share_setopt(client->share, CURLSHOPT_USERDATA, client);
   curl_share_setopt(client->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(client->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  return client;
 }
 
 static void
@@ -522,7 +532,8 @@ registry_client_free(struct registry_client *client)
     return;
   for (size_t i = 0; i < client->n_idle; i++)
     curl_easy_cleanup(client->idle[i]);
-  curl_share_cleanup(client->share);
+  if (client->share)
+    curl_share_cleanup(client->share);
   for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_destroy(&client->share_locks[i]);
   pthread_mutex_destroy(&client->lock);
@@ -561,6 +572,7 @@ handle_get(struct registry_client *client)
   CURL *handle = NULL;
 
   pthread_mutex_lock(&client->lock);
+  share_create_locked(client);
   if (client->n_idle > 0)
     handle = client->idle[--client->n_idle];
   pthread_mutex_unlock(&client->lock);

@@ -78,6 +78,11 @@ delivery_thread(void *arg)
       event = events->queue[events->head];
       events->head = (events->head + 1) % QUEUE_CAPACITY;
       events->n--;
+      /* An empty queue starts over at its first slot: a burst touches only
+       * as many pages of the queue as it has events, instead of walking
+       * every page of it into memory over time. */
+      if (events->n == 0)
+        events->head = 0;
       pthread_mutex_unlock(&events->lock);
       deliver(events, &event);
       pthread_mutex_lock(&events->lock);

@@ -225,7 +225,6 @@ read_etc_file(int root_fd, const char *path, char **text, struct error *err)
   cleanup_close int fd = -1;
   cleanup_free char *buffer = NULL;
   struct stat st;
-  size_t used = 0;
 
   *text = NULL;
   if (root_fd < 0)
@@ -247,22 +246,13 @@ read_etc_file(int root_fd, const char *path, char **text, struct error *err)
       log_warn("%s of the image is not a regular file: ignored", path);
       return 0;
     }
-  buffer = xmalloc(USER_FILE_MAX_SIZE + 1);
-  for (;;)
+  if (read_fd(fd, USER_FILE_MAX_SIZE, &buffer, NULL, err) < 0)
     {
-      ssize_t n = read(fd, buffer + used, USER_FILE_MAX_SIZE + 1 - used);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return error_set_errno(err, errno, "read %s of the image", path);
-      if (n == 0)
-        break;
-      used += (size_t)n;
-      if (used > USER_FILE_MAX_SIZE)
-        return error_set(err, EINVAL, "%s of the image is larger than %d bytes", path,
-                         USER_FILE_MAX_SIZE);
+      /* A file too big is bad input of the image, not a failure here. */
+      if (err->code == EFBIG)
+        err->code = EINVAL;
+      return error_wrap(err, "%s of the image", path);
     }
-  buffer[used] = '\0';
   *text = steal_pointer(&buffer);
   return 0;
 }

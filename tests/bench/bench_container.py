@@ -112,15 +112,7 @@ TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:
 
 
 def handlers():
-    wanted = os.environ.get("BENCH_CONTAINER_HANDLERS", "crun,runc")
-    names = [h.strip() for h in wanted.split(",") if h.strip()]
-    for h in names:
-        if h not in bench_sandbox.OCI_RUNTIMES:
-            raise benchlib.BenchError("BENCH_CONTAINER_HANDLERS: unknown handler %r (known: %s)"
-                                      % (h, ", ".join(bench_sandbox.OCI_RUNTIMES)))
-        if not os.access(bench_sandbox.OCI_RUNTIMES[h], os.X_OK):
-            raise benchlib.BenchError("%s is missing" % bench_sandbox.OCI_RUNTIMES[h])
-    return names
+    return bench_sandbox.handlers_from_env("BENCH_CONTAINER_HANDLERS", "crun,runc")
 
 
 # ------------------------------------------------------------------ image

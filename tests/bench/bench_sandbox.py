@@ -68,16 +68,22 @@ HOST_PATHS = ("/run/containerd", "/var/lib/containerd", "/run/crid", "/var/lib/c
               "/var/lib/cni", "/var/run/netns")
 
 
-def handlers():
-    wanted = os.environ.get("BENCH_SANDBOX_HANDLERS", "crun,runc")
+def handlers_from_env(variable, default):
+    """The OCI runtime handlers named in $variable (comma list; default
+    when unset), each checked known and installed."""
+    wanted = os.environ.get(variable, default)
     names = [h.strip() for h in wanted.split(",") if h.strip()]
     for h in names:
         if h not in OCI_RUNTIMES:
-            raise benchlib.BenchError("BENCH_SANDBOX_HANDLERS: unknown handler %r (known: %s)"
-                                      % (h, ", ".join(OCI_RUNTIMES)))
+            raise benchlib.BenchError("%s: unknown handler %r (known: %s)"
+                                      % (variable, h, ", ".join(OCI_RUNTIMES)))
         if not os.access(OCI_RUNTIMES[h], os.X_OK):
             raise benchlib.BenchError("%s is missing" % OCI_RUNTIMES[h])
     return names
+
+
+def handlers():
+    return handlers_from_env("BENCH_SANDBOX_HANDLERS", "crun,runc")
 
 
 def mb(v):

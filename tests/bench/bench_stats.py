@@ -99,15 +99,7 @@ KIB = 1024.0
 
 
 def handlers():
-    wanted = os.environ.get("BENCH_STATS_HANDLERS", "crun")
-    names = [h.strip() for h in wanted.split(",") if h.strip()]
-    for h in names:
-        if h not in bench_sandbox.OCI_RUNTIMES:
-            raise benchlib.BenchError("BENCH_STATS_HANDLERS: unknown handler %r (known: %s)"
-                                      % (h, ", ".join(bench_sandbox.OCI_RUNTIMES)))
-        if not os.access(bench_sandbox.OCI_RUNTIMES[h], os.X_OK):
-            raise benchlib.BenchError("%s is missing" % bench_sandbox.OCI_RUNTIMES[h])
-    return names
+    return bench_sandbox.handlers_from_env("BENCH_STATS_HANDLERS", "crun")
 
 
 # ------------------------------------------------------------------ world

@@ -164,15 +164,7 @@ TARGET_SESSION_KIB = 64.0
 
 
 def handlers():
-    wanted = os.environ.get("BENCH_STREAM_HANDLERS", "crun")
-    names = [h.strip() for h in wanted.split(",") if h.strip()]
-    for h in names:
-        if h not in bench_sandbox.OCI_RUNTIMES:
-            raise benchlib.BenchError("BENCH_STREAM_HANDLERS: unknown handler %r (known: %s)"
-                                      % (h, ", ".join(bench_sandbox.OCI_RUNTIMES)))
-        if not os.access(bench_sandbox.OCI_RUNTIMES[h], os.X_OK):
-            raise benchlib.BenchError("%s is missing" % bench_sandbox.OCI_RUNTIMES[h])
-    return names
+    return bench_sandbox.handlers_from_env("BENCH_STREAM_HANDLERS", "crun")
 
 
 # ------------------------------------------------------------------ world
