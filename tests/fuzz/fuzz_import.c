@@ -134,8 +134,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
           struct error rm_err = ERROR_INIT;
           int rc = image_store_remove(store, imported[i].id, &removed, &rm_err);
           if (rc < 0)
-            fprintf(stderr, "fuzz_import: remove %s: %s\n", imported[i].id,
-                    error_message(&rm_err));
+            fprintf(stderr, "fuzz_import: remove %s: %s\n", imported[i].id, error_message(&rm_err));
           check(rc == 0, "remove an imported image");
           error_clear(&rm_err);
         }
