@@ -25,6 +25,7 @@
 #include "pod/oci_spec.h"
 #include "pod/pod_manager.h"
 #include "pod/container_userns.h"
+#include "pod/volume_sources.h"
 #include "pod/rootfs.h"
 #include "pod/sandbox.h"
 #include "common/atomic_file.h"
@@ -204,6 +205,7 @@ struct create_context
   struct cdi_edits cdi; /* of the CDI devices asked for */
   bool has_cdi;
   struct container_userns userns;
+  struct volume_sources volumes; /* prepared bind sources */
 };
 
 static int
@@ -472,7 +474,7 @@ step_bundle(struct create_context *ctx, struct error *err)
   p.cdi = ctx->has_cdi ? &ctx->cdi : NULL;
   p.userns = &ctx->userns.pod;
   p.userns_path = ctx->userns.path;
-  p.mount_sources = ctx->userns.mount_sources;
+  p.mount_sources = ctx->volumes.paths;
   if (resolve_security(ctx, rootfs, &user, &seccomp, err) < 0)
     {
       user_resolved_clear(&user);
@@ -487,8 +489,6 @@ step_bundle(struct create_context *ctx, struct error *err)
   p.seccomp_json = seccomp;
   ret = pod_manager_seccomp_bpf(manager, container->handler, seccomp, &seccomp_bpf, err);
   p.seccomp_bpf = seccomp_bpf;
-  p.runtime_has_rro
-      = pod_manager_handler(manager, container->handler)->features.recursive_read_only;
   p.image_volumes = &container->image_volumes;
   if (ret == 0)
     ret = oci_spec_container(&p, &json, err);
@@ -624,7 +624,9 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
       || image_volumes_mount(ctx->manager->options.images, ctx->dir, container->config,
                              &container->image_volumes, err)
              < 0
-      || container_userns_volumes(&ctx->userns, ctx->dir, container->config, err) < 0)
+      || container_userns_own_dir(&ctx->userns, ctx->dir, err) < 0
+      || volume_sources_prepare(ctx->dir, container->config, ctx->userns.fd, &ctx->volumes, err)
+             < 0)
     return -1;
   failpoint("container.after-rootfs");
   if (step_bundle(ctx, err) < 0)
@@ -815,6 +817,7 @@ container_create(struct pod_manager *manager, const uint8_t *request_bytes, size
   image_config_free(ctx.image);
   cdi_edits_clear(&ctx.cdi);
   container_userns_clear(&ctx.userns);
+  volume_sources_clear(&ctx.volumes);
   free(ctx.dir);
   if (ret < 0)
     {

@@ -44,8 +44,7 @@ container_userns_idmap(const struct container_userns *userns)
 }
 
 int
-container_userns_volumes(struct container_userns *userns, const char *dir,
-                         const Runtime__V1__ContainerConfig *config, struct error *err)
+container_userns_own_dir(const struct container_userns *userns, const char *dir, struct error *err)
 {
   if (!userns->pod.enabled)
     return 0;
@@ -54,36 +53,12 @@ container_userns_volumes(struct container_userns *userns, const char *dir,
    * others. */
   if (chown(dir, userns->idmap.root_uid, userns->idmap.root_gid) < 0)
     return error_set_errno(err, errno, "give %s to the pod's root", dir);
-  userns->n_mounts = config->n_mounts;
-  userns->mount_sources = xcalloc(config->n_mounts + 1, sizeof *userns->mount_sources);
-  for (size_t i = 0; i < config->n_mounts; i++)
-    {
-      const Runtime__V1__Mount *m = config->mounts[i];
-      struct stat st;
-      cleanup_free char *shown = quote_untrusted(m->container_path, strlen(m->container_path), 256);
-
-      /* No source: pod/oci_spec.c says why that cannot be mounted. */
-      if (m->host_path == NULL || m->host_path[0] == '\0')
-        continue;
-      if (stat(m->host_path, &st) < 0)
-        {
-          if (errno != ENOENT)
-            return error_set_errno(err, errno, "mount %s: source", shown);
-          if (mkdir_p(m->host_path, 0755, err) < 0)
-            return error_wrap(err, "mount %s: create the source", shown);
-        }
-      if (rootfs_idmap_volume(dir, i, m->host_path, userns->fd, &userns->mount_sources[i], err) < 0)
-        return error_wrap(err, "mount %s", shown);
-    }
   return 0;
 }
 
 void
 container_userns_clear(struct container_userns *userns)
 {
-  for (size_t i = 0; i < userns->n_mounts; i++)
-    free(userns->mount_sources[i]);
-  free(userns->mount_sources);
   free(userns->path);
   if (userns->fd >= 0)
     close(userns->fd);

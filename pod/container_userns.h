@@ -1,8 +1,8 @@
 /* pod/container_userns: what a container of a pod with a user namespace
  * (pod/userns.h) gets from it: the pod's pinned namespace opened, its
  * request's user namespace options checked against the pod's, the idmap
- * its root file system is mounted with and the idmapped copies of its
- * volumes (pod/rootfs.c makes both).  For a pod without one, all of it
+ * its root file system is mounted with (pod/rootfs.c makes it; its
+ * volumes are prepared by pod/volume_sources.h).  For a pod without one, all of it
  * is a no-op. */
 #ifndef CRID_POD_CONTAINER_USERNS_H
 #define CRID_POD_CONTAINER_USERNS_H
@@ -24,8 +24,6 @@ struct container_userns
   char *path; /* <state>/ns/<sandbox-id>/user */
   int fd;     /* open on path; -1 without */
   struct rootfs_idmap idmap;
-  char **mount_sources; /* per config->mounts[i]: its idmapped copy, or NULL */
-  size_t n_mounts;
 };
 
 #define CONTAINER_USERNS_INIT                                                                      \
@@ -43,12 +41,9 @@ int container_userns_open(const struct pod_manager *manager, const struct sandbo
 const struct rootfs_idmap *container_userns_idmap(const struct container_userns *userns);
 
 /* Gives dir (the container's, 0700) to the pod's root, so the runtime
- * can reach the root file system in it, and makes idmapped copies of
- * config's bind mount sources under it (a missing source is made a
- * directory first, as for any bind source); undone by
- * rootfs_unmount(dir). */
-int container_userns_volumes(struct container_userns *userns, const char *dir,
-                             const Runtime__V1__ContainerConfig *config, struct error *err);
+ * can reach the root file system in it. */
+int container_userns_own_dir(const struct container_userns *userns, const char *dir,
+                             struct error *err);
 
 void container_userns_clear(struct container_userns *userns);
 

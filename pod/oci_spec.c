@@ -595,17 +595,9 @@ cri_mount_options(const struct oci_container_params *p, const Runtime__V1__Mount
       return error_set(err, EINVAL, "mount %s: unknown propagation %d", destination,
                        (int)m->propagation);
     }
-  if (m->recursive_read_only
-      && (!m->readonly || m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE))
-    return error_set(err, EINVAL,
-                     "mount %s: recursive read-only needs readonly and private propagation",
-                     destination);
-  if (m->recursive_read_only && !p->runtime_has_rro)
-    return error_set(err, EINVAL,
-                     "mount %s: the runtime handler does not support recursive read-only mounts",
-                     destination);
-  *out = xasprintf("rbind,%s%s", propagation,
-                   m->recursive_read_only ? ",rro" : (m->readonly ? ",ro" : ""));
+  /* A recursive read-only mount binds the copy crid made read-only all
+   * through (pod/volume_sources.h): the bind keeps every mount's flag. */
+  *out = xasprintf("rbind,%s%s", propagation, m->readonly ? ",ro" : "");
   return 0;
 }
 
@@ -618,6 +610,11 @@ oci_check_mount(const Runtime__V1__Mount *m, struct error *err)
     return error_set(err, EINVAL, "mount destination %s is not absolute", destination);
   if (image_volume_check_mount(m, err) < 0)
     return -1;
+  if (m->recursive_read_only
+      && (!m->readonly || m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE))
+    return error_set(err, EINVAL,
+                     "mount %s: recursive read-only needs readonly and private propagation",
+                     destination);
   /* A relative source would be resolved (and created) against crid's
    * own working directory. */
   if (!str_empty(m->host_path) && m->host_path[0] != '/')

@@ -163,7 +163,6 @@ struct oci_container_params
   const struct oci_user *user;
   const char *seccomp_json; /* as for the sandbox; callers pass NULL for privileged */
   const char *seccomp_bpf;  /* as for the sandbox */
-  bool runtime_has_rro;     /* the runtime takes the "rro" mount option */
   /* The mounted image volumes of config's image mounts (NULL: none). */
   const struct image_volumes *image_volumes;
   enum oci_apparmor apparmor;

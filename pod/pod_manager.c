@@ -13,6 +13,7 @@
 #include "pod/sandbox.h"
 #include "pod/stats.h"
 #include "pod/sweep.h"
+#include "pod/rootfs.h"
 #include "pod/pause_rootfs.h"
 #include "common/atomic_file.h"
 #include "common/children.h"
@@ -106,6 +107,26 @@ probe_user_namespaces(struct pod_manager *manager)
         manager->options.handlers[i].features.user_namespaces = false;
     }
   error_clear(&err);
+}
+
+/* crid makes recursive read-only mounts itself (pod/volume_sources.h),
+ * for every handler, where the kernel can: a read-only clone of crid's
+ * root says. */
+static void
+probe_recursive_read_only(struct pod_manager *manager)
+{
+  struct rootfs_tree_attrs attrs = { .userns_fd = -1, .read_only = true };
+  struct error err = ERROR_INIT;
+  int tree = -1;
+  bool works = rootfs_clone_tree(manager->options.root, &attrs, &tree, &err) == 0;
+
+  if (tree >= 0)
+    close(tree);
+  if (!works)
+    log_warn("no recursive read-only mounts: %s", error_message(&err));
+  error_clear(&err);
+  for (size_t i = 0; i < manager->options.n_handlers; i++)
+    manager->options.handlers[i].features.recursive_read_only = works;
 }
 
 static void
@@ -540,6 +561,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
       return NULL;
     }
   probe_user_namespaces(manager);
+  probe_recursive_read_only(manager);
   exec_remove_leftovers(manager->options.state_dir);
   recover_sandboxes(manager);
   /* The watch first, then the scan: an exit in between is seen twice,

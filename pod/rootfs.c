@@ -14,21 +14,28 @@
 #define MOUNT_DATA_MAX 4095
 
 int
-rootfs_idmapped_tree(const char *path, int userns_fd, int *tree_fd, struct error *err)
+rootfs_clone_tree(const char *path, const struct rootfs_tree_attrs *attrs, int *tree_fd,
+                  struct error *err)
 {
-  struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = userns_fd };
+  struct mount_attr attr = { 0 };
   int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 
   if (fd < 0)
     return error_set_errno(err, errno, "clone the mount at %s", path);
+  if (attrs->userns_fd >= 0)
+    {
+      attr.attr_set |= MOUNT_ATTR_IDMAP;
+      attr.userns_fd = (uint64_t)attrs->userns_fd;
+    }
+  if (attrs->read_only)
+    attr.attr_set |= MOUNT_ATTR_RDONLY;
   if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
     {
       int saved = errno;
       close(fd);
-      return error_set_errno(err, saved,
-                             "idmap the mount at %s (its file system must support "
-                             "idmapped mounts)",
-                             path);
+      return error_set_errno(
+          err, saved, "%s the mount at %s%s", attrs->userns_fd >= 0 ? "idmap" : "make read-only",
+          path, attrs->userns_fd >= 0 ? " (its file system must support idmapped mounts)" : "");
     }
   *tree_fd = fd;
   return 0;
@@ -64,7 +71,8 @@ lower_option(char *const *lower_dirs, const struct rootfs_idmap *idmap, int *fds
         }
       if (idmap)
         {
-          if (rootfs_idmapped_tree(lower_dirs[i], idmap->userns_fd, &fds[i], err) < 0)
+          struct rootfs_tree_attrs attrs = { .userns_fd = idmap->userns_fd };
+          if (rootfs_clone_tree(lower_dirs[i], &attrs, &fds[i], err) < 0)
             {
               free(lower);
               return error_wrap(err, "idmapped image layer");
@@ -166,25 +174,25 @@ rootfs_mount_layers_read_only(const char *target, char *const *lower_dirs, const
 }
 
 int
-rootfs_idmap_volume(const char *dir, size_t index, const char *source, int userns_fd, char **target,
-                    struct error *err)
+rootfs_prepare_volume(const char *dir, size_t index, const char *source,
+                      const struct rootfs_tree_attrs *attrs, char **target, struct error *err)
 {
-  cleanup_free char *parent = xasprintf("%s/idmapped", dir);
+  cleanup_free char *parent = xasprintf("%s/" ROOTFS_VOLUMES, dir);
   cleanup_free char *path = xasprintf("%s/%zu", parent, index);
   struct stat st;
   int tree, ret = 0;
 
   if (stat(source, &st) < 0)
-    return error_set_errno(err, errno, "idmapped volume: %s", source);
+    return error_set_errno(err, errno, "volume: %s", source);
   if (mkdir_p(parent, 0711, err) < 0)
-    return error_wrap(err, "idmapped volume");
+    return error_wrap(err, "volume");
   if (S_ISDIR(st.st_mode) ? mkdir(path, 0755) < 0 && errno != EEXIST
                           : mknod(path, S_IFREG | 0644, 0) < 0 && errno != EEXIST)
-    return error_set_errno(err, errno, "idmapped volume: create %s", path);
-  if (rootfs_idmapped_tree(source, userns_fd, &tree, err) < 0)
-    return error_wrap(err, "idmapped volume");
+    return error_set_errno(err, errno, "volume: create %s", path);
+  if (rootfs_clone_tree(source, attrs, &tree, err) < 0)
+    return error_wrap(err, "volume");
   if (move_mount(tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-    ret = error_set_errno(err, errno, "idmapped volume: mount %s at %s", source, path);
+    ret = error_set_errno(err, errno, "volume: mount %s at %s", source, path);
   close(tree);
   if (ret == 0)
     *target = steal_pointer(&path);
@@ -215,7 +223,7 @@ unmount_all(const char *path, struct error *err)
 static int
 unmount_volumes(const char *dir, struct error *err)
 {
-  cleanup_free char *parent = xasprintf("%s/idmapped", dir);
+  cleanup_free char *parent = xasprintf("%s/" ROOTFS_VOLUMES, dir);
   DIR *d = opendir(parent);
   struct dirent *entry;
   int ret = 0;

@@ -5,13 +5,15 @@
  * its processes see files with the owners they have on disk: the layers
  * and the CRI bind mounts (volumes), never a chown copy.
  *
- * Idmapped mounts are made here for every runtime handler (crun has an
- * `idmap` mount option, runc 1.1 has none): open_tree(OPEN_TREE_CLONE)
- * of the source, mount_setattr(MOUNT_ATTR_IDMAP) with the pod's user
- * namespace, then either an overlay lower given as /proc/self/fd/<n>
- * (the detached mount lives as long as the overlay) or move_mount() to
- * <dir>/idmapped/<n> for a volume, which the runtime binds like any
- * source.  The upper layer stays unmapped on disk, owned by the host ids
+ * Idmapped and recursively read-only mounts are made here, the same for
+ * every runtime handler (crun 1.8 has an `idmap` option but no `rro`,
+ * runc 1.1 the other way round): open_tree(OPEN_TREE_CLONE) of the
+ * source, mount_setattr(MOUNT_ATTR_IDMAP with the pod's user namespace,
+ * and/or MOUNT_ATTR_RDONLY, recursively), then either an overlay lower
+ * given as /proc/self/fd/<n> (the detached mount lives as long as the
+ * overlay) or move_mount() to <dir>/volumes/<n> for a volume, which the
+ * runtime binds like any source (a bind keeps the read-only flag of every
+ * mount it copies).  The upper layer stays unmapped on disk, owned by the host ids
  * of the container's root, as containerd's overlay snapshotter keeps it:
  * files a container writes carry its host ids.
  *
@@ -21,13 +23,23 @@
 #ifndef CRID_POD_ROOTFS_H
 #define CRID_POD_ROOTFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/error.h"
 
-/* Where a container's image volumes are mounted, below its dir. */
+/* Where a container's image volumes and prepared volume sources are
+ * mounted, below its dir. */
 #define ROOTFS_IMAGE_VOLUMES "image-volumes"
+#define ROOTFS_VOLUMES "volumes"
+
+/* What a cloned mount tree gets. */
+struct rootfs_tree_attrs
+{
+  int userns_fd;  /* idmapped into this user namespace; -1: not */
+  bool read_only; /* every mount of the tree read-only */
+};
 
 struct rootfs_idmap
 {
@@ -52,20 +64,20 @@ int rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_
 int rootfs_mount_layers_read_only(const char *target, char *const *lower_dirs, const char *bottom,
                                   struct error *err);
 /* Unmounts (and removes the mount points of) every image volume under
- * dir, the idmapped volumes of <dir>/idmapped/, then <dir>/rootfs; not
+ * dir, the prepared volumes of <dir>/volumes/, then <dir>/rootfs; not
  * mounted is fine.  Whoever deletes a container's dir calls it first, so
  * that the deletion never walks into a mounted image. */
 int rootfs_unmount(const char *dir, struct error *err);
 
-/* A detached, idmapped copy of the mount tree at path (submounts
- * included) as an fd for move_mount() or /proc/self/fd/<n>.  EINVAL-class
+/* A detached copy of the mount tree at path (submounts included) with
+ * attrs, as an fd for move_mount() or /proc/self/fd/<n>.  EINVAL-class
  * errors name a file system that cannot be idmapped. */
-int rootfs_idmapped_tree(const char *path, int userns_fd, int *tree_fd, struct error *err);
+int rootfs_clone_tree(const char *path, const struct rootfs_tree_attrs *attrs, int *tree_fd,
+                      struct error *err);
 
-/* An idmapped copy of a volume's source at <dir>/idmapped/<index>
- * (file or directory, as the source is); *target is its path, the
- * caller's. */
-int rootfs_idmap_volume(const char *dir, size_t index, const char *source, int userns_fd,
-                        char **target, struct error *err);
+/* A copy of a volume's source with attrs at <dir>/volumes/<index> (file
+ * or directory, as the source is); *target is its path, the caller's. */
+int rootfs_prepare_volume(const char *dir, size_t index, const char *source,
+                          const struct rootfs_tree_attrs *attrs, char **target, struct error *err);
 
 #endif

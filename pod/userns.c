@@ -238,8 +238,9 @@ pod_userns_probe(const char *probe_dir, const char *root_dir, struct error *err)
     ret = error_set_errno(err, errno, "open %s", user_path);
   else
     {
+      struct rootfs_tree_attrs attrs = { .userns_fd = userns_fd };
       int tree = -1;
-      ret = rootfs_idmapped_tree(root_dir, userns_fd, &tree, err);
+      ret = rootfs_clone_tree(root_dir, &attrs, &tree, err);
       if (tree >= 0)
         close(tree);
     }

@@ -472,16 +472,11 @@ def test_bidirectional_needs_a_shared_source(env, handler):
     finish(env, [sandbox_id])
 
 
-def _runtime_has_rro(handler):
-    binary = {"crun": "/usr/bin/crun", "runc": "/usr/sbin/runc"}[handler]
-    result = subprocess.run([binary, "features"], capture_output=True, text=True, timeout=30)
-    return result.returncode == 0 and '"rro"' in result.stdout
-
-
 def test_recursive_read_only_mount(env, handler):
     """An rro mount makes what is mounted below its source read-only too,
-    where the runtime has the option; elsewhere it is refused up front
-    (Status says the handler lacks it, so kubelet never asks)."""
+    on crun as on runc: crid binds a copy of the source it made read-only
+    throughout (crun 1.8 has no rro option; this used to be refused on
+    crun).  rro without readonly, or with propagation, is refused."""
     pb = env.pb
     base = env.crid.dir / "rro"
     (base / "sub").mkdir(parents=True)
@@ -491,16 +486,27 @@ def test_recursive_read_only_mount(env, handler):
     config = env.container_config("rro", ["/bin/sleep", "1000"], mounts=[mount])
     try:
         _run("mount", "-t", "tmpfs", "-o", "size=1m", "crid-rro", str(base / "sub"))
-        if not _runtime_has_rro(handler):
-            error = cridtest.rpc_error(env.create, sandbox_id, sandbox_config, config)
+        container_id = env.create(sandbox_id, sandbox_config, config)
+        env.start(container_id)
+        for path in ("/mnt/rro/sub/f", "/mnt/rro/f"):
+            response = env.exec_sync(container_id,
+                                     ["/bin/sh", "-c", f"echo x > {path}"], timeout=10)
+            assert response.exit_code != 0 and b"Read-only file system" in response.stderr, path
+        # The host's mount below the source stays writable.
+        (base / "sub" / "host-file").write_text("host")
+        for bad in (
+            pb.Mount(container_path="/mnt/x", host_path=str(base), readonly=False,
+                     recursive_read_only=True),
+            pb.Mount(container_path="/mnt/x", host_path=str(base), readonly=True,
+                     recursive_read_only=True,
+                     propagation=pb.PROPAGATION_HOST_TO_CONTAINER),
+        ):
+            error = cridtest.rpc_error(
+                env.create, sandbox_id, sandbox_config,
+                env.container_config("rro-bad", ["/bin/sleep", "1000"], mounts=[bad]),
+            )
             assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
             assert "recursive read-only" in error.details(), error.details()
-        else:
-            container_id = env.create(sandbox_id, sandbox_config, config)
-            env.start(container_id)
-            response = env.exec_sync(container_id,
-                                     ["/bin/sh", "-c", "echo x > /mnt/rro/sub/f"], timeout=10)
-            assert response.exit_code != 0 and b"Read-only file system" in response.stderr
         env.remove_pod(sandbox_id)
     finally:
         nsutil.unmount_all(nsutil.mounts_under(base))

@@ -30,6 +30,7 @@ import websocket
 
 import cridtest
 import netns as nsutil
+import registry as regutil
 import streamclient as sc
 from test_containers import (  # noqa: F401  (fixtures pytest must see)
     RPC_TIMEOUT,
@@ -47,7 +48,6 @@ HTTP6_PORT = 8081     # busybox httpd on [::1] only
 HTTP4_PORT = 8082     # busybox httpd on 127.0.0.1 only
 BANNER_PORT = 8083    # busybox nc -ll -e echo: writes a line first, then closes
 CLOSED_PORT = 8099    # nothing listens
-HOSTNET_PORT = 38517  # busybox httpd on 127.0.0.1 of the test's namespace
 HTTP_BODY = b"hello-http\n"
 BANNER = b"banner-first\n"
 LOOPBACK6_HEX = "00000000000000000000000000000001"
@@ -561,15 +561,18 @@ def test_port_forward_host_network_pod(env, handler):
     config = env.pod.pod_config("pf-host", uid=f"uid-pf-host-{handler}", hostname="",
                                 host_network=True)
     sandbox_id = env.pod.run_pod(config, handler=handler)
+    # A port free in the test's namespace, where crid's own streaming
+    # server also listens (a fixed port once met it there).
+    port = regutil.free_port(env.pod.ns.path)
     script = ("mkdir -p /tmp/www && echo hello-http > /tmp/www/index.html && "
-              f"exec httpd -f -p 127.0.0.1:{HOSTNET_PORT} -h /tmp/www")
+              f"exec httpd -f -p 127.0.0.1:{port} -h /tmp/www")
     container_id = env.run(sandbox_id, config, "httpd", ["/bin/sh", "-c", script])
-    env.wait_listening(container_id, {HOSTNET_PORT})
+    env.wait_listening(container_id, {port})
     # It listens in the node's (the test's) namespace.
     listeners = env.pod.ns.run("ss", "-Hltn").stdout
-    assert f"127.0.0.1:{HOSTNET_PORT}" in listeners, listeners
+    assert f"127.0.0.1:{port}" in listeners, listeners
     with env.port_forward(sandbox_id) as session:
-        response = http_get(session.connect(HOSTNET_PORT))
+        response = http_get(session.connect(port))
         assert response.endswith(HTTP_BODY), response
     remove_and_check(env, sandbox_id)
 
