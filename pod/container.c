@@ -622,7 +622,7 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
   undo_push(undo, "root file system", undo_rootfs, ctx);
   if (rootfs_mount(ctx->dir, ctx->layer_dirs, container_userns_idmap(&ctx->userns), err) < 0
       || image_volumes_mount(ctx->manager->options.images, ctx->dir, container->config,
-                             &container->image_volumes, err)
+                             container_userns_idmap(&ctx->userns), &container->image_volumes, err)
              < 0
       || container_userns_own_dir(&ctx->userns, ctx->dir, err) < 0
       || volume_sources_prepare(ctx->dir, container->config, ctx->userns.fd, &ctx->volumes, err)

@@ -191,7 +191,7 @@ resolve_sub_path(const char *root, const char *sub_path, char **out, struct erro
 
 static int
 mount_volume(struct image_store *store, const char *dir, const Runtime__V1__Mount *m,
-             struct image_volume *volume, struct error *err)
+             const struct rootfs_idmap *idmap, struct image_volume *volume, struct error *err)
 {
   cleanup_strv char **layer_dirs = NULL;
   cleanup_free char *id = NULL;
@@ -199,7 +199,7 @@ mount_volume(struct image_store *store, const char *dir, const Runtime__V1__Moun
 
   /* By id: what resolve found, even if a tag moved since. */
   if (image_store_layer_dirs(store, volume->image_id, &id, &layer_dirs, err) < 0
-      || rootfs_mount_image_volume(dir, volume->mount_index, layer_dirs, &target, err) < 0)
+      || rootfs_mount_image_volume(dir, volume->mount_index, layer_dirs, idmap, &target, err) < 0)
     return -1;
   if (m->image_sub_path[0] == '\0')
     {
@@ -211,8 +211,8 @@ mount_volume(struct image_store *store, const char *dir, const Runtime__V1__Moun
 
 int
 image_volumes_mount(struct image_store *store, const char *dir,
-                    const Runtime__V1__ContainerConfig *config, struct image_volumes *volumes,
-                    struct error *err)
+                    const Runtime__V1__ContainerConfig *config, const struct rootfs_idmap *idmap,
+                    struct image_volumes *volumes, struct error *err)
 {
   for (size_t i = 0; i < volumes->n; i++)
     {
@@ -223,7 +223,7 @@ image_volumes_mount(struct image_store *store, const char *dir,
         return error_set(err, EINVAL, "image volume of mount %zu: no such mount",
                          volume->mount_index);
       m = config->mounts[volume->mount_index];
-      if (mount_volume(store, dir, m, volume, err) < 0)
+      if (mount_volume(store, dir, m, idmap, volume, err) < 0)
         {
           cleanup_free char *destination = shown(m->container_path);
           cleanup_free char *image = shown(m->image ? m->image->image : "");

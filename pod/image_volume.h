@@ -19,6 +19,7 @@
 #include "api.pb-c.h"
 
 struct image_store;
+struct rootfs_idmap;
 struct json_writer;
 struct json_value;
 
@@ -50,9 +51,12 @@ int image_volumes_resolve(struct image_store *store, const Runtime__V1__Containe
 /* Mounts every resolved volume under dir (the container's) and sets its
  * source: the mount, or its image_sub_path resolved beneath it (must
  * exist; ".." and symlinks leading out of the image are refused, EINVAL).
- * On failure what was mounted stays for the caller's rootfs_unmount. */
+ * idmap: the pod's user namespace (files keep the owners they have in
+ * the image, as in the root file system), NULL without.  On failure what
+ * was mounted stays for the caller's rootfs_unmount. */
 int image_volumes_mount(struct image_store *store, const char *dir,
-                        const Runtime__V1__ContainerConfig *config, struct image_volumes *volumes,
+                        const Runtime__V1__ContainerConfig *config,
+                        const struct rootfs_idmap *idmap, struct image_volumes *volumes,
                         struct error *err);
 
 /* The volume of mount mount_index, or NULL when that mount is no image

@@ -180,7 +180,7 @@ mount_image_locked(struct pause_rootfs *pause, const char *id, const char *targe
 
   if (make_skeleton(skeleton, err) < 0 || mkdir_p(target, 0755, err) < 0
       || image_store_layer_dirs(pause->images, id, &layers_id, &layer_dirs, err) < 0
-      || rootfs_mount_layers_read_only(target, layer_dirs, skeleton, err) < 0)
+      || rootfs_mount_layers_read_only(target, layer_dirs, skeleton, NULL, err) < 0)
     return -1;
   pause->mounted = xrealloc(pause->mounted, (n + 2) * sizeof(char *));
   pause->mounted[n] = xstrdup(id);

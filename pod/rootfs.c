@@ -140,8 +140,8 @@ out:
 }
 
 int
-rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_dirs, char **target,
-                          struct error *err)
+rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_dirs,
+                          const struct rootfs_idmap *idmap, char **target, struct error *err)
 {
   cleanup_free char *volumes = xasprintf("%s/" ROOTFS_IMAGE_VOLUMES, dir);
   cleanup_free char *empty = xasprintf("%s/.empty", volumes);
@@ -149,7 +149,7 @@ rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_dirs
 
   if (mkdir_p(empty, 0755, err) < 0 || mkdir_p(point, 0755, err) < 0)
     return error_wrap(err, "image volume mount point");
-  if (rootfs_mount_layers_read_only(point, lower_dirs, empty, err) < 0)
+  if (rootfs_mount_layers_read_only(point, lower_dirs, empty, idmap, err) < 0)
     return -1;
   *target = steal_pointer(&point);
   return 0;
@@ -157,20 +157,31 @@ rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_dirs
 
 int
 rootfs_mount_layers_read_only(const char *target, char *const *lower_dirs, const char *bottom,
-                              struct error *err)
+                              const struct rootfs_idmap *idmap, struct error *err)
 {
   cleanup_free char *lower = NULL;
   cleanup_free char *data = NULL;
+  cleanup_free int *fds = NULL;
+  size_t n_layers;
+  int ret = -1;
 
   if (lower_dirs == NULL || lower_dirs[0] == NULL)
     return error_set(err, EINVAL, "the image has no layers");
-  if (lower_option(lower_dirs, NULL, NULL, &lower, err) < 0)
-    return -1;
-  /* Overlay wants two lowers when there is no upper: a dir at the
-   * bottom makes a one-layer image mountable, and its whiteouts are
-   * still hidden as overlay hides them (a plain bind would show them). */
-  data = xasprintf("lowerdir=%s:%s", lower, bottom);
-  return mount_overlay(target, MS_RDONLY | MS_NOSUID | MS_NODEV, data, err);
+  n_layers = strv_length(lower_dirs);
+  fds = xmalloc(n_layers * sizeof *fds);
+  for (size_t i = 0; i < n_layers; i++)
+    fds[i] = -1;
+  if (lower_option(lower_dirs, idmap, fds, &lower, err) == 0)
+    {
+      /* Overlay wants two lowers when there is no upper: a dir at the
+       * bottom makes a one-layer image mountable, and its whiteouts are
+       * still hidden as overlay hides them (a plain bind would show
+       * them). */
+      data = xasprintf("lowerdir=%s:%s", lower, bottom);
+      ret = mount_overlay(target, MS_RDONLY | MS_NOSUID | MS_NODEV, data, err);
+    }
+  close_trees(fds, n_layers);
+  return ret;
 }
 
 int

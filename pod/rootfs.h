@@ -54,15 +54,16 @@ struct rootfs_idmap
 int rootfs_mount(const char *dir, char *const *lower_dirs, const struct rootfs_idmap *idmap,
                  struct error *err);
 /* Mounts lower_dirs (top first) read-only, nosuid and nodev, with no upper
- * dir, at <dir>/image-volumes/<index>; *target is that path (caller
- * frees). */
-int rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_dirs, char **target,
-                              struct error *err);
+ * dir, at <dir>/image-volumes/<index>, idmapped as the root file system
+ * when idmap is given (a pod with a user namespace); *target is that path
+ * (caller frees). */
+int rootfs_mount_image_volume(const char *dir, size_t index, char *const *lower_dirs,
+                              const struct rootfs_idmap *idmap, char **target, struct error *err);
 /* Mounts lower_dirs (top first) over bottom, a dir of crid's (empty, or
  * the mount points a root needs), read-only, nosuid and nodev, at target:
  * image volumes and image pause roots. */
 int rootfs_mount_layers_read_only(const char *target, char *const *lower_dirs, const char *bottom,
-                                  struct error *err);
+                                  const struct rootfs_idmap *idmap, struct error *err);
 /* Unmounts (and removes the mount points of) every image volume under
  * dir, the prepared volumes of <dir>/volumes/, then <dir>/rootfs; not
  * mounted is fine.  Whoever deletes a container's dir calls it first, so

@@ -253,3 +253,20 @@ def test_crash_with_image_volume_leaves_nothing(env, handler, name):
     env.remove_image(VOLUME_NAME)
     env.remove_pod(sandbox_id)
     env.assert_clean()
+
+
+def test_image_volume_in_a_user_namespace_keeps_its_owners(env, handler):
+    """In a pod with a user namespace, an image volume is idmapped like the
+    root file system: the image's root-owned files show as root inside,
+    not as the overflow id; it stays read-only."""
+    from test_userns import userns_pod_config
+
+    config = userns_pod_config(env, "vol-userns", handler)
+    sandbox_id = env.pod.run_pod(config, handler=handler)
+    container_id = env.run(sandbox_id, config, "reader", ["/bin/sleep", "1000"],
+                           mounts=[env.image_mount("/tools", VOLUME_NAME)])
+    code, owners, _ = env.sh(container_id, "stat -c '%u:%g' /tools/data/version /etc/passwd")
+    assert code == 0 and owners.split() == ["0:0", "0:0"], owners
+    assert env.sh(container_id, "echo x > /tools/data/new")[0] != 0
+    env.remove_pod(sandbox_id)
+    assert_no_trace(env)
