@@ -228,7 +228,9 @@ run_blob_job(struct job *job, struct error *err)
 
   if (image_store_has_blob(puller->store, job->digest))
     return 0;
-  sink.writer = image_store_blob_create(puller->store, err);
+  /* registry_fetch_blob hashes the bytes and fails on a mismatch, before
+   * the commit: the writer need not hash them again. */
+  sink.writer = image_store_blob_create_verified(puller->store, err);
   if (sink.writer == NULL)
     return -1;
   if (registry_fetch_blob(puller->registry, &job->ref, job->digest, job->size, &request,
@@ -363,7 +365,8 @@ run_layer_job(struct job *job, struct error *err)
       cleanup_free char *path = image_store_blob_path(store, job->digest);
       return image_layer_from_file(store, path, job->compression, job->chain_id, job->diff_id, err);
     }
-  writer = image_store_blob_create(store, err);
+  /* verified by registry_fetch_blob, as in run_blob_job */
+  writer = image_store_blob_create_verified(store, err);
   if (writer == NULL)
     return -1;
   if (image_store_layer_create(store, &work_dir, &diff_dir, err) < 0)
