@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -256,6 +258,18 @@ time_remaining_ms(int64_t deadline_ns)
   /* A narrowing cast of more would turn a far deadline into a wrapped,
    * possibly negative (endless) poll timeout. */
   return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+int
+openat2_resolve(int dir_fd, const char *path, int flags, uint64_t resolve)
+{
+  struct open_how how = { .flags = (uint64_t)flags, .resolve = resolve };
+
+  return (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
 }
 
 int

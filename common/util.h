@@ -69,6 +69,11 @@ int time_remaining_ms(int64_t deadline_ns);
 /* Creates path and its missing parents with mode; existing dirs are fine. */
 int mkdir_p(const char *path, mode_t mode, struct error *err);
 
+/* openat2(2): path below dir_fd, opened with flags, resolved as resolve
+ * (RESOLVE_* of <linux/openat2.h>) says.  -1 with errno; ENOSYS on a
+ * kernel without it, EPERM under a seccomp filter that does not know it. */
+int openat2_resolve(int dir_fd, const char *path, int flags, uint64_t resolve);
+
 /* Reads a whole file (at most max_size bytes, else EFBIG), NUL-terminated. */
 int read_file(const char *path, size_t max_size, char **out, size_t *out_len, struct error *err);
 /* The same from an open fd (read to its end); the buffer is sized by the

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -549,13 +550,28 @@ open_child_dir(int dir_fd, const char *name, bool create)
 
 /* Opens the directory at path (clean, relative, "" for the root) below
  * root_fd one component at a time.  A symlink or a non-directory on the way
- * is an error (EINVAL), so nothing the archive planted can lead out. */
+ * is an error (EINVAL), so nothing the archive planted can lead out.
+ *
+ * An existing path is first opened in one openat2() call that refuses the
+ * same things (a symlink anywhere on the way, a way out of root_fd): a
+ * layer changes directory thousands of times, and the walk costs two
+ * calls per component.  The walk remains for what openat2() does not do
+ * (create what is missing, say which component is in the way) and for
+ * kernels without it. */
 static int
 walk_dir(int root_fd, const char *path, bool create, const char *entry, struct error *err)
 {
-  cleanup_close int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+  cleanup_close int fd = -1;
   const char *p = path;
 
+  if (*path)
+    {
+      fd = openat2_resolve(root_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                           RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+      if (fd >= 0)
+        return steal_fd(&fd);
+    }
+  fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
   if (fd < 0)
     return error_set_errno(err, errno, "dup");
   while (*p)
@@ -876,6 +892,62 @@ remove_existing(struct extract *x, int parent_fd, const char *path, const char *
   return 0;
 }
 
+/* How a node is made at name in parent_fd: fails with EEXIST when
+ * something is there already.  Returns an fd (a regular file) or 0. */
+struct maker
+{
+  int (*make)(const struct maker *m, int parent_fd, const char *name);
+  const char *what; /* for the error message */
+  const char *target;
+  int target_dir_fd;
+  mode_t type;
+  dev_t dev;
+};
+
+static int
+make_file(const struct maker *m, int parent_fd, const char *name)
+{
+  return openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+static int
+make_symlink(const struct maker *m, int parent_fd, const char *name)
+{
+  return symlinkat(m->target, parent_fd, name);
+}
+
+static int
+make_node(const struct maker *m, int parent_fd, const char *name)
+{
+  return mknodat(parent_fd, name, m->type, m->dev);
+}
+
+static int
+make_hardlink(const struct maker *m, int parent_fd, const char *name)
+{
+  return linkat(m->target_dir_fd, m->target, parent_fd, name, 0);
+}
+
+/* Makes the node; when something is at name already (an earlier entry: a
+ * later one replaces it, as tar does) it goes and the node is made again.
+ * Trying first saves a stat per entry, and names are rarely taken. */
+static int
+make_replacing(struct extract *x, const struct maker *m, int parent_fd, const char *path,
+               const char *name, const char *entry, struct error *err)
+{
+  int r = m->make(m, parent_fd, name);
+
+  if (r < 0 && errno == EEXIST)
+    {
+      if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
+        return -1;
+      r = m->make(m, parent_fd, name);
+    }
+  if (r < 0)
+    return error_set_errno(err, errno, "layer entry \"%.256s\": %s", entry, m->what);
+  return r;
+}
+
 /* Whether the decoder stopped on an error (then s->err is final). */
 static bool
 ring_failed(struct ring *r)
@@ -963,13 +1035,11 @@ static int
 extract_file(struct extract *x, struct archive_entry *e, int parent_fd, const char *path,
              const char *name, const char *entry, struct error *err)
 {
-  cleanup_close int fd = -1;
+  const struct maker maker = { .make = make_file, .what = "create" };
+  cleanup_close int fd = make_replacing(x, &maker, parent_fd, path, name, entry, err);
 
-  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
-    return -1;
-  fd = openat(parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
-    return error_set_errno(err, errno, "layer entry \"%.256s\": create", entry);
+    return -1;
   if (write_file_data(x, e, fd, entry, err) < 0)
     return -1;
   return set_metadata(&(struct node){ fd, parent_fd, name, false }, e, entry, true, err);
@@ -1002,11 +1072,17 @@ extract_dir(struct extract *x, struct archive_entry *e, int parent_fd, const cha
             const char *name, const char *entry, struct error *err)
 {
   cleanup_close int fd = -1;
-  bool exists;
+  bool exists = false;
+  int r = mkdirat(parent_fd, name, 0700);
 
-  if (remove_existing(x, parent_fd, path, name, true, &exists, entry, err) < 0)
-    return -1;
-  if (!exists && mkdirat(parent_fd, name, 0700) < 0)
+  /* something there: a directory stays (the two merge), the rest goes */
+  if (r < 0 && errno == EEXIST)
+    {
+      if (remove_existing(x, parent_fd, path, name, true, &exists, entry, err) < 0)
+        return -1;
+      r = exists ? 0 : mkdirat(parent_fd, name, 0700);
+    }
+  if (r < 0)
     return error_set_errno(err, errno, "layer entry \"%.256s\": mkdir", entry);
   fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
@@ -1022,15 +1098,14 @@ extract_symlink(struct extract *x, struct archive_entry *e, int parent_fd, const
                 const char *name, const char *entry, struct error *err)
 {
   const char *target = archive_entry_symlink(e);
+  const struct maker maker = { .make = make_symlink, .what = "symlink", .target = target };
 
   /* the target is never resolved here: it means something only inside
    * the container */
   if (target == NULL || *target == '\0' || strlen(target) > ENTRY_NAME_MAX)
     return error_set(err, EINVAL, "layer entry \"%.256s\": bad symlink target", entry);
-  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
+  if (make_replacing(x, &maker, parent_fd, path, name, entry, err) < 0)
     return -1;
-  if (symlinkat(target, parent_fd, name) < 0)
-    return error_set_errno(err, errno, "layer entry \"%.256s\": symlink", entry);
   return set_metadata(&(struct node){ -1, parent_fd, name, true }, e, entry, true, err);
 }
 
@@ -1039,14 +1114,12 @@ extract_special(struct extract *x, struct archive_entry *e, int parent_fd, const
                 const char *name, const char *entry, struct error *err)
 {
   mode_t type = archive_entry_filetype(e);
-  dev_t dev = 0;
+  struct maker maker = { .make = make_node, .what = "mknod", .type = type | 0600 };
 
   if (type == AE_IFCHR || type == AE_IFBLK)
-    dev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
-  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
+    maker.dev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+  if (make_replacing(x, &maker, parent_fd, path, name, entry, err) < 0)
     return -1;
-  if (mknodat(parent_fd, name, type | 0600, dev) < 0)
-    return error_set_errno(err, errno, "layer entry \"%.256s\": mknod", entry);
   return set_metadata(&(struct node){ -1, parent_fd, name, false }, e, entry, true, err);
 }
 
@@ -1061,6 +1134,8 @@ extract_hardlink(struct extract *x, struct archive_entry *e, int parent_fd, cons
   cleanup_free char *target = NULL;
   cleanup_close int target_fd = -1;
   const char *target_parent, *target_base;
+  char what[300];
+  struct maker maker = { .make = make_hardlink, .what = what };
   struct stat st;
 
   if (clean_entry_path(raw_target, &target, err) < 0)
@@ -1085,12 +1160,10 @@ extract_hardlink(struct extract *x, struct archive_entry *e, int parent_fd, cons
     return error_set(err, EINVAL,
                      "layer entry \"%.256s\": hardlink target \"%.256s\" is not a regular file",
                      entry, raw_target);
-  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
-    return -1;
-  if (linkat(target_fd, target_base, parent_fd, name, 0) < 0)
-    return error_set_errno(err, errno, "layer entry \"%.256s\": link to \"%.256s\"", entry,
-                           raw_target);
-  return 0;
+  snprintf(what, sizeof what, "link to \"%.256s\"", raw_target);
+  maker.target = target_base;
+  maker.target_dir_fd = target_fd;
+  return make_replacing(x, &maker, parent_fd, path, name, entry, err) < 0 ? -1 : 0;
 }
 
 /* Overlay whiteouts, for a layer that is one lowerdir among others:
@@ -1101,6 +1174,8 @@ extract_whiteout(struct extract *x, struct archive_entry *e, const char *parent,
                  const char *entry, struct error *err)
 {
   const char *name = base + strlen(WHITEOUT_PREFIX);
+  const struct maker whiteout
+      = { .make = make_node, .what = "mknod whiteout", .type = S_IFCHR, .dev = makedev(0, 0) };
   cleanup_free char *path = NULL;
   int parent_fd;
 
@@ -1120,10 +1195,8 @@ extract_whiteout(struct extract *x, struct archive_entry *e, const char *parent,
   if (parent_fd < 0)
     return -1;
   path = *parent ? xasprintf("%s/%s", parent, name) : xstrdup(name);
-  if (remove_existing(x, parent_fd, path, name, false, NULL, entry, err) < 0)
+  if (make_replacing(x, &whiteout, parent_fd, path, name, entry, err) < 0)
     return -1;
-  if (mknodat(parent_fd, name, S_IFCHR, makedev(0, 0)) < 0)
-    return error_set_errno(err, errno, "layer entry \"%.256s\": mknod whiteout", entry);
   if (fchownat(parent_fd, name, archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW)
       < 0)
     return error_set_errno(err, errno, "layer entry \"%.256s\": chown", entry);

@@ -74,7 +74,9 @@ struct job
   unsigned refs;       /* the thread and every waiting pull */
   unsigned interested; /* waiting pulls that still want the result */
   bool abandoned;      /* nobody wanted it any more: stopping */
-  bool running;        /* has its download slot */
+  bool waiting;        /* for a download slot: from its creation on */
+  bool running;        /* got its download slot */
+  bool has_slot;       /* holds it still */
   bool done;
   struct error err;
 };
@@ -228,7 +230,9 @@ run_blob_job(struct job *job, struct error *err)
 
   if (image_store_has_blob(puller->store, job->digest))
     return 0;
-  sink.writer = image_store_blob_create(puller->store, err);
+  /* registry_fetch_blob hashes the bytes and fails on a mismatch, before
+   * the commit: the writer need not hash them again. */
+  sink.writer = image_store_blob_create_verified(puller->store, err);
   if (sink.writer == NULL)
     return -1;
   if (registry_fetch_blob(puller->registry, &job->ref, job->digest, job->size, &request,
@@ -245,6 +249,27 @@ run_blob_job(struct job *job, struct error *err)
 }
 
 /* ---- A layer, unpacked while it downloads ------------------------------- */
+
+static void
+release_slot_locked(struct job *job)
+{
+  if (!job->has_slot)
+    return;
+  job->has_slot = false;
+  job->puller->active_downloads--;
+  pthread_cond_broadcast(&job->puller->changed);
+}
+
+/* Gives the download slot back once the layer is down and unpacked: what
+ * is left (syncing it to the disk, publishing it) waits on the disk while
+ * the next layer downloads and unpacks. */
+static void
+release_slot(struct job *job)
+{
+  pthread_mutex_lock(&job->puller->lock);
+  release_slot_locked(job);
+  pthread_mutex_unlock(&job->puller->lock);
+}
 
 struct unpacker
 {
@@ -363,7 +388,8 @@ run_layer_job(struct job *job, struct error *err)
       cleanup_free char *path = image_store_blob_path(store, job->digest);
       return image_layer_from_file(store, path, job->compression, job->chain_id, job->diff_id, err);
     }
-  writer = image_store_blob_create(store, err);
+  /* verified by registry_fetch_blob, as in run_blob_job */
+  writer = image_store_blob_create_verified(store, err);
   if (writer == NULL)
     return -1;
   if (image_store_layer_create(store, &work_dir, &diff_dir, err) < 0)
@@ -377,6 +403,7 @@ run_layer_job(struct job *job, struct error *err)
       image_store_layer_abort(store, work_dir);
       return -1;
     }
+  release_slot(job);
   failpoint("image.pull-after-layer-unpacked");
   if (blob_writer_commit(writer, job->digest, job->size, err) < 0)
     {
@@ -392,6 +419,22 @@ run_layer_job(struct job *job, struct error *err)
 
 /* ---- Job threads -------------------------------------------------------- */
 
+/* Whether a larger job than job waits for a slot (and is still wanted).
+ * Slots go to the largest first: the layers that take longest start
+ * earliest, so a pull does not end with its largest layer unpacking alone
+ * while the other cores have nothing left to do. */
+static bool
+larger_one_waits(const struct image_puller *puller, const struct job *job)
+{
+  for (size_t i = 0; i < puller->n_jobs; i++)
+    {
+      const struct job *other = puller->jobs[i];
+      if (other != job && other->waiting && other->interested > 0 && other->size > job->size)
+        return true;
+    }
+  return false;
+}
+
 /* Waits for a download slot; false when the job was abandoned meanwhile. */
 static bool
 acquire_slot(struct job *job)
@@ -400,13 +443,18 @@ acquire_slot(struct job *job)
   bool got;
 
   pthread_mutex_lock(&puller->lock);
-  while (puller->active_downloads >= puller->max_downloads && job->interested > 0)
+  while ((puller->active_downloads >= puller->max_downloads || larger_one_waits(puller, job))
+         && job->interested > 0)
     pthread_cond_wait(&puller->changed, &puller->lock);
+  job->waiting = false;
+  /* smaller jobs that let this one go first look again */
+  pthread_cond_broadcast(&puller->changed);
   got = job->interested > 0;
   if (got)
     {
       puller->active_downloads++;
       job->running = true;
+      job->has_slot = true;
       job->started_ns = time_monotonic_ns();
     }
   else
@@ -445,8 +493,7 @@ job_thread(void *arg)
     log_debug("%s %s: %s", job->kind == JOB_BLOB ? "blob" : "layer", job->id, error_message(&err));
 
   pthread_mutex_lock(&puller->lock);
-  if (ran)
-    puller->active_downloads--;
+  release_slot_locked(job);
   job->running = false;
   job->done = true;
   if (ret < 0)
@@ -496,6 +543,9 @@ job_new(struct image_puller *puller, const struct job_spec *spec)
   job->compression = spec->compression;
   job->chain_id = spec->chain_id ? xstrdup(spec->chain_id) : NULL;
   job->diff_id = spec->diff_id ? xstrdup(spec->diff_id) : NULL;
+  /* before its thread runs: a smaller job created later, whose thread
+   * may run first, must still let it go first */
+  job->waiting = true;
   atomic_init(&job->received, 0);
   error_clear(&job->err);
   return job;

@@ -166,8 +166,14 @@ int image_store_tmp_dir(struct image_store *store, const char *kind, char **path
 struct blob_writer;
 
 struct blob_writer *image_store_blob_create(struct image_store *store, struct error *err);
+/* For bytes whose digest the caller checks itself before it commits (a
+ * download: registry_fetch_blob hashes every byte it hands on and fails
+ * on a mismatch): they are not hashed a second time, and commit checks
+ * only the size.  Committing after a failed check is the caller's bug. */
+struct blob_writer *image_store_blob_create_verified(struct image_store *store, struct error *err);
 int blob_writer_write(struct blob_writer *w, const void *data, size_t len, struct error *err);
-/* Checks size (when >= 0) and digest, fsyncs and renames the file into
+/* Checks size (when >= 0) and digest (unless the writer was created
+ * verified), fsyncs and renames the file into
  * blobs/; a blob already there is kept and ours dropped.  Frees w, also on
  * failure. */
 int blob_writer_commit(struct blob_writer *w, const char *digest, int64_t size, struct error *err);

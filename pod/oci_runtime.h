@@ -80,12 +80,15 @@ int oci_runtime_features(const char *path, struct oci_runtime_features *out, str
 /* Runtimes guard against CVE-2019-5736 (a container rewriting the host's
  * runtime binary through /proc/self/exe) by re-executing themselves from
  * a safe copy at every call: crun from a read-only bind mount of its
- * binary it makes each time, runc from a memfd copy of itself.  Both skip
- * that when their binary already sits on a read-only mount.  This makes
- * such a mount once, at <dir>/<name>: a read-only bind mount of binary,
- * the same protection for one mount at start instead of a mount or a copy
- * and a second exec per call.  *pinned is the path to run; on failure the
- * caller runs binary as it is. */
+ * binary it makes each time, runc 1.1's `runc init` from a read-only bind
+ * mount of /proc/self/exe (a memfd copy where it cannot mount).  crun skips
+ * that when its binary already sits on a read-only mount; runc 1.1 only
+ * for a sealed memfd, or on a read-only mount with an environment variable
+ * it does not hand on to `runc init`, so it still copies (strace shows it).
+ * This makes such a mount once, at <dir>/<name>: a read-only bind mount of
+ * binary, the same protection for one mount at start instead of a mount
+ * and a second exec per crun call.  *pinned is the path to run; on failure
+ * the caller runs binary as it is. */
 int oci_runtime_pin_binary(const char *binary, const char *dir, const char *name, char **pinned,
                            struct error *err);
 /* Unmounts and removes a pinned binary; nothing there is fine. */

@@ -606,6 +606,19 @@ def phase_log(world, handler, sid, pod_config, r):
 PHASES = (("lifecycle", phase_lifecycle), ("exec", phase_exec), ("log", phase_log))
 
 
+def phases():
+    """The phases BENCH_CONTAINER_PHASES names (comma list), default all."""
+    wanted = os.environ.get("BENCH_CONTAINER_PHASES", ",".join(name for name, _ in PHASES))
+    known = dict(PHASES)
+    out = []
+    for name in (w.strip() for w in wanted.split(",") if w.strip()):
+        if name not in known:
+            raise benchlib.BenchError("BENCH_CONTAINER_PHASES: unknown phase %r (known: %s)"
+                                      % (name, ", ".join(known)))
+        out.append((name, known[name]))
+    return out
+
+
 def measure(world, handler, failures):
     """Every phase for one OCI runtime handler in one pod; a phase that
     fails is reported and the next one still runs."""
@@ -615,7 +628,7 @@ def measure(world, handler, failures):
     try:
         if not world.check_pods([sid], handler, "pod for the containers"):
             raise benchlib.BenchError("the pod is not READY with an IP")
-        for what, phase in PHASES:
+        for what, phase in phases():
             try:
                 phase(world, handler, sid, pod_config, r)
             except Exception as e:  # noqa: BLE001 - report, go on

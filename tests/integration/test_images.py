@@ -96,6 +96,7 @@ def images():
     imgs["concurrent"] = bi.busybox_image("gzip", variant="concurrent")
     imgs["short"] = bi.busybox_image("gzip", variant="short-name")
     imgs["big"] = bi.big_image()
+    imgs["sizes"] = bi.sized_layers_image()
     return imgs
 
 
@@ -133,6 +134,7 @@ def reg(net, workdir, images, layout, hostile):
         r.push_skopeo(layout, "short", "library/busybox", dest_tag="crid-test")
         r.push(images["docker-list"], "crid/multiarch-docker", "latest")
         r.push(images["big"], "crid/big", "1")
+        r.push(images["sizes"], "crid/sizes", "1")
         for case, (image, _) in hostile.items():
             r.push(image, "crid/hostile", case)
         assert r.manifest_digest(REPO, "gzip") == images["gzip"].digest
@@ -830,6 +832,26 @@ def test_concurrent_pulls_share_downloads(make_crid, reg, proxy, images):
     want = {b.digest: 1 for b in image.blobs}
     assert counts == want, f"blob GETs per digest: {counts}"
     assert len(list_images(crid)) == 1
+
+
+def test_largest_layer_downloads_first(make_crid, reg, proxy, images):
+    """With one download slot, the layers waiting for it get it largest
+    first (whichever layer took the slot first: the others were not known
+    yet), so a pull does not end with its largest layer alone."""
+    image = images["sizes"]
+    proxy.delay = 0.3  # each layer holds the slot a while: the rest queue up
+    crid = make_crid({proxy.host: {"insecure": True}}, image={"max_concurrent_downloads": 1})
+    checked_pull(crid, f"{proxy.host}/crid/sizes:1", image)
+    sizes = {layer.digest: layer.size for layer in image.layers}
+    order = []
+    for method, path, _ in list(proxy.requests):
+        m = re.match(r"^/v2/crid/sizes/blobs/(sha256:[0-9a-f]{64})", path)
+        if method == "GET" and m and m.group(1) in sizes:
+            order.append(m.group(1))
+    assert sorted(order) == sorted(sizes), f"layer GETs: {order}"
+    after_first = [sizes[d] for d in order[1:]]
+    assert after_first == sorted(after_first, reverse=True), (
+        f"layer sizes in the order downloaded: {[sizes[d] for d in order]}")
 
 
 def test_pull_progress_timeout(make_crid, reg, proxy, images):

@@ -635,6 +635,31 @@ test_blob_digest_checked(void **state)
   assert_int_equal(n, 0);
 }
 
+/* A writer whose caller verifies the digest (a download) checks the size
+ * and publishes under the name it is given. */
+static void
+test_verified_blob_size_checked(void **state)
+{
+  struct fixture *f = *state;
+  struct error err = ERROR_INIT;
+  struct blob_writer *w = image_store_blob_create_verified(f->store, &err);
+  char digest[72];
+
+  digest_buffer("right", 5, digest);
+  assert_non_null(w);
+  assert_int_equal(blob_writer_write(w, "right", 5, &err), 0);
+  assert_int_equal(blob_writer_commit(w, digest, 6, &err), -1);
+  assert_int_equal(err.code, EIO);
+  error_clear(&err);
+  assert_false(image_store_has_blob(f->store, digest));
+
+  w = image_store_blob_create_verified(f->store, &err);
+  assert_non_null(w);
+  assert_int_equal(blob_writer_write(w, "right", 5, &err), 0);
+  assert_int_equal(blob_writer_commit(w, digest, 5, &err), 0);
+  assert_true(image_store_has_blob(f->store, digest));
+}
+
 static void
 test_index_version_checked(void **state)
 {
@@ -669,6 +694,7 @@ main(void)
     cmocka_unit_test_setup_teardown(test_lock_and_read_only, setup, teardown),
     cmocka_unit_test_setup_teardown(test_holds_protect_from_collection, setup, teardown),
     cmocka_unit_test_setup_teardown(test_blob_digest_checked, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_verified_blob_size_checked, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_version_checked, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -802,6 +802,7 @@ test_replace(void **state)
   struct error err = ERROR_INIT;
   struct archive *a = tar_begin(&tar);
   cleanup_free char *f = NULL, *d = NULL, *kept = NULL, *l = NULL, *x = NULL;
+  cleanup_free char *hard = NULL, *lod = NULL, *wh = NULL;
   struct stat st;
 
   ADD(a, .name = "f", .mode = 0644, .data = "first\n");
@@ -817,6 +818,16 @@ test_replace(void **state)
   ADD(a, .name = "l", .mode = 0644, .data = "not a link\n");
   ADD(a, .name = "x", .mode = 0644, .data = "x");
   ADD(a, .name = "x", .mode = S_IFLNK | 0777, .link = "elsewhere");
+  /* each kind of node over something else */
+  ADD(a, .name = "hard", .mode = S_IFDIR | 0755);
+  ADD(a, .name = "hard/inside", .mode = 0644, .data = "x");
+  ADD(a, .name = "hard", .hardlink = "f");
+  ADD(a, .name = "pipe", .mode = 0644, .data = "x");
+  ADD(a, .name = "pipe", .mode = S_IFIFO | 0620, .uid = 3);
+  ADD(a, .name = "link-over-dir/", .mode = S_IFDIR | 0755);
+  ADD(a, .name = "link-over-dir", .mode = S_IFLNK | 0777, .link = "f");
+  ADD(a, .name = "wh", .mode = 0644, .data = "x");
+  ADD(a, .name = ".wh.wh", .mode = 0644);
   tar_end(a);
 
   sandbox_new(&sb);
@@ -837,6 +848,18 @@ test_replace(void **state)
   x = layer_path(&sb, "x");
   assert_int_equal(lstat(x, &st), 0);
   assert_true(S_ISLNK(st.st_mode));
+  hard = layer_path(&sb, "hard");
+  assert_file_content(hard, "second\n");
+  assert_int_equal(lstat(hard, &st), 0);
+  assert_int_equal(st.st_nlink, 2);
+  check_node(&sb, "pipe", S_IFIFO | 0620, 3, 0, 0);
+  lod = layer_path(&sb, "link-over-dir");
+  assert_int_equal(lstat(lod, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  wh = layer_path(&sb, "wh");
+  assert_int_equal(lstat(wh, &st), 0);
+  assert_true(S_ISCHR(st.st_mode));
+  assert_int_equal(st.st_rdev, makedev(0, 0));
   sandbox_check(&sb);
   sandbox_free(&sb);
   buf_free(&tar);
