@@ -578,7 +578,7 @@ metrics_server_start(struct daemon *daemon, struct error *err)
   server->daemon = daemon;
   server->http = http_server_new(&options);
   http_server_route(server->http, "/metrics", serve_metrics, server);
-  if (http_server_start(server->http, err) < 0)
+  if (http_server_start(server->http, err) < 0 || http_server_serve(server->http, err) < 0)
     {
       explain_listen_failure(c->metrics_host, (int)c->metrics_port, err);
       metrics_server_stop(server);
