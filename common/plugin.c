@@ -8,7 +8,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 char *
 plugin_directory(void)
@@ -29,7 +28,7 @@ plugin_directory(void)
   return xasprintf("%.*s/lib/crid", (int)(slash - bin), bin);
 }
 
-const struct plugin_header *
+static const struct plugin_header *
 plugin_load(const char *file, const char *symbol, unsigned abi, size_t table_size,
             struct error *err)
 {
@@ -43,16 +42,23 @@ plugin_load(const char *file, const char *symbol, unsigned abi, size_t table_siz
   handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (handle == NULL)
     {
+      /* dlerror() says "PATH: why"; the path is said once. */
       const char *why = dlerror();
-      error_set(err, access(path, F_OK) == 0 ? ENOEXEC : ENOENT,
-                "load %s: %s (crid's plugins are installed in lib/crid beside its bin/)", path,
+      size_t len = strlen(path);
+
+      if (why && strncmp(why, path, len) == 0 && strncmp(why + len, ": ", 2) == 0)
+        why += len + 2;
+      /* Not ENOENT: what is missing is a part of crid, not what the
+       * caller asked for. */
+      error_set(err, ELIBACC,
+                "load %s (crid's plugins are installed in lib/crid beside its bin/): %s", path,
                 why ? why : "dlopen failed");
       return NULL;
     }
   table = dlsym(handle, symbol);
   if (table == NULL)
     {
-      error_set(err, ENOEXEC, "load %s: no %s in it", path, symbol);
+      error_set(err, ELIBBAD, "load %s: no %s in it", path, symbol);
       dlclose(handle);
       return NULL;
     }
@@ -65,5 +71,19 @@ plugin_load(const char *file, const char *symbol, unsigned abi, size_t table_siz
       return NULL;
     }
   log_info("loaded %s", path);
+  return table;
+}
+
+const struct plugin_header *
+plugin_get(struct plugin_slot *slot, const void *linked, struct error *err)
+{
+  const struct plugin_header *table;
+
+  pthread_mutex_lock(&slot->lock);
+  if (slot->table == NULL)
+    slot->table
+        = linked ? linked : plugin_load(slot->file, slot->symbol, slot->abi, slot->table_size, err);
+  table = slot->table;
+  pthread_mutex_unlock(&slot->lock);
   return table;
 }

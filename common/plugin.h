@@ -5,12 +5,14 @@
  * <prefix>/lib/crid/, beside the <prefix>/bin/ of the crid binary (as
  * crid-conmon is found beside it).  Each exports one function table whose
  * first member is a struct plugin_header; the module owning the seam
- * declares the table and calls plugin_load() once.  A plugin is never
- * unloaded.  Builds that link the plugin's objects into the program (unit
- * tests, fuzzers) reach the table directly and load nothing. */
+ * declares the table and a struct plugin_slot, and calls plugin_get().
+ * A plugin is never unloaded.  Builds that link the plugin's objects into
+ * the program (unit tests, fuzzers) reach the table directly and load
+ * nothing. */
 #ifndef CRID_COMMON_PLUGIN_H
 #define CRID_COMMON_PLUGIN_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "common/error.h"
@@ -25,9 +27,28 @@ struct plugin_header
  * bin/ directory of the running binary. */
 char *plugin_directory(void);
 
-/* Loads file (e.g. "crid-pull.so") from plugin_directory() and returns
- * its exported table `symbol`, checked against abi and table_size. */
-const struct plugin_header *plugin_load(const char *file, const char *symbol, unsigned abi,
-                                        size_t table_size, struct error *err);
+/* One plugin of a seam: what to load, and its table once loaded. */
+struct plugin_slot
+{
+  const char *file;
+  const char *symbol;
+  unsigned abi;
+  size_t table_size;
+  pthread_mutex_t lock;
+  const struct plugin_header *table;
+};
+#define PLUGIN_SLOT(file, symbol, abi, table_size)                                                 \
+  {                                                                                                \
+    file, symbol, abi, table_size, PTHREAD_MUTEX_INITIALIZER, NULL                                 \
+  }
+
+/* The slot's table: the file (e.g. "crid-pull.so") loaded from
+ * plugin_directory() and its table `symbol` checked against abi and
+ * table_size, or `linked` when the plugin's objects are linked into
+ * the program (the address of its table, declared weak by the seam, so
+ * NULL in the crid binary), else loaded by the first call.  NULL (err
+ * set) when it cannot be loaded.  Thread-safe. */
+const struct plugin_header *plugin_get(struct plugin_slot *slot, const void *linked,
+                                       struct error *err);
 
 #endif

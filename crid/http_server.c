@@ -24,10 +24,10 @@
  * tests, fuzzers); the crid binary loads the plugin instead. */
 extern const struct http_plugin crid_http_plugin __attribute__((weak));
 
-/* Set once, by the first http_server_serve(); requests and upgraded
+/* Filled by the first http_server_serve(); requests and upgraded
  * connections only exist after it. */
-static pthread_mutex_t plugin_lock = PTHREAD_MUTEX_INITIALIZER;
-static const struct http_plugin *plugin;
+static struct plugin_slot slot = PLUGIN_SLOT(HTTP_PLUGIN_FILE, HTTP_PLUGIN_SYMBOL, HTTP_PLUGIN_ABI,
+                                             sizeof(struct http_plugin));
 
 struct http_server
 {
@@ -42,27 +42,11 @@ struct http_server
   struct http_backend *backend;
 };
 
-static const struct http_plugin *
-plugin_get(struct error *err)
-{
-  const struct http_plugin *p;
-
-  if (&crid_http_plugin != NULL)
-    return &crid_http_plugin;
-  pthread_mutex_lock(&plugin_lock);
-  if (plugin == NULL)
-    plugin = (const struct http_plugin *)plugin_load(HTTP_PLUGIN_FILE, HTTP_PLUGIN_SYMBOL,
-                                                     HTTP_PLUGIN_ABI, sizeof *plugin, err);
-  p = plugin;
-  pthread_mutex_unlock(&plugin_lock);
-  return p;
-}
-
 /* The table, for calls about a request: the plugin that made it. */
 static const struct http_plugin *
 loaded(void)
 {
-  return &crid_http_plugin != NULL ? &crid_http_plugin : plugin;
+  return (const struct http_plugin *)slot.table;
 }
 
 struct http_server *
@@ -147,7 +131,7 @@ http_server_serve(struct http_server *server, struct error *err)
     {
       if (server->listen_fd < 0)
         ret = error_set(err, EINVAL, "HTTP server on %s: not started", server->address);
-      else if ((p = plugin_get(err)) == NULL)
+      else if ((p = (const struct http_plugin *)plugin_get(&slot, &crid_http_plugin, err)) == NULL)
         ret = error_wrap(err, "HTTP server on %s port %d", server->address, server->port);
       else
         {

@@ -3,30 +3,18 @@
 
 #include "common/util.h"
 
-#include <pthread.h>
-
 /* Defined when the plugin's objects are linked into the program (unit
  * tests, fuzzers); the crid binary leaves it undefined and loads the
  * plugin instead. */
 extern const struct pull_plugin crid_pull_plugin __attribute__((weak));
 
-static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
-static const struct pull_plugin *loaded;
+static struct plugin_slot slot = PLUGIN_SLOT(PULL_PLUGIN_FILE, PULL_PLUGIN_SYMBOL, PULL_PLUGIN_ABI,
+                                             sizeof(struct pull_plugin));
 
 const struct pull_plugin *
 pull_plugin_get(struct error *err)
 {
-  const struct pull_plugin *plugin;
-
-  if (&crid_pull_plugin != NULL)
-    return &crid_pull_plugin;
-  pthread_mutex_lock(&load_lock);
-  if (loaded == NULL)
-    loaded = (const struct pull_plugin *)plugin_load(PULL_PLUGIN_FILE, PULL_PLUGIN_SYMBOL,
-                                                     PULL_PLUGIN_ABI, sizeof *loaded, err);
-  plugin = loaded;
-  pthread_mutex_unlock(&load_lock);
-  return plugin;
+  return (const struct pull_plugin *)plugin_get(&slot, &crid_pull_plugin, err);
 }
 
 int

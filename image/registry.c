@@ -1126,7 +1126,7 @@ call_init(struct call *call, struct registry_client *client, const struct regist
   const struct pull_plugin *pull = pull_plugin_get(err);
 
   if (pull == NULL)
-    return error_wrap(err, "fetch %s", subject);
+    return -1;
   pthread_mutex_lock(&client->lock);
   if (client->transport == NULL)
     {
