@@ -1,16 +1,20 @@
-# crid build.  `make` builds build/bin/{crid,crid-conmon,crid-pause};
+# crid build.  `make` builds build/bin/{crid,crid-conmon,crid-pause} and
+# the plugins build/lib/crid/{crid-pull.so,crid-http.so};
 # `make run` and `make test` are the two set-up commands of the README.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR := $(PREFIX)/bin
 LIBEXECDIR := $(PREFIX)/libexec/crid
+# crid looks for its plugins in lib/crid beside its bin/ (common/plugin.h).
+PLUGINDIR := $(PREFIX)/lib/crid
 UNITDIR := $(PREFIX)/lib/systemd/system
 CC ?= gcc
 BUILD := build
 GEN := $(BUILD)/gen
 OBJ := $(BUILD)/obj
 BIN := $(BUILD)/bin
+PLUGIN_DIR := $(BUILD)/lib/crid
 
 CRID_VERSION := 0.1.0
 CRID_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -25,21 +29,34 @@ VERSION_H := $(GEN)/version.h
 CFLAGS ?= -O2 -g
 CFLAGS_ALL := -std=gnu11 $(WARNINGS) $(CFLAGS) -fno-strict-aliasing
 
-PKGS := grpc libprotobuf-c yajl libcurl libarchive libcrypto libzstd zlib libcap libseccomp \
-	libmicrohttpd gnutls yaml-0.1
+# The daemon's libraries; the pull stack and the HTTP server bring theirs
+# in their plugins, so an idle daemon does not map them.
+PKGS := grpc libprotobuf-c yajl libcrypto zlib libcap libseccomp yaml-0.1
+PULL_PKGS := libcurl libarchive libzstd zlib
+HTTP_PKGS := libmicrohttpd gnutls
 # gzip layers are inflated by ISA-L (libisal-dev) when it is there at build
 # time, else by zlib.
 ifeq ($(shell pkg-config --exists libisal && echo yes),yes)
-PKGS += libisal
+PULL_PKGS += libisal
 CPPFLAGS_ALL += -DHAVE_ISAL
 endif
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PULL_LIBS = $(shell pkg-config --libs $(PULL_PKGS) 2>/dev/null)
+HTTP_LIBS = $(shell pkg-config --libs $(HTTP_PKGS) 2>/dev/null)
+# Unit tests and fuzzers link the plugins' objects in.
+ALL_PKG_LIBS = $(shell pkg-config --libs $(PKGS) $(PULL_PKGS) $(HTTP_PKGS) 2>/dev/null)
 
 COMMON_SRC := $(wildcard common/*.c)
 DAEMON_SRC := $(wildcard crid/*.c crid/stream/*.c pod/*.c image/*.c netcni/*.c)
 CONMON_SRC := $(wildcard conmon/*.c)
 PAUSE_SRC := pod/pause/pause.c
-DAEMON_SRC := $(filter-out $(PAUSE_SRC),$(DAEMON_SRC))
+# The plugins' code (common/plugin.h): the pull stack (the registry
+# transport on libcurl, layer and archive reading on libarchive and the
+# decompressors) and the HTTP listener on libmicrohttpd.
+PULL_PLUGIN_SRC := image/registry_transport.c image/layer.c image/gzip.c image/import_archive.c \
+	image/pull_plugin_table.c
+HTTP_PLUGIN_SRC := crid/http_server_mhd.c
+DAEMON_SRC := $(filter-out $(PAUSE_SRC) $(PULL_PLUGIN_SRC) $(HTTP_PLUGIN_SRC),$(DAEMON_SRC))
 
 PROTO_C := $(GEN)/api.pb-c.c
 PROTO_H := $(GEN)/api.pb-c.h
@@ -47,15 +64,19 @@ PROTO_H := $(GEN)/api.pb-c.h
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/api.pb-c.o
 CONMON_OBJ := $(CONMON_SRC:%.c=$(OBJ)/%.o)
+PULL_PLUGIN_OBJ := $(PULL_PLUGIN_SRC:%.c=$(OBJ)/%.o)
+HTTP_PLUGIN_OBJ := $(HTTP_PLUGIN_SRC:%.c=$(OBJ)/%.o)
+PLUGIN_OBJ := $(PULL_PLUGIN_OBJ) $(HTTP_PLUGIN_OBJ)
+PLUGINS := $(PLUGIN_DIR)/crid-pull.so $(PLUGIN_DIR)/crid-http.so
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Everything of the daemon except main() goes into the unit tests' link.
-LIB_OBJ := $(filter-out $(OBJ)/crid/main.o,$(DAEMON_OBJ)) $(COMMON_OBJ)
+LIB_OBJ := $(filter-out $(OBJ)/crid/main.o,$(DAEMON_OBJ)) $(COMMON_OBJ) $(PLUGIN_OBJ)
 
 .PHONY: all deps deps-run deps-test deps-bench host-setup run test unit integration fuzz bench install uninstall deb format \
 	format-check clean
-all: $(BIN)/crid $(BIN)/crid-conmon $(BIN)/crid-pause
+all: $(BIN)/crid $(BIN)/crid-conmon $(BIN)/crid-pause $(PLUGINS)
 
 # Every group of scripts/deps.sh; `make run` installs only what running
 # and building crid take, `make test` what the tests take on top.
@@ -93,10 +114,32 @@ $(OBJ)/%.o: %.c | $(PROTO_H) $(VERSION_H)
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
-$(BIN)/crid: $(DAEMON_OBJ) $(COMMON_OBJ)
+# The plugins call the daemon's own functions (errors, logging, the
+# store...): the binary exports exactly what their objects use.
+PLUGIN_IMPORTS := $(BUILD)/plugin-imports.list
+$(PLUGIN_IMPORTS): $(PLUGIN_OBJ)
+	@nm -u -P $(PLUGIN_OBJ) | awk 'NF > 1 { print $$1 }' | sort -u \
+		| awk 'BEGIN { print "{" } { print "  " $$1 ";" } END { print "};" }' > $@.tmp
+	@mv $@.tmp $@
+
+$(BIN)/crid: $(DAEMON_OBJ) $(COMMON_OBJ) $(PLUGIN_IMPORTS)
 	@mkdir -p $(BIN)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+	@$(CC) $(CFLAGS_ALL) -o $@ $(DAEMON_OBJ) $(COMMON_OBJ) -Wl,--dynamic-list=$(PLUGIN_IMPORTS) \
+		$(PKG_LIBS) -lpthread
+
+# Position-independent, and exporting nothing but their table.
+$(PLUGIN_OBJ): CFLAGS_ALL += -fPIC -fvisibility=hidden
+
+$(PLUGIN_DIR)/crid-pull.so: $(PULL_PLUGIN_OBJ)
+	@mkdir -p $(PLUGIN_DIR)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) -shared -o $@ $^ $(PULL_LIBS) -lpthread
+
+$(PLUGIN_DIR)/crid-http.so: $(HTTP_PLUGIN_OBJ)
+	@mkdir -p $(PLUGIN_DIR)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) -shared -o $@ $^ $(HTTP_LIBS) -lpthread
 
 # One monitor per container: static, so an idle one maps no shared
 # libraries (small RSS/PSS) and it keeps working across libc upgrades.
@@ -118,7 +161,7 @@ $(BIN)/crid-pause: $(PAUSE_SRC) $(VERSION_H)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJ) $(PKG_LIBS) -lcmocka -lpthread
+	@$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIB_OBJ) $(ALL_PKG_LIBS) -lcmocka -lpthread
 
 # Fuzzers (tests/fuzz, libFuzzer): every parser of untrusted bytes.  They
 # link the daemon's code built again with clang's instrumentation.  `make
@@ -142,7 +185,7 @@ $(BUILD)/fuzz/obj/%.o: %.c | $(PROTO_H) $(VERSION_H)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	@echo "  LD/FUZZ $@"
 	@clang $(CPPFLAGS_ALL) -std=gnu11 -Wno-comment $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
-		$(PKG_LIBS) -lpthread
+		$(ALL_PKG_LIBS) -lpthread
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do \
@@ -196,14 +239,16 @@ format-check:
 
 # What `make install` puts in place, and `make uninstall` takes away.
 INSTALLED_BINS := crid crid-conmon crid-pause
+INSTALLED_PLUGINS := crid-pull.so crid-http.so
 # contrib file:installed path; configuration an operator may change.
 CONFFILES := crid.conf:/etc/crid/crid.conf crictl.yaml:/etc/crictl.yaml \
 	10-crid-bridge.conflist:/etc/cni/net.d/10-crid-bridge.conflist
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(LIBEXECDIR) \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)/etc/crid $(DESTDIR)/etc/crid/crid.conf.d $(DESTDIR)/etc/cni/net.d
 	install -m 0755 $(addprefix $(BIN)/,$(INSTALLED_BINS)) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(addprefix $(PLUGIN_DIR)/,$(INSTALLED_PLUGINS)) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0755 scripts/host-setup.sh $(DESTDIR)$(LIBEXECDIR)/host-setup
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' contrib/crid.service \
 		> $(DESTDIR)$(UNITDIR)/crid.service
@@ -222,6 +267,7 @@ install: all
 # directories go only when empty.
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALLED_BINS)) $(DESTDIR)$(UNITDIR)/crid.service \
+		$(addprefix $(DESTDIR)$(PLUGINDIR)/,$(INSTALLED_PLUGINS)) \
 		$(DESTDIR)$(LIBEXECDIR)/host-setup
 	@set -e; for pair in $(CONFFILES); do \
 		src=contrib/$${pair%%:*}; dst=$(DESTDIR)$${pair#*:}; \
@@ -230,7 +276,7 @@ uninstall:
 			echo "uninstall: kept $$dst: it differs from the installed default"; \
 		else rm -f "$$dst"; fi; \
 	done
-	@rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)/etc/crid/crid.conf.d $(DESTDIR)/etc/crid \
+	@rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)/etc/crid/crid.conf.d $(DESTDIR)/etc/crid \
 		$(DESTDIR)/etc/cni/net.d $(DESTDIR)/etc/cni 2>/dev/null || true
 
 # crid_<version>_<arch>.deb in build/ (dpkg-deb; scripts/build-deb.sh).

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <errno.h>
 
@@ -55,7 +56,20 @@ cleanup_strv_function(char ***strv)
     }
 }
 
+/* Frees a string that held a credential after wiping it, so the secret
+ * does not linger in freed memory. */
+static inline void
+cleanup_secret_function(char **p)
+{
+  if (*p)
+    {
+      explicit_bzero(*p, strlen(*p));
+      free(*p);
+    }
+}
+
 #define cleanup_free __attribute__((cleanup(cleanup_free_function)))
+#define cleanup_secret __attribute__((cleanup(cleanup_secret_function)))
 #define cleanup_close __attribute__((cleanup(cleanup_close_function)))
 #define cleanup_dir __attribute__((cleanup(cleanup_dir_function)))
 #define cleanup_file __attribute__((cleanup(cleanup_file_function)))

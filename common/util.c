@@ -405,6 +405,18 @@ write_all(int fd, const void *data, size_t len)
 }
 
 char *
+str_printable(const char *s, size_t len, size_t max)
+{
+  size_t n = len < max ? len : max;
+  char *out = xmalloc(n + 1);
+
+  for (size_t i = 0; i < n; i++)
+    out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+  out[n] = '\0';
+  return out;
+}
+
+char *
 quote_untrusted(const char *text, size_t len, size_t max_shown)
 {
   size_t shown = len > max_shown ? max_shown : len;
@@ -492,4 +504,21 @@ id_generate(char out[65], struct error *err)
     }
   out[64] = '\0';
   return 0;
+}
+
+char *
+exe_directory(struct error *err)
+{
+  char path[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  char *slash;
+
+  if (n <= 0)
+    {
+      error_set_errno(err, errno, "find the program's directory: readlink /proc/self/exe");
+      return NULL;
+    }
+  path[n] = '\0';
+  slash = strrchr(path, '/');
+  return xstrndup(path, slash && slash != path ? (size_t)(slash - path) : 1);
 }

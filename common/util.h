@@ -31,6 +31,9 @@ void strv_free(char **strv);
 char **strv_copy(char *const *strv);
 char *strv_join(char *const *strv, const char *separator);
 
+/* At most max bytes of s (len long), each byte outside printable ASCII
+ * replaced by '?': text from a peer made safe for an error message. */
+char *str_printable(const char *s, size_t len, size_t max);
 /* Untrusted text as an error message shows it: in double quotes, with
  * quotes, backslashes, control and non-ASCII bytes escaped (it must not
  * break a log line), and cut after max_shown bytes with "...". */
@@ -84,6 +87,10 @@ int read_fd(int fd, size_t max_size, char **out, size_t *out_len, struct error *
  * file is missing or unreadable: a process that may not have written it
  * yet, or may be gone, is not an error. */
 pid_t read_pid_file(const char *path);
+
+/* The directory of the running program (from /proc/self/exe), where
+ * crid's helpers are looked for. */
+char *exe_directory(struct error *err);
 
 /* What a program writes to a pipe, as far as it is kept: at most max
  * bytes, NUL-terminated once anything is; what comes beyond max is read

@@ -987,22 +987,16 @@ validate_section(const struct section *s, const struct crid_config *c, struct er
 static int
 resolve_conmon(struct crid_config *c, struct error *err)
 {
-  char exe[PATH_MAX];
-  ssize_t n;
-  char *slash;
+  cleanup_free char *exe = NULL;
 
   if (*c->conmon)
     {
       replace_string(&c->conmon_path, xstrdup(c->conmon));
       return 0;
     }
-  n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n < 0)
-    return error_set_errno(err, errno, "key crid.runtime.conmon: find crid's directory");
-  exe[n] = '\0';
-  slash = strrchr(exe, '/');
-  if (slash)
-    *slash = '\0';
+  exe = exe_directory(err);
+  if (exe == NULL)
+    return error_wrap(err, "key crid.runtime.conmon");
   replace_string(&c->conmon_path, xasprintf("%s/crid-conmon", exe));
   return 0;
 }

@@ -1,6 +1,7 @@
-/* crid/http_server: crid's one HTTP listener (libmicrohttpd).  The
+/* crid/http_server: crid's HTTP listeners (libmicrohttpd, loaded from
+ * crid-http.so when a listener first serves: crid/http_plugin.h).  The
  * streaming server's /exec, /attach and /portforward endpoints live on
- * it, and so will /metrics: a module registers handlers by path prefix
+ * one, /metrics on another: a module registers handlers by path prefix
  * before the server starts.  A handler either answers with a plain
  * response or upgrades the connection, handing its socket to code that
  * runs it on a thread of its own (a streaming session), so a long
@@ -43,7 +44,13 @@ struct http_server *http_server_new(const struct http_server_options *options);
 /* Requests whose path starts with prefix go to handler (first match). */
 void http_server_route(struct http_server *server, const char *prefix, http_handler handler,
                        void *cls);
+/* Binds and listens (the port is taken from now on); connections wait
+ * until http_server_serve(). */
 int http_server_start(struct http_server *server, struct error *err);
+/* Serves from now on: loads the HTTP plugin at the first call of the
+ * daemon and starts answering.  Safe to call again and from several
+ * threads; after a failure the server cannot serve. */
+int http_server_serve(struct http_server *server, struct error *err);
 /* The port listened on; valid after start. */
 int http_server_port(const struct http_server *server);
 /* Stops listening and frees; every upgraded connection must have been

@@ -179,21 +179,6 @@ signal_thread(void *arg)
     }
 }
 
-/* The directory of the running crid binary, where its helpers live. */
-static char *
-own_directory(void)
-{
-  char path[4096];
-  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-  char *slash;
-
-  if (n <= 0)
-    return xstrdup("/usr/local/bin");
-  path[n] = '\0';
-  slash = strrchr(path, '/');
-  return xstrndup(path, slash && slash != path ? (size_t)(slash - path) : 1);
-}
-
 /* The handler runs its binary from a read-only bind mount under the
  * state dir (pod/oci_runtime.h says why); without one it runs it as it
  * is, which only costs time. */
@@ -258,8 +243,15 @@ static struct pod_manager *
 pods_open(struct daemon *daemon, struct error *err)
 {
   const struct crid_config *c = &daemon->config;
-  cleanup_free char *bin_dir = own_directory();
+  struct error ignored = ERROR_INIT;
+  cleanup_free char *bin_dir = exe_directory(&ignored);
   struct pod_manager_options options = { 0 };
+
+  if (bin_dir == NULL)
+    {
+      error_clear(&ignored);
+      bin_dir = xstrdup("/usr/local/bin");
+    }
 
   options.root = xstrdup(c->root);
   options.state_dir = xstrdup(c->state_dir);

@@ -16,17 +16,14 @@
 #include "pod/sandbox.h"
 #include "version.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -512,57 +509,17 @@ serve_metrics(void *cls, struct http_request *request)
   http_respond(request, 200, METRICS_CONTENT_TYPE, text, len, NULL);
 }
 
-union socket_address
-{
-  struct sockaddr any;
-  struct sockaddr_in in4;
-  struct sockaddr_in6 in6;
-};
-
-static socklen_t
-socket_address(const char *host, int port, union socket_address *addr)
-{
-  memset(addr, 0, sizeof *addr);
-  if (inet_pton(AF_INET, host, &addr->in4.sin_addr) == 1)
-    {
-      addr->in4.sin_family = AF_INET;
-      addr->in4.sin_port = htons((uint16_t)port);
-      return sizeof addr->in4;
-    }
-  if (inet_pton(AF_INET6, host, &addr->in6.sin6_addr) == 1)
-    {
-      addr->in6.sin6_family = AF_INET6;
-      addr->in6.sin6_port = htons((uint16_t)port);
-      return sizeof addr->in6;
-    }
-  return 0;
-}
-
-/* libmicrohttpd only says that it did not start: a bind of our own, with
- * the same SO_REUSEADDR it uses, tells why (most often: the port is
- * taken by another server). */
+/* The listener's own error says which address failed and why; a port
+ * taken by another server (the common case) also names the keys. */
 static int
 explain_listen_failure(const char *host, int port, struct error *err)
 {
-  union socket_address addr;
-  socklen_t addr_len = socket_address(host, port, &addr);
-  cleanup_close int fd = -1;
-  int one = 1;
-
-  if (addr_len == 0)
-    return error_wrap(err, "metrics server");
-  fd = socket(addr.any.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return error_wrap(err, "metrics server");
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, &addr.any, addr_len) == 0)
-    return error_wrap(err, "metrics server");
-  if (errno == EADDRINUSE)
+  if (err->code == EADDRINUSE)
     return error_set(err, EADDRINUSE,
                      "metrics server: %s port %d is already in use (see metrics_host and "
                      "metrics_port in [crid.metrics])",
                      host, port);
-  return error_set_errno(err, errno, "metrics server: cannot listen on %s port %d", host, port);
+  return error_wrap(err, "metrics server");
 }
 
 struct metrics_server *
@@ -578,7 +535,7 @@ metrics_server_start(struct daemon *daemon, struct error *err)
   server->daemon = daemon;
   server->http = http_server_new(&options);
   http_server_route(server->http, "/metrics", serve_metrics, server);
-  if (http_server_start(server->http, err) < 0)
+  if (http_server_start(server->http, err) < 0 || http_server_serve(server->http, err) < 0)
     {
       explain_listen_failure(c->metrics_host, (int)c->metrics_port, err);
       metrics_server_stop(server);

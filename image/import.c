@@ -19,9 +19,9 @@
 #include "image/pull.h"
 #include "image/reference.h"
 #include "image/store.h"
+#include "image/import_archive.h"
+#include "image/pull_plugin.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -39,18 +39,12 @@
 #define MEDIA_TYPE_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 #define MEDIA_TYPE_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
 
-struct link
-{
-  char *path;   /* normalised archive path of the link */
-  char *target; /* normalised archive path it stands for */
-};
-
 struct import
 {
   struct image_store *store;
   const char *archive;
   char *work;
-  struct link *links;
+  struct archive_link *links;
   size_t n_links;
   struct image_imported *done;
   size_t n_done;
@@ -60,10 +54,8 @@ struct import
 
 /* ---- Archive paths ------------------------------------------------------ */
 
-/* base (a directory, "" for the top) joined with path, "." and ".."
- * resolved; NULL when it would leave the archive or is empty. */
-static char *
-normalise(const char *base, const char *path)
+char *
+archive_path_normalise(const char *base, const char *path)
 {
   cleanup_free char *joined = xasprintf("%s/%s", base, path);
   char *out = xcalloc(1, strlen(joined) + 1);
@@ -100,27 +92,11 @@ normalise(const char *base, const char *path)
   return out;
 }
 
-static char *
-dir_of(const char *path)
-{
-  const char *slash = strrchr(path, '/');
-  return slash ? xstrndup(path, slash - path) : xstrdup("");
-}
-
-static void
-add_link(struct import *imp, const char *path, const char *target)
-{
-  imp->links = xrealloc(imp->links, (imp->n_links + 1) * sizeof *imp->links);
-  imp->links[imp->n_links].path = xstrdup(path);
-  imp->links[imp->n_links].target = xstrdup(target);
-  imp->n_links++;
-}
-
 /* The work-dir path of archive path `name`, links followed. */
 static char *
 resolve(struct import *imp, const char *name, struct error *err)
 {
-  cleanup_free char *path = normalise("", name);
+  cleanup_free char *path = archive_path_normalise("", name);
 
   for (int hops = 0; path && hops < MAX_LINK_HOPS; hops++)
     {
@@ -138,119 +114,6 @@ resolve(struct import *imp, const char *name, struct error *err)
     }
   error_set(err, EINVAL, "%s: %s is not a file inside the archive", imp->archive, name);
   return NULL;
-}
-
-/* ---- Unpacking the tarball ---------------------------------------------- */
-
-static int
-mkdirs_under(const char *work, const char *path, struct error *err)
-{
-  cleanup_free char *full = xasprintf("%s/%s", work, path);
-  return mkdir_p(full, 0700, err);
-}
-
-static int
-extract_file(struct import *imp, struct archive *a, const char *path, struct error *err)
-{
-  cleanup_free char *parent = dir_of(path);
-  cleanup_free char *full = xasprintf("%s/%s", imp->work, path);
-  cleanup_free char *buffer = xmalloc(COPY_BUFFER);
-  cleanup_close int fd = -1;
-  la_ssize_t n;
-
-  if (parent[0] && mkdirs_under(imp->work, parent, err) < 0)
-    return -1;
-  fd = open(full, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return error_set_errno(err, errno, "create %s", full);
-  while ((n = archive_read_data(a, buffer, COPY_BUFFER)) > 0)
-    {
-      const char *p = buffer;
-      size_t left = n;
-      while (left > 0)
-        {
-          ssize_t w = write(fd, p, left);
-          if (w < 0 && errno == EINTR)
-            continue;
-          if (w < 0)
-            return error_set_errno(err, errno, "write %s", full);
-          p += w;
-          left -= w;
-        }
-    }
-  if (n < 0)
-    return error_set(err, EIO, "read %s from the archive: %s", path, archive_error_string(a));
-  return 0;
-}
-
-static int
-extract_entry(struct import *imp, struct archive *a, struct archive_entry *entry, struct error *err)
-{
-  const char *name = archive_entry_pathname(entry);
-  const char *hardlink = archive_entry_hardlink(entry);
-  cleanup_free char *path = name ? normalise("", name) : NULL;
-
-  if (path == NULL)
-    return 0; /* "./" itself, or a name that would leave the archive */
-  if (hardlink)
-    {
-      cleanup_free char *target = normalise("", hardlink);
-      if (target)
-        add_link(imp, path, target);
-      return 0;
-    }
-  switch (archive_entry_filetype(entry))
-    {
-    case AE_IFDIR:
-      return mkdirs_under(imp->work, path, err);
-    case AE_IFREG:
-      return extract_file(imp, a, path, err);
-    case AE_IFLNK:
-      {
-        cleanup_free char *dir = dir_of(path);
-        const char *to = archive_entry_symlink(entry);
-        cleanup_free char *target = to && to[0] != '/' ? normalise(dir, to) : NULL;
-        if (target)
-          add_link(imp, path, target);
-        return 0;
-      }
-    default:
-      return 0; /* devices and fifos have no place in an image archive */
-    }
-}
-
-static int
-extract(struct import *imp, struct error *err)
-{
-  struct archive *a = archive_read_new();
-  struct archive_entry *entry;
-  int ret = 0, r;
-
-  archive_read_support_format_tar(a);
-  archive_read_support_filter_gzip(a);
-  archive_read_support_filter_zstd(a);
-  if (archive_read_open_filename(a, imp->archive, COPY_BUFFER) != ARCHIVE_OK)
-    {
-      ret = error_set(err, archive_errno(a) > 0 ? archive_errno(a) : EINVAL, "open %s: %s",
-                      imp->archive, archive_error_string(a));
-      archive_read_free(a);
-      return ret;
-    }
-  while ((r = archive_read_next_header(a, &entry)) != ARCHIVE_EOF)
-    {
-      if (r < ARCHIVE_WARN)
-        {
-          ret = error_set(err, EINVAL, "read %s: %s", imp->archive, archive_error_string(a));
-          break;
-        }
-      if (extract_entry(imp, a, entry, err) < 0)
-        {
-          ret = error_wrap(err, "%s", imp->archive);
-          break;
-        }
-    }
-  archive_read_free(a);
-  return ret;
 }
 
 /* ---- Blobs from the archive --------------------------------------------- */
@@ -882,7 +745,7 @@ image_import(struct image_store *store, const char *archive_path, struct image_i
 
   if (image_store_tmp_dir(store, "import", &imp.work, err) < 0)
     return error_wrap(err, "import %s", archive_path);
-  ret = extract(&imp, err);
+  ret = pull_plugin_import_unpack(archive_path, imp.work, &imp.links, &imp.n_links, err);
   if (ret == 0)
     {
       if (has_member(&imp, "index.json"))

@@ -11,7 +11,10 @@
  * Extraction does not use archive_write_disk: every node is created
  * relative to a directory fd that was reached from the layer root one
  * component at a time with O_NOFOLLOW|O_DIRECTORY, so no symlink is ever
- * followed, whatever the archive planted earlier, and `..` is refused. */
+ * followed, whatever the archive planted earlier, and `..` is refused.
+ *
+ * Built into crid-pull.so (libarchive, the decompressors); the daemon
+ * calls it through layer_unpack_fd() (image/pull_plugin.c). */
 #include "image/layer.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -1352,8 +1355,8 @@ unpack(struct extract *x, struct error *err)
 }
 
 int
-layer_unpack_fd(int fd, const char *dir, enum layer_compression compression, uint64_t max_size,
-                char diff_id[72], struct error *err)
+layer_extract_fd(int fd, const char *dir, enum layer_compression compression, uint64_t max_size,
+                 char diff_id[72], struct error *err)
 {
   struct stream s = { .fd = -1, .stop_fd = -1 };
   struct ring ring = { 0 };

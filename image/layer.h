@@ -27,5 +27,9 @@
  * it. */
 int layer_unpack_fd(int fd, const char *dir, enum layer_compression compression, uint64_t max_size,
                     char diff_id[72], struct error *err);
+/* The implementation inside crid-pull.so, which layer_unpack_fd() loads
+ * at its first call; call layer_unpack_fd(). */
+int layer_extract_fd(int fd, const char *dir, enum layer_compression compression, uint64_t max_size,
+                     char diff_id[72], struct error *err);
 
 #endif

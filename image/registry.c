@@ -1,4 +1,4 @@
-/* image/registry: the client side of the distribution API over libcurl.
+/* image/registry: the client side of the distribution API.
  *
  * One call (a manifest or a blob) walks the endpoints of the reference's
  * registry: its mirrors in order, then the registry itself (or the
@@ -7,9 +7,10 @@
  * and 429; a blob broken after some bytes resumes with Range.  What an
  * endpoint needs (https or plain http, and which auth scheme its /v2/
  * ping asked for) is learnt once and cached; Bearer tokens are cached per
- * (host, scope, credentials) until they expire.  Redirects are followed
- * here, not by libcurl, so that the Authorization header never reaches
- * another host.
+ * (host, scope, credentials) until they expire.  The bytes travel through
+ * image/registry_transport (libcurl, in crid-pull.so, loaded by the
+ * first call), which also follows redirects without forwarding the
+ * Authorization header to another host.
  *
  * Credentials and tokens only ever go into request headers: never into a
  * URL, a log line or an error message. */
@@ -21,11 +22,11 @@
 #include "common/util.h"
 #include "image/digest.h"
 #include "image/manifest.h"
+#include "image/pull_plugin.h"
 #include "image/reference.h"
+#include "image/registry_transport.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,22 +37,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "version.h"
-
-#define USER_AGENT "crid/" CRID_VERSION
-#define CONNECT_TIMEOUT_SECONDS 30L
-/* Ping and token requests are small: without a configured progress
- * timeout they still may not hang forever. */
-#define SMALL_REQUEST_STALL_SECONDS 60
 /* Attempts in a row without new bytes on one endpoint. */
 #define MAX_ATTEMPTS 3
 /* All attempts of one blob on one endpoint, resumes included. */
 #define MAX_TOTAL_ATTEMPTS 10
 #define BACKOFF_FIRST_MS 500
-#define MAX_REDIRECTS 5
-#define ERROR_BODY_MAX (64 * 1024)
 #define TOKEN_BODY_MAX (1024 * 1024)
-#define HEADER_VALUE_MAX (16 * 1024)
 #define ERROR_TEXT_MAX 512
 #define TOKEN_MIN_SECONDS 60
 /* A token is dropped this long before it expires, so that it does not
@@ -61,43 +52,9 @@
 /* A mirror that could not be reached is skipped this long, so that a
  * dead mirror costs one connection attempt, not one per blob. */
 #define MIRROR_DOWN_NS (30 * 1000000000LL)
-#define CA_BUNDLE_TTL_NS (60 * 1000000000LL)
-#define IDLE_HANDLES_MAX 8
 #define NS_PER_SECOND 1000000000LL
 
-static const char *const system_ca_bundles[] = {
-  "/etc/ssl/certs/ca-certificates.crt", /* Debian, Ubuntu, Arch */
-  "/etc/pki/tls/certs/ca-bundle.crt",   /* Fedora, RHEL */
-  "/etc/ssl/ca-bundle.pem",             /* openSUSE */
-  "/etc/ssl/cert.pem",                  /* Alpine */
-  NULL,
-};
-
-/* Frees a string that held a credential after wiping it. */
-static inline void
-cleanup_secret_function(char **p)
-{
-  if (*p)
-    {
-      explicit_bzero(*p, strlen(*p));
-      free(*p);
-    }
-}
-#define cleanup_secret __attribute__((cleanup(cleanup_secret_function)))
-
 /* ---- client state ---- */
-
-/* Extra CAs of one ca_dir, combined with the system bundle. */
-struct ca_bundle
-{
-  struct ca_bundle *next;
-  char *dir;
-  char *pem;
-  size_t len;
-  char *client_cert; /* NAME.cert with NAME.key in the dir (certs.d) */
-  char *client_key;
-  int64_t loaded_ns;
-};
 
 /* What the /v2/ ping of one host taught us. */
 struct host_info
@@ -142,17 +99,14 @@ struct registry_settings
 
 struct registry_client
 {
-  CURLSH *share;
-  pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-
   /* Guards everything below. */
   pthread_mutex_t lock;
   struct registry_settings *settings; /* the client's reference */
   struct host_entry *hosts;
   struct token_entry *tokens;
-  struct ca_bundle *bundles;
-  CURL *idle[IDLE_HANDLES_MAX];
-  size_t n_idle;
+  /* From the first call on; the plugin stays loaded. */
+  const struct pull_plugin *pull;
+  struct registry_transport *transport;
 };
 
 /* One place a repository can be fetched from. */
@@ -169,6 +123,7 @@ struct endpoint
 struct call
 {
   struct registry_client *client;
+  const struct pull_plugin *pull;
   struct registry_settings *settings; /* a reference, held for the whole call */
   const struct registry_request *request;
   const struct registry_auth *auth; /* NULL: anonymous */
@@ -177,64 +132,10 @@ struct call
   bool unreachable;                 /* the last exchange failed below HTTP */
 };
 
-/* One HTTP exchange and its response. */
-struct transfer
-{
-  struct call *call;
-  /* 2xx bodies go to sink when set, else into body (at most max_body). */
-  registry_sink sink;
-  void *sink_arg;
-  size_t max_body;
-  int64_t range_start; /* > 0: a Range request; the 206 must start here */
-  int64_t stall_ns;    /* no byte for this long: ETIMEDOUT; 0 = none */
-
-  long status;
-  char reason[64];
-  char *content_type;
-  char *www_authenticate;
-  char *content_digest;
-  char *content_range;
-  char *body;
-  size_t body_len;
-
-  curl_off_t last_dlnow;
-  int64_t last_progress_ns;
-  bool body_started;
-  bool cancelled;
-  bool stalled;
-  bool too_big;
-  bool bad_range;
-  bool sink_failed;
-  struct error sink_err;
-};
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void
-curl_init_once(void)
-{
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    abort();
-}
-
 static bool
 is_empty(const char *s)
 {
   return s == NULL || s[0] == '\0';
-}
-
-/* Text from a server, made safe and short enough for an error message. */
-static char *
-sanitize(const char *s, size_t len, size_t max)
-{
-  char *out;
-  size_t n = len < max ? len : max;
-
-  out = xmalloc(n + 1);
-  for (size_t i = 0; i < n; i++)
-    out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-  out[n] = '\0';
-  return out;
 }
 
 /* A credential must not be able to add header lines. */
@@ -370,22 +271,6 @@ credentials_key(const struct registry_auth *auth, char out[72])
   digester_finish(d, out);
 }
 
-/* ---- client ---- */
-
-static void
-share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *arg)
-{
-  struct registry_client *client = arg;
-  pthread_mutex_lock(&client->share_locks[data]);
-}
-
-static void
-share_unlock(CURL *handle, curl_lock_data data, void *arg)
-{
-  struct registry_client *client = arg;
-  pthread_mutex_unlock(&client->share_locks[data]);
-}
-
 /* ---- settings ---- */
 
 static struct registry_settings *
@@ -454,8 +339,8 @@ registry_client_configure(struct registry_client *client, const struct registry_
    * insecure), so a host that turned insecure is pinged afresh anyway. */
   for (struct host_entry *h = client->hosts; h; h = h->next)
     h->down_until_ns = 0;
-  for (struct ca_bundle *b = client->bundles; b; b = b->next)
-    b->loaded_ns = INT64_MIN / 2;
+  if (client->transport)
+    client->pull->transport_reload(client->transport);
   pthread_mutex_unlock(&client->lock);
   settings_unref(old);
 }
@@ -469,31 +354,7 @@ registry_client_new(const struct registry_config *registries, size_t n)
   client->settings = settings_new(registries, n);
 
   pthread_mutex_init(&client->lock, NULL);
-  for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
-    pthread_mutex_init(&client->share_locks[i], NULL);
   return client;
-}
-
-/* libcurl and the TLS library behind it are set up at the first request,
- * not at start: their initialisation (OpenSSL's configuration, error
- * strings, providers) costs an idle daemon that never pulls over 2 MB. */
-static void
-share_create_locked(struct registry_client *client)
-{
-  if (client->share)
-    return;
-  pthread_once(&curl_once, curl_init_once);
-  /* DNS answers and TLS sessions are shared between threads.  Connections
-   * are not (libcurl documents that as unsafe across threads); instead
-   * easy handles are reused, and each keeps its own connections. */
-  client->share = curl_share_init();
-  if (client->share == NULL)
-    abort();
-  curl_share_setopt(client->share, CURLSHOPT_LOCKFUNC, share_lock);
-  curl_share_setopt(client->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-  curl_share_setopt(client->share, CURLSHOPT_USERDATA, client);
-  curl_share_setopt(client->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(client->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 }
 
 static void
@@ -530,12 +391,8 @@ registry_client_free(struct registry_client *client)
 {
   if (client == NULL)
     return;
-  for (size_t i = 0; i < client->n_idle; i++)
-    curl_easy_cleanup(client->idle[i]);
-  if (client->share)
-    curl_share_cleanup(client->share);
-  for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
-    pthread_mutex_destroy(&client->share_locks[i]);
+  if (client->transport)
+    client->pull->transport_free(client->transport);
   pthread_mutex_destroy(&client->lock);
 
   while (client->hosts)
@@ -552,194 +409,8 @@ registry_client_free(struct registry_client *client)
       client->tokens = t->next;
       token_entry_free(t);
     }
-  while (client->bundles)
-    {
-      struct ca_bundle *b = client->bundles;
-      client->bundles = b->next;
-      free(b->dir);
-      free(b->pem);
-      free(b->client_cert);
-      free(b->client_key);
-      free(b);
-    }
   settings_unref(client->settings);
   free(client);
-}
-
-static CURL *
-handle_get(struct registry_client *client)
-{
-  CURL *handle = NULL;
-
-  pthread_mutex_lock(&client->lock);
-  share_create_locked(client);
-  if (client->n_idle > 0)
-    handle = client->idle[--client->n_idle];
-  pthread_mutex_unlock(&client->lock);
-  if (handle == NULL)
-    {
-      handle = curl_easy_init();
-      if (handle == NULL)
-        abort();
-    }
-  else
-    /* Forgets the options, keeps the open connections. */
-    curl_easy_reset(handle);
-  return handle;
-}
-
-static void
-handle_put(struct registry_client *client, CURL *handle)
-{
-  pthread_mutex_lock(&client->lock);
-  if (client->n_idle < IDLE_HANDLES_MAX)
-    {
-      client->idle[client->n_idle++] = handle;
-      handle = NULL;
-    }
-  pthread_mutex_unlock(&client->lock);
-  if (handle)
-    curl_easy_cleanup(handle);
-}
-
-/* ---- CA bundles ---- */
-
-static bool
-is_ca_file(const char *name)
-{
-  return str_has_suffix(name, ".crt") || str_has_suffix(name, ".pem");
-}
-
-static int
-compare_names(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Appends the system bundle, then every *.crt and *.pem of dir (in name
- * order).  CURLOPT_CAPATH would need OpenSSL's hashed file names, which
- * nobody puts in such a directory. */
-static void
-ca_bundle_load(struct ca_bundle *b)
-{
-  cleanup_free char *pem = NULL;
-  size_t len = 0;
-  cleanup_dir DIR *dir = NULL;
-  char **names = NULL;
-  size_t n_names = 0;
-  struct dirent *de;
-
-  for (const char *const *path = system_ca_bundles; *path; path++)
-    {
-      struct error err = ERROR_INIT;
-      if (read_file(*path, 64 * 1024 * 1024, &pem, &len, &err) == 0)
-        break;
-      error_clear(&err);
-    }
-  if (pem == NULL)
-    pem = xstrdup("");
-
-  free(b->client_cert);
-  free(b->client_key);
-  b->client_cert = NULL;
-  b->client_key = NULL;
-
-  dir = opendir(b->dir);
-  if (dir == NULL)
-    log_warn("registry CA directory %s: %s", b->dir, strerror(errno));
-  while (dir && (de = readdir(dir)) != NULL)
-    {
-      if (de->d_name[0] == '.')
-        continue;
-      names = xrealloc(names, (n_names + 1) * sizeof *names);
-      names[n_names++] = xstrdup(de->d_name);
-    }
-  if (n_names > 1)
-    qsort(names, n_names, sizeof *names, compare_names);
-
-  for (size_t i = 0; i < n_names; i++)
-    {
-      cleanup_free char *path = xasprintf("%s/%s", b->dir, names[i]);
-      struct error err = ERROR_INIT;
-      cleanup_free char *data = NULL;
-      size_t data_len = 0;
-
-      if (is_ca_file(names[i]))
-        {
-          if (read_file(path, 16 * 1024 * 1024, &data, &data_len, &err) < 0)
-            {
-              log_warn("registry CA certificate %s", error_message(&err));
-              error_clear(&err);
-              continue;
-            }
-          pem = xrealloc(pem, len + data_len + 2);
-          pem[len++] = '\n';
-          memcpy(pem + len, data, data_len);
-          len += data_len;
-          pem[len] = '\0';
-        }
-      else if (str_has_suffix(names[i], ".cert") && b->client_cert == NULL)
-        {
-          /* containers' certs.d convention: NAME.cert with NAME.key. */
-          cleanup_free char *key = xasprintf("%.*s.key", (int)(strlen(path) - 5), path);
-          if (access(key, R_OK) == 0)
-            {
-              b->client_cert = steal_pointer(&path);
-              b->client_key = steal_pointer(&key);
-            }
-        }
-    }
-  for (size_t i = 0; i < n_names; i++)
-    free(names[i]);
-  free(names);
-
-  free(b->pem);
-  b->pem = steal_pointer(&pem);
-  b->len = len;
-  b->loaded_ns = time_monotonic_ns();
-}
-
-/* Sets the TLS options of an endpoint on handle. */
-static void
-setup_tls(struct registry_client *client, CURL *handle, const struct endpoint *ep)
-{
-  struct ca_bundle *b;
-  int64_t now;
-
-  if (ep->insecure)
-    {
-      curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 0L);
-      curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 0L);
-      return;
-    }
-  if (ep->ca_dir == NULL)
-    return;
-
-  now = time_monotonic_ns();
-  pthread_mutex_lock(&client->lock);
-  for (b = client->bundles; b; b = b->next)
-    if (strcmp(b->dir, ep->ca_dir) == 0)
-      break;
-  if (b == NULL)
-    {
-      b = xcalloc(1, sizeof *b);
-      b->dir = xstrdup(ep->ca_dir);
-      b->next = client->bundles;
-      client->bundles = b;
-    }
-  /* Re-read now and then, so new certificates work without a restart. */
-  if (b->pem == NULL || now - b->loaded_ns > CA_BUNDLE_TTL_NS)
-    ca_bundle_load(b);
-  {
-    struct curl_blob blob = { .data = b->pem, .len = b->len, .flags = CURL_BLOB_COPY };
-    curl_easy_setopt(handle, CURLOPT_CAINFO_BLOB, &blob);
-  }
-  if (b->client_cert)
-    {
-      curl_easy_setopt(handle, CURLOPT_SSLCERT, b->client_cert);
-      curl_easy_setopt(handle, CURLOPT_SSLKEY, b->client_key);
-    }
-  pthread_mutex_unlock(&client->lock);
 }
 
 /* ---- endpoints ---- */
@@ -827,488 +498,19 @@ endpoints_for(const struct registry_settings *settings, const struct image_refer
   return eps;
 }
 
-/* ---- HTTP ---- */
-
-static void
-transfer_reset(struct transfer *t)
-{
-  t->status = 0;
-  t->reason[0] = '\0';
-  free(t->content_type);
-  free(t->www_authenticate);
-  free(t->content_digest);
-  free(t->content_range);
-  free(t->body);
-  t->content_type = t->www_authenticate = t->content_digest = t->content_range = t->body = NULL;
-  t->body_len = 0;
-  t->body_started = false;
-}
-
-static void
-transfer_clear(struct transfer *t)
-{
-  transfer_reset(t);
-  error_clear(&t->sink_err);
-}
-
-static void
-set_header(char **slot, const char *value, size_t len)
-{
-  if (len > HEADER_VALUE_MAX)
-    len = HEADER_VALUE_MAX;
-  free(*slot);
-  *slot = xstrndup(value, len);
-}
-
-static size_t
-on_header(char *data, size_t size, size_t nmemb, void *arg)
-{
-  struct transfer *t = arg;
-  size_t len = size * nmemb;
-  size_t n = len;
-  const char *colon;
-  const char *value;
-  size_t name_len, value_len;
-
-  while (n > 0 && (data[n - 1] == '\r' || data[n - 1] == '\n'))
-    n--;
-
-  /* A status line starts a new response (after 1xx or a proxy's CONNECT):
-   * forget the headers of the previous one. */
-  if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
-    {
-      const char *p = memchr(data, ' ', n);
-      transfer_reset(t);
-      if (p)
-        {
-          const char *reason;
-          t->status = strtol(p + 1, NULL, 10);
-          reason = memchr(p + 1, ' ', n - (p + 1 - data));
-          if (reason)
-            {
-              char *clean = sanitize(reason + 1, n - (reason + 1 - data), sizeof t->reason - 1);
-              snprintf(t->reason, sizeof t->reason, "%s", clean);
-              free(clean);
-            }
-        }
-      return len;
-    }
-
-  colon = memchr(data, ':', n);
-  if (colon == NULL)
-    return len;
-  name_len = colon - data;
-  value = colon + 1;
-  while (value < data + n && (*value == ' ' || *value == '\t'))
-    value++;
-  value_len = data + n - value;
-  while (value_len > 0 && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
-    value_len--;
-
-#define IS(name) (name_len == strlen(name) && strncasecmp(data, name, name_len) == 0)
-  if (IS("content-type"))
-    set_header(&t->content_type, value, value_len);
-  else if (IS("docker-content-digest"))
-    set_header(&t->content_digest, value, value_len);
-  else if (IS("content-range"))
-    set_header(&t->content_range, value, value_len);
-  else if (IS("www-authenticate"))
-    {
-      /* Several header lines are one comma-separated list (RFC 7230). */
-      if (t->www_authenticate && strlen(t->www_authenticate) < HEADER_VALUE_MAX)
-        {
-          char *joined = xasprintf("%s, %.*s", t->www_authenticate, (int)value_len, value);
-          free(t->www_authenticate);
-          t->www_authenticate = joined;
-        }
-      else if (t->www_authenticate == NULL)
-        set_header(&t->www_authenticate, value, value_len);
-    }
-#undef IS
-  return len;
-}
-
-static bool
-status_is_success(long status)
-{
-  return status >= 200 && status < 300;
-}
-
-/* A resumed transfer must continue exactly where the last one broke. */
-static bool
-range_is_right(const struct transfer *t)
-{
-  const char *p;
-  char *end;
-  long long start;
-
-  if (t->range_start <= 0)
-    return t->status != 206;
-  if (t->status != 206 || t->content_range == NULL)
-    return false;
-  p = t->content_range;
-  if (strncasecmp(p, "bytes ", 6) != 0)
-    return false;
-  errno = 0;
-  start = strtoll(p + 6, &end, 10);
-  return errno == 0 && end != p + 6 && *end == '-' && start == t->range_start;
-}
-
-static size_t
-on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-  struct transfer *t = arg;
-  size_t len = size * nmemb;
-  bool ok = status_is_success(t->status);
-  size_t limit = ok ? t->max_body : ERROR_BODY_MAX;
-
-  if (ok && !t->body_started)
-    {
-      t->body_started = true;
-      if (!range_is_right(t))
-        {
-          t->bad_range = true;
-          return 0;
-        }
-    }
-  if (ok && t->sink)
-    {
-      if (t->sink(t->sink_arg, data, len, &t->sink_err) < 0)
-        {
-          t->sink_failed = true;
-          return 0;
-        }
-      return len;
-    }
-
-  if (t->body_len + len > limit)
-    {
-      if (ok)
-        {
-          t->too_big = true;
-          return 0;
-        }
-      /* An error body only feeds the message: keep its beginning. */
-      len = limit - t->body_len;
-      if (len == 0)
-        return size * nmemb;
-    }
-  t->body = xrealloc(t->body, t->body_len + len + 1);
-  memcpy(t->body + t->body_len, data, len);
-  t->body_len += len;
-  t->body[t->body_len] = '\0';
-  return size * nmemb;
-}
-
-static int
-on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
-{
-  struct transfer *t = arg;
-  const struct registry_request *request = t->call->request;
-  int64_t now = time_monotonic_ns();
-
-  if (request && request->cancelled && request->cancelled(request->cancel_arg))
-    {
-      t->cancelled = true;
-      return 1;
-    }
-  if (dlnow != t->last_dlnow)
-    {
-      t->last_dlnow = dlnow;
-      t->last_progress_ns = now;
-    }
-  if (t->stall_ns > 0 && now - t->last_progress_ns > t->stall_ns)
-    {
-      t->stalled = true;
-      return 1;
-    }
-  return 0;
-}
-
-static struct curl_slist *
-header_append(struct curl_slist *headers, const char *line)
-{
-  struct curl_slist *out = curl_slist_append(headers, line);
-
-  if (out == NULL)
-    abort();
-  return out;
-}
-
-/* Wipes and frees a header list that may hold a credential. */
-static void
-headers_free(struct curl_slist *headers)
-{
-  for (struct curl_slist *h = headers; h; h = h->next)
-    explicit_bzero(h->data, strlen(h->data));
-  curl_slist_free_all(headers);
-}
-
-struct http_options
-{
-  const char *url;
-  const char *post_body;     /* NULL: GET */
-  const char *authorization; /* the header's value; NULL: none */
-  const char *accept;
-  bool small; /* ping or token: bounded even without a progress timeout */
-};
-
-/* Which curl failures are worth another attempt: the network and the
- * server, not our own limits, TLS (a handshake failure is nearly always
- * a server speaking plain HTTP or a protocol mismatch) or a
- * cancellation. */
-static bool
-curl_code_is_retryable(CURLcode code)
-{
-  switch (code)
-    {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_BAD_CONTENT_ENCODING:
-      return true;
-    default:
-      return false;
-    }
-}
-
-/* A URL for messages: no query or fragment (signed redirect URLs carry
- * secrets there). */
-static const char *
-url_for_message(const char *url, char *buf, size_t size)
-{
-  size_t n = strcspn(url, "?#");
-  cleanup_free char *clean = sanitize(url, n, 256);
-
-  snprintf(buf, size, "%s", clean);
-  return buf;
-}
-
-static const char *
-url_host_for_message(const char *url, char *buf, size_t size)
-{
-  const char *start = strstr(url, "://");
-  size_t n;
-
-  start = start ? start + 3 : url;
-  n = strcspn(start, "/?#");
-  snprintf(buf, size, "%.*s", (int)n, start);
-  return buf;
-}
-
-/* Performs one exchange.  0: a response arrived (any status; *redirect is
- * its Location resolved, or NULL).  -1: no usable response; *retryable
- * says whether trying again may help. */
-static int
-http_perform(struct call *call, const struct endpoint *ep, const struct http_options *o,
-             struct transfer *t, char **redirect, bool *retryable, struct error *err)
-{
-  CURL *handle = handle_get(call->client);
-  struct curl_slist *headers = NULL;
-  char errbuf[CURL_ERROR_SIZE] = "";
-  char host[300];
-  char where[300];
-  int64_t stall_seconds = call->request ? call->request->progress_timeout_seconds : 0;
-  CURLcode code;
-  int ret = 0;
-
-  *retryable = false;
-  *redirect = NULL;
-  transfer_reset(t);
-  t->cancelled = t->stalled = t->too_big = t->bad_range = t->sink_failed = false;
-  t->last_dlnow = 0;
-  t->last_progress_ns = time_monotonic_ns();
-  if (stall_seconds <= 0 && o->small)
-    stall_seconds = SMALL_REQUEST_STALL_SECONDS;
-  t->stall_ns = stall_seconds > 0 ? stall_seconds * NS_PER_SECOND : 0;
-
-  curl_easy_setopt(handle, CURLOPT_URL, o->url);
-  curl_easy_setopt(handle, CURLOPT_SHARE, call->client->share);
-  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  curl_easy_setopt(handle, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-  /* Redirects are followed by request_follow(), which decides where the
-   * Authorization header may go. */
-  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(handle, CURLOPT_USERAGENT, USER_AGENT);
-  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_SECONDS);
-  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(handle, CURLOPT_HEADERDATA, t);
-  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(handle, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(handle, CURLOPT_XFERINFODATA, t);
-  if (stall_seconds > 0)
-    {
-      /* A backup for on_progress, should the callback not run. */
-      curl_easy_setopt(handle, CURLOPT_LOW_SPEED_LIMIT, 1L);
-      curl_easy_setopt(handle, CURLOPT_LOW_SPEED_TIME, (long)stall_seconds + 30L);
-    }
-  setup_tls(call->client, handle, ep);
-
-  if (o->accept)
-    {
-      cleanup_free char *line = xasprintf("Accept: %s", o->accept);
-      headers = header_append(headers, line);
-    }
-  if (o->authorization)
-    {
-      cleanup_secret char *line = xasprintf("Authorization: %s", o->authorization);
-      headers = header_append(headers, line);
-    }
-  if (t->range_start > 0)
-    {
-      char line[64];
-      snprintf(line, sizeof line, "Range: bytes=%lld-", (long long)t->range_start);
-      headers = header_append(headers, line);
-    }
-  if (o->post_body)
-    {
-      headers = header_append(headers, "Content-Type: application/x-www-form-urlencoded");
-      curl_easy_setopt(handle, CURLOPT_POSTFIELDS, o->post_body);
-    }
-  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers);
-
-  code = curl_easy_perform(handle);
-  call->unreachable
-      = code != CURLE_OK && !t->cancelled && !t->sink_failed && !t->too_big && !t->bad_range;
-  url_host_for_message(o->url, host, sizeof host);
-  url_for_message(o->url, where, sizeof where);
-
-  if (code == CURLE_OK)
-    {
-      char *location = NULL;
-      if (t->status >= 300 && t->status < 400
-          && curl_easy_getinfo(handle, CURLINFO_REDIRECT_URL, &location) == CURLE_OK && location)
-        *redirect = xstrdup(location);
-    }
-  else if (t->cancelled)
-    ret = error_set(err, ECANCELED, "cancelled");
-  else if (t->stalled)
-    ret = error_set(err, ETIMEDOUT, "no data received from %s for %lld seconds", host,
-                    (long long)stall_seconds);
-  else if (t->sink_failed)
-    {
-      error_move(err, &t->sink_err);
-      ret = -1;
-    }
-  else if (t->too_big)
-    ret = error_set(err, EFBIG, "response from %s larger than %zu bytes", host, t->max_body);
-  else if (t->bad_range)
-    ret = error_set(err, EIO, "%s cannot resume the transfer (no valid answer to Range: HTTP %ld)",
-                    host, t->status);
-  else
-    {
-      const char *text = errbuf[0] ? errbuf : curl_easy_strerror(code);
-      *retryable = curl_code_is_retryable(code);
-      if (code == CURLE_OPERATION_TIMEDOUT)
-        ret = error_set(err, ETIMEDOUT, "%s: %s", where, text);
-      else if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE)
-        ret = error_set(err, EIO, "%s: TLS certificate verification failed: %s", where, text);
-      else if (code == CURLE_SSL_CONNECT_ERROR && !ep->insecure)
-        ret = error_set(err, EIO,
-                        "%s: TLS handshake failed: %s (a registry serving plain HTTP must be "
-                        "configured insecure)",
-                        where, text);
-      else if (code == CURLE_COULDNT_CONNECT)
-        ret = error_set(err, ECONNREFUSED, "%s: %s", where, text);
-      else
-        ret = error_set(err, EIO, "%s: %s", where, text);
-    }
-
-  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, NULL);
-  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, NULL);
-  headers_free(headers);
-  handle_put(call->client, handle);
-  return ret;
-}
-
-/* Whether a redirect keeps scheme, host and port: only then may the
- * Authorization header follow it. */
-static bool
-same_origin(const char *a, const char *b)
-{
-  CURLU *ua = curl_url();
-  CURLU *ub = curl_url();
-  bool same = false;
-  static const CURLUPart parts[] = { CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT };
-
-  if (ua == NULL || ub == NULL)
-    abort();
-  if (curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK
-      && curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK)
-    {
-      same = true;
-      for (size_t i = 0; same && i < sizeof parts / sizeof parts[0]; i++)
-        {
-          char *pa = NULL, *pb = NULL;
-          if (curl_url_get(ua, parts[i], &pa, CURLU_DEFAULT_PORT) != CURLUE_OK
-              || curl_url_get(ub, parts[i], &pb, CURLU_DEFAULT_PORT) != CURLUE_OK
-              || strcasecmp(pa, pb) != 0)
-            same = false;
-          curl_free(pa);
-          curl_free(pb);
-        }
-    }
-  curl_url_cleanup(ua);
-  curl_url_cleanup(ub);
-  return same;
-}
-
-static bool
-status_is_redirect(long status)
-{
-  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
-/* GET (or POST) url, following redirects ourselves: the Authorization
- * header is dropped as soon as a redirect leaves the origin (CDNs and
- * object stores must never see registry credentials). */
+/* One exchange with ep (or where it redirects to) through the
+ * transport, with ep's TLS settings and the call's cancellation. */
 static int
 request_follow(struct call *call, const struct endpoint *ep, const struct http_options *o,
                struct transfer *t, bool *retryable, struct error *err)
 {
-  struct http_options cur = *o;
-  cleanup_free char *url = xstrdup(o->url);
+  struct http_options with_ep = *o;
 
-  for (int hops = 0;; hops++)
-    {
-      cleanup_free char *next = NULL;
-      char host[300];
-
-      cur.url = url;
-      log_trace("%s %s", cur.post_body ? "POST" : "GET", url_for_message(url, host, sizeof host));
-      if (http_perform(call, ep, &cur, t, &next, retryable, err) < 0)
-        return -1;
-      if (!status_is_redirect(t->status) || next == NULL)
-        return 0;
-      if (cur.post_body)
-        return error_set(err, EIO, "unexpected redirect of a POST request to %s",
-                         url_host_for_message(url, host, sizeof host));
-      if (hops >= MAX_REDIRECTS)
-        return error_set(err, EIO, "too many redirects from %s",
-                         url_host_for_message(o->url, host, sizeof host));
-      if (!str_has_prefix(next, "https://") && !str_has_prefix(next, "http://"))
-        return error_set(err, EIO, "redirect to an unsupported URL scheme");
-      if (cur.authorization && !same_origin(url, next))
-        {
-          log_debug("redirect to %s: not forwarding credentials",
-                    url_host_for_message(next, host, sizeof host));
-          cur.authorization = NULL;
-        }
-      free(url);
-      url = steal_pointer(&next);
-    }
+  with_ep.insecure = ep->insecure;
+  with_ep.ca_dir = ep->ca_dir;
+  with_ep.request = call->request;
+  return call->pull->transport_request(call->client->transport, &with_ep, t, retryable,
+                                       &call->unreachable, err);
 }
 
 /* The registry's error JSON as "CODE: message; CODE: message", or NULL. */
@@ -1347,7 +549,7 @@ registry_error_text(const struct transfer *t)
     }
   if (text == NULL)
     return NULL;
-  return sanitize(text, strlen(text), ERROR_TEXT_MAX);
+  return str_printable(text, strlen(text), ERROR_TEXT_MAX);
 }
 
 /* "HTTP 404 MANIFEST_UNKNOWN: manifest unknown", or with the reason
@@ -1504,7 +706,7 @@ static int
 host_info_get(struct call *call, const struct endpoint *ep, struct host_info *out, bool *retryable,
               struct error *err)
 {
-  struct transfer t = { .call = call, .max_body = ERROR_BODY_MAX };
+  struct transfer t = { .max_body = REGISTRY_ERROR_BODY_MAX };
   bool plain_http = false;
   int ret;
 
@@ -1624,7 +826,7 @@ static char *
 realm_for_message(const char *realm)
 {
   size_t n = strcspn(realm, "?#");
-  return sanitize(realm, n, 200);
+  return str_printable(realm, n, 200);
 }
 
 /* Gets a Bearer token from the realm of the challenge (docs/facts/image.md
@@ -1636,7 +838,7 @@ token_fetch(struct call *call, const struct endpoint *ep, const struct host_info
             bool *retryable, struct error *err)
 {
   const struct registry_auth *auth = call->auth;
-  struct transfer t = { .call = call, .max_body = TOKEN_BODY_MAX };
+  struct transfer t = { .max_body = TOKEN_BODY_MAX };
   cleanup_free char *realm = realm_for_message(info->realm);
   cleanup_free char *scopes = scope_params(scope, extra_scope);
   cleanup_free char *service = NULL;
@@ -1691,7 +893,7 @@ token_fetch(struct call *call, const struct endpoint *ep, const struct host_info
       transfer_clear(&t);
       return error_wrap(err, "token request to %s", realm);
     }
-  if (!status_is_success(t.status))
+  if (!http_status_is_success(t.status))
     {
       cleanup_free char *text = status_text(&t);
       long status = t.status;
@@ -1916,16 +1118,30 @@ call_clear(struct call *call)
 }
 #define cleanup_call __attribute__((cleanup(call_clear)))
 
-static void
+/* Loads the pull plugin at the first call. */
+static int
 call_init(struct call *call, struct registry_client *client, const struct registry_request *request,
-          const char *subject)
+          const char *subject, struct error *err)
 {
+  const struct pull_plugin *pull = pull_plugin_get(err);
+
+  if (pull == NULL)
+    return -1;
+  pthread_mutex_lock(&client->lock);
+  if (client->transport == NULL)
+    {
+      client->pull = pull;
+      client->transport = pull->transport_new();
+    }
+  pthread_mutex_unlock(&client->lock);
   call->client = client;
+  call->pull = pull;
   call->settings = settings_get(client);
   call->request = request;
   call->auth = request ? request->auth : NULL;
   call->subject = subject;
   credentials_key(call->auth, call->creds);
+  return 0;
 }
 
 /* Tries each endpoint in turn.  When the mirrors fail, the registry's own
@@ -1995,7 +1211,7 @@ media_type_of(const char *content_type)
 
   while (n > 0 && (content_type[n - 1] == ' ' || content_type[n - 1] == '\t'))
     n--;
-  return sanitize(content_type, n, 255);
+  return str_printable(content_type, n, 255);
 }
 
 static int
@@ -2003,7 +1219,7 @@ manifest_attempt(struct call *call, const struct endpoint *ep, void *arg, bool *
                  struct error *err)
 {
   struct manifest_fetch *m = arg;
-  struct transfer t = { .call = call, .max_body = MANIFEST_MAX_SIZE };
+  struct transfer t = { .max_body = MANIFEST_MAX_SIZE };
   cleanup_free char *suffix = xasprintf("/manifests/%s", m->reference);
   bool by_digest = digest_is_valid(m->reference);
 
@@ -2012,7 +1228,7 @@ manifest_attempt(struct call *call, const struct endpoint *ep, void *arg, bool *
       transfer_clear(&t);
       return err->code == EACCES ? -1 : error_wrap(err, "fetch %s", call->subject);
     }
-  if (!status_is_success(t.status))
+  if (!http_status_is_success(t.status))
     {
       status_error(call, &t, retryable, err);
       transfer_clear(&t);
@@ -2030,7 +1246,7 @@ manifest_attempt(struct call *call, const struct endpoint *ep, void *arg, bool *
   if (!by_digest && t.content_digest && str_has_prefix(t.content_digest, "sha256:")
       && strcmp(t.content_digest, m->digest) != 0)
     {
-      cleanup_free char *claimed = sanitize(t.content_digest, strlen(t.content_digest), 80);
+      cleanup_free char *claimed = str_printable(t.content_digest, strlen(t.content_digest), 80);
       *retryable = false;
       error_set(err, EIO, "manifest %s digest mismatch: Docker-Content-Digest %s, got %s",
                 m->reference, claimed, m->digest);
@@ -2061,8 +1277,8 @@ registry_fetch_manifest(struct registry_client *client, const struct image_refer
     return -1;
 
   subject = xasprintf("manifest %s", tag_or_digest);
-  call_init(&call, client, request, subject);
-  if (over_endpoints(&call, ref, manifest_attempt, &m, NULL, err) < 0)
+  if (call_init(&call, client, request, subject, err) < 0
+      || over_endpoints(&call, ref, manifest_attempt, &m, NULL, err) < 0)
     return -1;
 
   *bytes = m.bytes;
@@ -2108,7 +1324,7 @@ blob_attempt(struct call *call, const struct endpoint *ep, void *arg, bool *retr
              struct error *err)
 {
   struct blob_fetch *b = arg;
-  struct transfer t = { .call = call, .sink = blob_sink, .sink_arg = b };
+  struct transfer t = { .sink = blob_sink, .sink_arg = b };
   cleanup_free char *suffix = xasprintf("/blobs/%s", b->digest);
 
   /* Every byte arrived before the connection broke: nothing to resume. */
@@ -2123,16 +1339,9 @@ blob_attempt(struct call *call, const struct endpoint *ep, void *arg, bool *retr
       transfer_clear(&t);
       return err->code == EACCES ? -1 : error_wrap(err, "fetch %s", call->subject);
     }
-  if (!status_is_success(t.status))
+  if (!http_status_is_success(t.status))
     {
       status_error(call, &t, retryable, err);
-      transfer_clear(&t);
-      return -1;
-    }
-  if (b->received > 0 && !range_is_right(&t))
-    {
-      /* A 2xx without a body: the sink callback never checked. */
-      error_set(err, EIO, "fetch %s: %s cannot resume the transfer", call->subject, ep->host);
       transfer_clear(&t);
       return -1;
     }
@@ -2157,7 +1366,8 @@ registry_fetch_blob(struct registry_client *client, const struct image_reference
     return -1;
 
   subject = xasprintf("blob %s", digest);
-  call_init(&call, client, request, subject);
+  if (call_init(&call, client, request, subject, err) < 0)
+    return -1;
   b.digester = digester_new();
   ret = over_endpoints(&call, ref, blob_attempt, &b, &b.received, err);
   digester_finish(b.digester, got);

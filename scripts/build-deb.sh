@@ -25,15 +25,19 @@ stage=$work/crid
 
 make -C "$here" --no-print-directory install DESTDIR="$stage" PREFIX=/usr >/dev/null
 # Without debug information, as Debian ships binaries.
-strip --strip-unneeded "$stage/usr/bin/crid" "$stage/usr/bin/crid-conmon"
+strip --strip-unneeded "$stage/usr/bin/crid" "$stage/usr/bin/crid-conmon" \
+    "$stage"/usr/lib/crid/*.so
 install -d "$stage/DEBIAN"
 
 # dpkg-shlibdeps reads the package list of a debian/control in its
 # working directory; a minimal one is enough.
 install -d "$work/debian"
 printf 'Source: crid\n\nPackage: crid\nArchitecture: any\n' >"$work/debian/control"
+# The plugins (usr/lib/crid/*.so) bring the pull stack's and the HTTP
+# server's libraries: theirs count as much as the binaries'.
 shlibs=$(cd "$work" && dpkg-shlibdeps -O -e"$stage/usr/bin/crid" -e"$stage/usr/bin/crid-conmon" \
-    -e"$stage/usr/bin/crid-pause" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+    -e"$stage/usr/bin/crid-pause" -e"$stage/usr/lib/crid/crid-pull.so" \
+    -e"$stage/usr/lib/crid/crid-http.so" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 # One OCI runtime is enough: crun (the default handler) or runc.
 programs=""
 for p in $("$here/scripts/deps.sh" --list run); do

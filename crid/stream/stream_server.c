@@ -475,7 +475,11 @@ stream_server_start(struct pod_manager *pods, const struct stream_server_options
   http_server_route(server->http, "/exec/", serve_exec, server);
   http_server_route(server->http, "/attach/", serve_attach, server);
   http_server_route(server->http, "/portforward/", serve_portforward, server);
-  if (server->stop_fd < 0 || http_server_start(server->http, err) < 0)
+  /* With TLS, the certificate and key are put to use at once, so that a
+   * bad pair stops the daemon at start rather than failing the first
+   * exec. */
+  if (server->stop_fd < 0 || http_server_start(server->http, err) < 0
+      || (https && http_server_serve(server->http, err) < 0))
     {
       if (server->stop_fd < 0)
         error_set_errno(err, errno, "eventfd");
@@ -540,6 +544,13 @@ stream_server_url(struct stream_server *server, struct stream_request *request, 
   char token[STREAM_TOKEN_LEN + 1];
   enum stream_kind kind = request->kind;
 
+  /* The listener has served since the start with TLS, else from the
+   * first stream on: an idle daemon does not load the HTTP stack. */
+  if (http_server_serve(server->http, err) < 0)
+    {
+      stream_request_free(request);
+      return NULL;
+    }
   if (token_cache_put(server->tokens, request, token, err) < 0)
     {
       stream_request_free(request);

@@ -391,6 +391,58 @@ def test_pull_by_tag(crid_plain, reg, images):
     assert listed[0] == img
 
 
+def mapped_files(crid):
+    with open(f"/proc/{crid.pid}/maps") as f:
+        return f.read()
+
+
+def test_pull_stack_is_loaded_by_the_first_pull(crid_plain, reg, images):
+    """An idle crid maps neither libcurl nor libarchive: crid-pull.so brings
+    them at the first pull."""
+    crid = crid_plain
+    before = mapped_files(crid)
+    for library in ("crid-pull.so", "libcurl", "libarchive"):
+        assert library not in before, f"{library} mapped before any pull"
+    checked_pull(crid, f"{reg.host}/{REPO}:gzip", images["gzip"])
+    after = mapped_files(crid)
+    assert "crid-pull.so" in after and "libcurl" in after, after
+
+
+class CridWithoutPlugins(cridtest.Crid):
+    """crid, crid-conmon and crid-pause copied into a bin/ that has no
+    lib/crid beside it."""
+
+    def __init__(self, api, **kwargs):
+        super().__init__(api, **kwargs)
+        self.bin = self.dir / "prefix" / "bin"
+        self.bin.mkdir(parents=True)
+        for name in ("crid", "crid-conmon", "crid-pause"):
+            shutil.copy2(cridtest.CRID_BIN.parent / name, self.bin / name)
+
+    def command(self, *extra):
+        return [str(self.bin / "crid"), *super().command(*extra)[1:]]
+
+
+def test_pull_without_the_pull_plugin_fails_clearly(api, net, reg, images):
+    """Without lib/crid/crid-pull.so a pull fails with the path it looked
+    for, stores nothing, and the daemon keeps serving."""
+    config = registries_config({reg.host: {"insecure": True}})
+    crid = CridWithoutPlugins(api, netns=net.path, config=config)
+    try:
+        crid.start()
+        ref = f"{reg.host}/{REPO}:gzip"
+        err = pull_error(crid, ref)
+        # Not NOT_FOUND: the image may well exist; a part of crid is missing.
+        assert err.code() == grpc.StatusCode.UNKNOWN, err
+        assert f"{crid.dir}/prefix/lib/crid/crid-pull.so" in err.details(), err.details()
+        assert list_images(crid) == []
+        assert status(crid, ref) is None
+        crid.runtime.Version(crid.api.pb.VersionRequest(), timeout=RPC_TIMEOUT)
+    finally:
+        print(crid.log_tail())  # shown on failure
+        crid.cleanup()
+
+
 def test_pull_by_digest_then_tag(crid_plain, reg, images):
     crid = crid_plain
     image = images["zstd"]

@@ -9,12 +9,17 @@ purging it leaves nothing of it behind.
 import os
 import shutil
 import subprocess
+import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
 import pytest
 
 import cridtest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+import build_images  # noqa: E402
 
 REPO = cridtest.REPO
 
@@ -119,8 +124,10 @@ def _depends_groups(deb):
 def test_package_declares_what_crid_needs(deb):
     groups = _depends_groups(deb)
     names = {name for group in groups for name in group}
-    # The libraries the binaries link (dpkg-shlibdeps) and the programs crid runs.
-    for library in ("libgrpc29", "libprotobuf-c1", "libcurl4", "libseccomp2", "libyajl2"):
+    # The libraries the binaries and plugins link (dpkg-shlibdeps) and the
+    # programs crid runs.
+    for library in ("libgrpc29", "libprotobuf-c1", "libcurl4", "libarchive13",
+                    "libmicrohttpd12", "libseccomp2", "libyajl2"):
         assert library in names, groups
     assert ["crun", "runc"] in groups, groups
     assert ["containernetworking-plugins"] in groups, groups
@@ -150,6 +157,12 @@ def test_installed_package_runs_and_is_removed_cleanly(deb, scratch, api, pb):
     assert "ExecStart=/usr/bin/crid" in unit, unit
     # The installed crid.conf is the defaults crid prints.
     assert (root / "etc/crid/crid.conf").read_text() == (REPO / "contrib/crid.conf").read_text()
+    # The pull stack and the HTTP server are plugins beside the binary's
+    # bin/, which the binary itself does not link.
+    for plugin in ("usr/lib/crid/crid-pull.so", "usr/lib/crid/crid-http.so"):
+        assert (root / plugin).is_file(), plugin
+    linked = _run("ldd", str(root / "usr/bin/crid"))
+    assert "libcurl" not in linked and "libmicrohttpd" not in linked, linked
 
     crid = InstalledCrid(api, scratch)
     try:
@@ -162,6 +175,7 @@ def test_installed_package_runs_and_is_removed_cleanly(deb, scratch, api, pb):
         assert pause.read_bytes() == (root / "usr/bin/crid-pause").read_bytes()
         crid.stop()
         assert crid.returncode == 0, crid.log_tail()
+        _import_with(crid, root)
     finally:
         crid.cleanup()
 
@@ -176,6 +190,26 @@ def test_installed_package_runs_and_is_removed_cleanly(deb, scratch, api, pb):
     query = subprocess.run(["dpkg-query", f"--admindir={scratch.admindir}", "-W", "crid"],
                            capture_output=True, text=True)
     assert query.returncode != 0 or query.stdout.strip() == "crid", query.stdout
+
+
+def _import_with(crid, root):
+    """`crid image import` of the installed binary: it loads the installed
+    pull plugin (libarchive) and the image is listed afterwards."""
+    name = "localhost/package-test:1"
+    layout = crid.dir / "import-layout"
+    build_images.write_oci_layout(layout, {name: build_images.Image(
+        [build_images.busybox_base_layer()])})
+    tarball = crid.dir / "import.tar"
+    with tarfile.open(tarball, "w") as tar:
+        for entry in sorted(os.listdir(layout)):
+            tar.add(layout / entry, arcname=entry)
+    result = subprocess.run(crid.command("image", "import", str(tarball)), capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert f"loaded {root}/usr/lib/crid/crid-pull.so" in result.stderr, result.stderr
+    listed = subprocess.run(crid.command("image", "list"), capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    assert name in listed.stdout, listed.stdout + listed.stderr
 
 
 def test_make_uninstall_removes_what_install_put_there(tmp_path):
@@ -198,3 +232,4 @@ def test_make_uninstall_removes_what_install_put_there(tmp_path):
     files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir())
     assert files == ["etc/crictl.yaml"], files
     assert not (dest / "etc/crid").exists() and not (dest / "usr/libexec/crid").exists()
+    assert not (dest / "usr/lib/crid").exists()

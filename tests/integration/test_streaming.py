@@ -236,6 +236,24 @@ def test_exec_echo_hello(env, handler):
     remove_and_check(env, sandbox_id)
 
 
+def test_http_server_is_loaded_by_the_first_stream(env):
+    """An idle crid maps no HTTP stack: its streaming port is bound from the
+    start, and crid-http.so (libmicrohttpd, gnutls) is loaded by the first
+    Exec, which it then serves."""
+    sandbox_id, container_id = env.sleeper("crun")
+    maps = f"/proc/{env.crid.pid}/maps"
+    with open(maps) as f:
+        before = f.read()
+    for library in ("crid-http.so", "libmicrohttpd", "libgnutls"):
+        assert library not in before, f"{library} mapped before any stream"
+    url = env.exec_url(container_id, ["echo", "first"])
+    with open(maps) as f:
+        assert "crid-http.so" in f.read()
+    result = sc.exec_spdy(url, timeout=STREAM_TIMEOUT, netns=env.netns)
+    assert result.stdout == b"first\n" and result.exit_code == 0, result
+    remove_and_check(env, sandbox_id)
+
+
 def test_exec_tokens_are_single_use_and_unknown_ones_404(env, handler):
     sandbox_id, container_id = env.sleeper(handler)
     url = env.exec_url(container_id, ["echo", "hello"])
