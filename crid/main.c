@@ -200,16 +200,26 @@ pin_runtime_binary(struct pod_runtime_handler *handler, const char *state_dir)
   handler->path = pinned;
 }
 
+/* paths: the handlers' binaries; those pinned under state_dir go. */
 static void
-unpin_runtime_binaries(const struct daemon *daemon)
+unpin_runtime_binaries(const char *state_dir, char *const *paths)
 {
-  cleanup_free char *dir = xasprintf("%s/runtime-bin/", daemon->config.state_dir);
-  const struct pod_manager_options *options = &daemon->pods->options;
+  cleanup_free char *dir = xasprintf("%s/runtime-bin/", state_dir);
+
+  for (size_t i = 0; paths && paths[i]; i++)
+    if (str_has_prefix(paths[i], dir))
+      oci_runtime_unpin_binary(paths[i]);
+  rmdir(dir);
+}
+
+static char **
+handler_paths(const struct pod_manager_options *options)
+{
+  char **paths = xcalloc(options->n_handlers + 1, sizeof(char *));
 
   for (size_t i = 0; i < options->n_handlers; i++)
-    if (str_has_prefix(options->handlers[i].path, dir))
-      oci_runtime_unpin_binary(options->handlers[i].path);
-  rmdir(dir);
+    paths[i] = xstrdup(options->handlers[i].path);
+  return paths;
 }
 
 /* A runtime whose features cannot be read gets none: a feature it has
@@ -246,6 +256,8 @@ pods_open(struct daemon *daemon, struct error *err)
   struct error ignored = ERROR_INIT;
   cleanup_free char *bin_dir = exe_directory(&ignored);
   struct pod_manager_options options = { 0 };
+  cleanup_strv char **pinned = NULL;
+  struct pod_manager *manager;
 
   if (bin_dir == NULL)
     {
@@ -283,7 +295,12 @@ pods_open(struct daemon *daemon, struct error *err)
   options.cdi_spec_dirs = strv_copy(c->cdi_spec_dirs);
   options.images = daemon->images;
   options.puller = daemon->puller;
-  return pod_manager_new(&options, err);
+  pinned = handler_paths(&options);
+  manager = pod_manager_new(&options, err);
+  /* A start that fails here leaves no pinned binary mounted. */
+  if (manager == NULL)
+    unpin_runtime_binaries(c->state_dir, pinned);
+  return manager;
 }
 
 static int
@@ -487,7 +504,10 @@ run_daemon(struct daemon *daemon)
   if (daemon->images)
     image_store_set_in_use_check(daemon->images, NULL, NULL);
   if (daemon->pods)
-    unpin_runtime_binaries(daemon);
+    {
+      cleanup_strv char **paths = handler_paths(&daemon->pods->options);
+      unpin_runtime_binaries(daemon->config.state_dir, paths);
+    }
   pod_manager_free(daemon->pods);
   images_close(daemon);
   cni_watch_stop(daemon->network_watch);

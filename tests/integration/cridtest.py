@@ -583,3 +583,19 @@ class Crid:
         self._reap()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CopiedCrid(Crid):
+    """A Crid run from copies of some of the build's programs in a bin/ of
+    its own (with no lib/crid beside it unless copied): what an install
+    that lacks a part looks like."""
+
+    def __init__(self, api, programs=("crid", "crid-conmon", "crid-pause"), **kwargs):
+        super().__init__(api, **kwargs)
+        self.bin = self.dir / "prefix" / "bin"
+        self.bin.mkdir(parents=True)
+        for name in programs:
+            shutil.copy2(CRID_BIN.parent / name, self.bin / name)
+
+    def command(self, *extra):
+        return [str(self.bin / "crid"), *super().command(*extra)[1:]]

@@ -16,6 +16,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+import cridtest
+import netns as nsutil
 from cridtest import rpc_error, wait_for
 
 # Implemented last (if ever), so it stays UNIMPLEMENTED for a long time.
@@ -450,3 +452,18 @@ def test_sighup_with_bad_config_keeps_running_config(crid_factory, pb):
     time.sleep(0.2)
     assert version_debug_lines(crid) == []
     assert crid.stop() == 0
+
+
+def test_a_failed_start_leaves_no_pinned_runtime_binary(api):
+    """Regression: crid pins each runtime binary (a read-only bind mount
+    under <state>/runtime-bin) before recovery; a start that failed after
+    that (here: crid-pause missing) left those mounts behind."""
+    crid = cridtest.CopiedCrid(api, programs=("crid", "crid-conmon"))
+    try:
+        with pytest.raises(cridtest.CridError):
+            crid.start(timeout=20)
+        assert crid.returncode == 1
+        assert "crid-pause" in crid.log_text()
+        assert nsutil.mounts_under(crid.dir) == [], "pinned runtime binaries left mounted"
+    finally:
+        crid.cleanup()

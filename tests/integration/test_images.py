@@ -408,26 +408,11 @@ def test_pull_stack_is_loaded_by_the_first_pull(crid_plain, reg, images):
     assert "crid-pull.so" in after and "libcurl" in after, after
 
 
-class CridWithoutPlugins(cridtest.Crid):
-    """crid, crid-conmon and crid-pause copied into a bin/ that has no
-    lib/crid beside it."""
-
-    def __init__(self, api, **kwargs):
-        super().__init__(api, **kwargs)
-        self.bin = self.dir / "prefix" / "bin"
-        self.bin.mkdir(parents=True)
-        for name in ("crid", "crid-conmon", "crid-pause"):
-            shutil.copy2(cridtest.CRID_BIN.parent / name, self.bin / name)
-
-    def command(self, *extra):
-        return [str(self.bin / "crid"), *super().command(*extra)[1:]]
-
-
 def test_pull_without_the_pull_plugin_fails_clearly(api, net, reg, images):
     """Without lib/crid/crid-pull.so a pull fails with the path it looked
     for, stores nothing, and the daemon keeps serving."""
     config = registries_config({reg.host: {"insecure": True}})
-    crid = CridWithoutPlugins(api, netns=net.path, config=config)
+    crid = cridtest.CopiedCrid(api, netns=net.path, config=config)
     try:
         crid.start()
         ref = f"{reg.host}/{REPO}:gzip"
