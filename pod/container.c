@@ -590,6 +590,20 @@ step_monitor(struct create_context *ctx, struct error *err)
   return 0;
 }
 
+/* The runtime has bound the prepared volume sources into the container's
+ * mount namespace, which keeps its own copies: crid's go at once.  Kept,
+ * they would pin what is mounted below a source on the host (the host
+ * could not unmount and remove it while the container lives). */
+static void
+release_volume_sources(struct create_context *ctx)
+{
+  struct error err = ERROR_INIT;
+
+  if (ctx->volumes.n && rootfs_unmount_volumes(ctx->dir, &err) < 0)
+    log_warn("container %.12s: %s", ctx->container->id, error_message(&err));
+  error_clear(&err);
+}
+
 static int
 create_steps(struct create_context *ctx, struct undo_list *undo, struct error *err)
 {
@@ -637,6 +651,7 @@ create_steps(struct create_context *ctx, struct undo_list *undo, struct error *e
   undo_push(undo, "container", undo_monitor, ctx);
   if (step_monitor(ctx, err) < 0)
     return -1;
+  release_volume_sources(ctx);
   failpoint("container.after-monitor");
   pthread_mutex_lock(&container->lock);
   ret = container_change_state(ctx->manager, container,

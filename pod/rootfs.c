@@ -231,8 +231,8 @@ unmount_all(const char *path, struct error *err)
   return 0;
 }
 
-static int
-unmount_volumes(const char *dir, struct error *err)
+int
+rootfs_unmount_volumes(const char *dir, struct error *err)
 {
   cleanup_free char *parent = xasprintf("%s/" ROOTFS_VOLUMES, dir);
   DIR *d = opendir(parent);
@@ -247,7 +247,10 @@ unmount_volumes(const char *dir, struct error *err)
       if (entry->d_name[0] == '.')
         continue;
       path = xasprintf("%s/%s", parent, entry->d_name);
-      ret = unmount_all(path, err);
+      /* A copied tree, submounts and all: detached at once (a plain
+       * unmount refuses a mount that has mounts below it). */
+      if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
+        ret = error_set_errno(err, errno, "unmount %s", path);
     }
   closedir(d);
   return ret;
@@ -285,7 +288,7 @@ rootfs_unmount(const char *dir, struct error *err)
 {
   cleanup_free char *rootfs = xasprintf("%s/rootfs", dir);
 
-  if (unmount_image_volumes(dir, err) < 0 || unmount_volumes(dir, err) < 0)
+  if (unmount_image_volumes(dir, err) < 0 || rootfs_unmount_volumes(dir, err) < 0)
     return -1;
   return unmount_all(rootfs, err);
 }

@@ -70,6 +70,10 @@ int rootfs_mount_layers_read_only(const char *target, char *const *lower_dirs, c
  * that the deletion never walks into a mounted image. */
 int rootfs_unmount(const char *dir, struct error *err);
 
+/* Unmounts the prepared volume sources of <dir>/volumes/ (once the
+ * runtime has bound them, the container holds copies of its own). */
+int rootfs_unmount_volumes(const char *dir, struct error *err);
+
 /* A detached copy of the mount tree at path (submounts included) with
  * attrs, as an fd for move_mount() or /proc/self/fd/<n>.  EINVAL-class
  * errors name a file system that cannot be idmapped. */

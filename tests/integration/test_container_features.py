@@ -492,8 +492,12 @@ def test_recursive_read_only_mount(env, handler):
             response = env.exec_sync(container_id,
                                      ["/bin/sh", "-c", f"echo x > {path}"], timeout=10)
             assert response.exit_code != 0 and b"Read-only file system" in response.stderr, path
-        # The host's mount below the source stays writable.
+        # The host's mount below the source stays writable, and the host
+        # can take it away while the container runs (crid keeps no copy
+        # of it once the runtime has bound it: critest removes it so).
         (base / "sub" / "host-file").write_text("host")
+        _run("umount", "-l", str(base / "sub"))
+        (base / "sub").rmdir()
         for bad in (
             pb.Mount(container_path="/mnt/x", host_path=str(base), readonly=False,
                      recursive_read_only=True),
