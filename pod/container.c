@@ -1004,6 +1004,38 @@ container_stop(struct pod_manager *manager, struct container *container, int64_t
   return 0;
 }
 
+void
+container_release_ended(struct pod_manager *manager, struct container *container)
+{
+  cleanup_free char *dir = layout_container_dir(manager, container->id);
+  struct error err = ERROR_INIT;
+  bool ended;
+
+  pthread_mutex_lock(&container->op_lock);
+  pthread_mutex_lock(&container->lock);
+  ended = !container->removed && !container->creating && container->state == CONTAINER_EXITED;
+  pthread_mutex_unlock(&container->lock);
+  if (ended && (container->runtime_created || container->rootfs_mounted))
+    {
+      if (destroy_in_runtime(manager, container, &err) == 0)
+        {
+          remove_cgroup(manager, container);
+          if (rootfs_unmount(dir, &err) == 0)
+            container->rootfs_mounted = false;
+        }
+      if (err.code)
+        log_warn("container %.12s: release after its end: %s", container->id, error_message(&err));
+      error_clear(&err);
+      /* A crash before this record only makes the removal redo it. */
+      pthread_mutex_lock(&container->lock);
+      if (container_save_intent(manager, container, &err) < 0)
+        log_warn("%s", error_message(&err));
+      pthread_mutex_unlock(&container->lock);
+      error_clear(&err);
+    }
+  pthread_mutex_unlock(&container->op_lock);
+}
+
 static int
 remove_locked(struct pod_manager *manager, struct container *container, struct error *err)
 {

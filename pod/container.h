@@ -123,6 +123,12 @@ int container_update_resources(struct pod_manager *manager, struct container *co
  * when there are none.  With lock (or op_lock) held. */
 const Runtime__V1__LinuxContainerResources *container_resources(const struct container *container);
 
+/* For pod/exit_release.h: an ended container's runtime state, cgroup and
+ * mounts go (what RemoveContainer would otherwise do); nothing for a
+ * container that has not ended or is removed.  Failures are logged: the
+ * removal tries again. */
+void container_release_ended(struct pod_manager *manager, struct container *container);
+
 /* Learns of an exit from the exit file (also used by the exit watcher and
  * at recovery); cheap when nothing changed. */
 void container_refresh(struct pod_manager *manager, struct container *container);

@@ -13,6 +13,7 @@
 #include "pod/sandbox.h"
 #include "pod/stats.h"
 #include "pod/sweep.h"
+#include "pod/exit_release.h"
 #include "pod/rootfs.h"
 #include "pod/pause_rootfs.h"
 #include "common/atomic_file.h"
@@ -411,6 +412,7 @@ static void
 on_exit_file(void *arg, const char *id)
 {
   struct pod_manager *manager = arg;
+  struct container_snapshot snapshot;
   struct error err = ERROR_INIT;
   struct container *container = pod_manager_find_container(manager, id, &err);
 
@@ -420,7 +422,13 @@ on_exit_file(void *arg, const char *id)
       container_unref(container);
       return;
     }
-  container_refresh(manager, container);
+  /* The snapshot reads the exit file; an ended container's runtime
+   * state and mounts go in the background. */
+  if (container_snapshot_take(manager, container, &snapshot, &err) == 0
+      && snapshot.state == CONTAINER_EXITED)
+    exit_release_queue(manager->release, container);
+  container_snapshot_clear(&snapshot);
+  error_clear(&err);
   container_unref(container);
 }
 
@@ -575,6 +583,7 @@ pod_manager_new(struct pod_manager_options *options, struct error *err)
     }
   recover_containers(manager);
   pod_sweep(manager);
+  manager->release = exit_release_start(manager);
   children_set_orphan_hook(on_orphan_reaped, manager);
   manager->stats = stats_collector_start(manager, manager->options.stats_period_seconds, err);
   if (manager->stats == NULL)
@@ -590,6 +599,7 @@ pod_manager_free(struct pod_manager *manager)
 {
   if (manager == NULL)
     return;
+  exit_release_stop(manager->release);
   stats_collector_stop(manager->stats);
   children_set_orphan_hook(NULL, NULL);
   exit_watch_stop(manager->exit_watch);

@@ -56,6 +56,7 @@ struct pod_manager_options
 
 struct pod_events;
 struct trash;
+struct exit_release;
 struct pause_rootfs;
 struct image_puller;
 struct cdi_registry;
@@ -74,6 +75,7 @@ struct pod_manager
   struct pod_events *events;     /* lifecycle events (pod/events.h) */
   struct stats_collector *stats; /* stats cache and collector (pod/stats.h); may be NULL */
   struct trash *trash;           /* removed directories, deleted in the background; may be NULL */
+  struct exit_release *release;  /* ended containers released in the background; may be NULL */
   struct cdi_registry *cdi;      /* CDI spec files (pod/cdi.h) */
 };
 

@@ -639,3 +639,31 @@ def test_privileged_container_runs_without_seccomp_filter(env, handler, tmp_path
     assert result.exit_code == 0, result
     env.remove_pod(sandbox_id)
     env.assert_clean()
+
+
+def test_an_ended_container_is_released_before_its_removal(env, handler):
+    """As containerd's shim does at exit, an ended container's runtime
+    state, cgroup and root file system mount go in the background as soon
+    as its exit is known, so RemoveContainer only hands its directory to
+    the trash (issue 14: RemoveContainer p50 4.2 -> 0.6 ms).  Its status,
+    exit code and logs stay until the removal."""
+    from test_sandbox import RUNTIME_PATHS
+
+    pb = env.pb
+    sandbox_id, sandbox_config = env.run_pod("released", handler)
+    container_id = env.run(sandbox_id, sandbox_config, "ends",
+                           ["/bin/sh", "-c", "echo bye; exit 3"])
+    env.wait_state(container_id, pb.CONTAINER_EXITED)
+    rootfs = env.crid.root / "containers" / container_id / "rootfs"
+    root = env.crid.state_dir / "runtimes" / handler
+    cridtest.wait_for(
+        lambda: not nsutil.mounts_under(rootfs.parent)
+        and container_id not in nsutil.runtime_containers(RUNTIME_PATHS[handler], root),
+        timeout=10, message="the ended container's mounts and runtime state to go",
+    )
+    status = env.status(container_id).status
+    assert status.state == pb.CONTAINER_EXITED and status.exit_code == 3
+    assert b"bye" in Path(status.log_path).read_bytes()
+    env.remove(container_id)
+    env.remove_pod(sandbox_id)
+    env.assert_clean()
