@@ -22,6 +22,13 @@ struct job
   void *arg;
 };
 
+/* A worker that left at a trim, joined by the worker that trims. */
+struct left_worker
+{
+  struct left_worker *next;
+  pthread_t thread;
+};
+
 struct worker_pool
 {
   pthread_mutex_t lock;
@@ -31,8 +38,12 @@ struct worker_pool
   size_t threads, idle, running_jobs;
   size_t min_threads, max_threads;
   bool stopping;
-  /* Jobs ran since the last trim: free memory may sit in malloc's arenas. */
+  /* Jobs ran since the last trim: free memory may sit in malloc's arenas
+   * and in the per-thread caches (tcache) of the workers. */
   bool trim_due;
+  /* When the trim is due: TRIM_AFTER_IDLE_SECONDS after the last job. */
+  struct timespec trim_at;
+  struct left_worker *left;
 };
 
 static struct job *
@@ -45,41 +56,111 @@ take_job(struct worker_pool *pool)
   return job;
 }
 
-/* After a burst of calls, glibc keeps the freed memory of its arenas
- * (only the top of the main heap shrinks by itself): without a trim,
- * the resident size of an idle daemon ratchets up with every burst. */
-static void
-trim_if_still_idle(struct worker_pool *pool)
+static bool
+time_reached(const struct timespec *at)
 {
-  if (!pool->trim_due || pool->head != NULL || pool->running_jobs > 0)
-    return;
+  struct timespec now;
+
+  clock_gettime(CLOCK_REALTIME, &now);
+  return now.tv_sec > at->tv_sec || (now.tv_sec == at->tv_sec && now.tv_nsec >= at->tv_nsec);
+}
+
+/* Joins the workers that left at this trim: glibc hands a thread's tcache
+ * back to its arena only as the thread ends, after its start routine has
+ * returned, so the trim must wait for that. */
+static void
+join_left_workers_locked(struct worker_pool *pool)
+{
+  struct left_worker *left = pool->left;
+
+  pool->left = NULL;
+  pthread_mutex_unlock(&pool->lock);
+  while (left)
+    {
+      struct left_worker *next = left->next;
+      pthread_join(left->thread, NULL);
+      free(left);
+      left = next;
+    }
+  pthread_mutex_lock(&pool->lock);
+}
+
+/* After a burst of calls, glibc keeps the freed memory of its arenas
+ * (only the top of the main heap shrinks by itself), and every worker
+ * keeps up to 7 freed chunks of each small size in its tcache, which no
+ * trim reaches: with 30 workers kept for the next burst, those caches
+ * filled a little more at every burst and the resident size of an idle
+ * daemon ratcheted up.  So the workers above the minimum leave at the
+ * trim (their tcaches go back to the arena as they end) and the last one
+ * joins them, then trims. */
+static void
+trim_locked(struct worker_pool *pool)
+{
   pool->trim_due = false;
+  join_left_workers_locked(pool);
   pthread_mutex_unlock(&pool->lock);
   malloc_trim(0);
   pthread_mutex_lock(&pool->lock);
 }
 
-/* Waits for a job; false when this worker should exit. */
+/* Called by a worker that leaves the pool; the lock is held. */
+static void
+leave_locked(struct worker_pool *pool, bool joined_by_trim)
+{
+  struct left_worker *left;
+
+  pool->threads--;
+  pthread_cond_broadcast(&pool->changed);
+  if (!joined_by_trim)
+    {
+      pthread_detach(pthread_self());
+      return;
+    }
+  left = xmalloc(sizeof *left);
+  left->thread = pthread_self();
+  left->next = pool->left;
+  pool->left = left;
+  /* The next idle worker leaves as well, or trims when it is the last. */
+  pthread_cond_signal(&pool->work_ready);
+}
+
+/* Waits for a job; false when this worker left the pool. */
 static bool
 wait_for_job(struct worker_pool *pool)
 {
   while (pool->head == NULL)
     {
+      bool trim = pool->trim_due && pool->running_jobs == 0;
       struct timespec until;
-      bool trim = pool->trim_due;
       int rc;
 
       if (pool->stopping)
-        return false;
+        {
+          leave_locked(pool, false);
+          return false;
+        }
+      if (trim && time_reached(&pool->trim_at))
+        {
+          if (pool->threads > pool->min_threads)
+            {
+              leave_locked(pool, true);
+              return false;
+            }
+          trim_locked(pool);
+          continue;
+        }
       clock_gettime(CLOCK_REALTIME, &until);
-      until.tv_sec += trim ? TRIM_AFTER_IDLE_SECONDS : WORKER_IDLE_EXIT_SECONDS;
+      until.tv_sec += WORKER_IDLE_EXIT_SECONDS;
+      if (trim)
+        until = pool->trim_at;
       pool->idle++;
       rc = pthread_cond_timedwait(&pool->work_ready, &pool->lock, &until);
       pool->idle--;
-      if (rc == ETIMEDOUT && trim)
-        trim_if_still_idle(pool);
-      else if (rc == ETIMEDOUT && pool->head == NULL && pool->threads > pool->min_threads)
-        return false;
+      if (rc == ETIMEDOUT && !trim && pool->head == NULL && pool->threads > pool->min_threads)
+        {
+          leave_locked(pool, false);
+          return false;
+        }
     }
   return true;
 }
@@ -100,10 +181,10 @@ worker_main(void *arg)
       pthread_mutex_lock(&pool->lock);
       pool->running_jobs--;
       pool->trim_due = true;
+      clock_gettime(CLOCK_REALTIME, &pool->trim_at);
+      pool->trim_at.tv_sec += TRIM_AFTER_IDLE_SECONDS;
       pthread_cond_broadcast(&pool->changed);
     }
-  pool->threads--;
-  pthread_cond_broadcast(&pool->changed);
   pthread_mutex_unlock(&pool->lock);
   return NULL;
 }
@@ -115,7 +196,6 @@ spawn_worker_locked(struct worker_pool *pool)
   pthread_attr_t attr;
 
   pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
   if (pthread_create(&thread, &attr, worker_main, pool) == 0)
     pool->threads++;
@@ -178,6 +258,7 @@ worker_pool_free(struct worker_pool *pool)
   pthread_cond_broadcast(&pool->work_ready);
   while (pool->threads > 0)
     pthread_cond_wait(&pool->changed, &pool->lock);
+  join_left_workers_locked(pool);
   pthread_mutex_unlock(&pool->lock);
   pthread_mutex_destroy(&pool->lock);
   pthread_cond_destroy(&pool->work_ready);

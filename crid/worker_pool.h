@@ -1,8 +1,9 @@
 /* crid/worker_pool: the threads that run RPC handlers.  The pool grows
- * when every worker is busy (a pull may block one for minutes) and shrinks
- * back when workers stay idle, so an idle daemon keeps few threads; a
- * second after the last job of a burst it hands the memory malloc keeps
- * free back to the system. */
+ * when every worker is busy (a pull may block one for minutes); a second
+ * after the last job of a burst the workers above the minimum end (with
+ * them the blocks malloc caches per thread) and the memory malloc keeps
+ * free goes back to the system, so bursts do not ratchet up the daemon's
+ * size.  Workers idle for 30 s while another job runs end as well. */
 #ifndef CRID_WORKER_POOL_H
 #define CRID_WORKER_POOL_H
 
