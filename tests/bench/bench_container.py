@@ -709,12 +709,7 @@ def run():
                        "after the last StartContainer. PSS splits the pages the processes "
                        "share" % (CONTAINERS, SETTLE_SECONDS))
     last = tables["mem"]
-    for d in details:
-        last.note(d)
-    for n in notes:
-        last.note(n)
-    for f in failures:
-        last.fail(f)
+    last.close(details, notes, failures=failures)
     return [tables[k] for k in ("create_start", "stop", "remove", "exec", "log", "exit", "mem")]
 
 

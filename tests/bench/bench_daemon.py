@@ -66,8 +66,5 @@ def run():
                "latency: %d sequential Version calls on one channel (Python grpcio client)"
                % (WARMUP_CALLS, IDLE_SECONDS, LATENCY_CALLS))
     table.note("targets (issue): crid idle RSS <= 15 MB, RssAnon <= 4 MB")
-    for d in details:
-        table.note(d)
-    for f in failures:
-        table.fail(f)
+    table.close(details, failures=failures)
     return table

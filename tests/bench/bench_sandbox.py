@@ -559,10 +559,5 @@ def run():
                        "RunPodSandbox; per pod = total / pods. PSS splits the pages the "
                        "processes share" % (SETTLE_SECONDS, PODS))
     last = tables["mem"]
-    for d in details:
-        last.note(d)
-    for n in notes:
-        last.note(n)
-    for f in failures:
-        last.fail(f)
+    last.close(details, notes, failures=failures)
     return [tables["run"], tables["remove"], tables["par"], tables["mem"]]

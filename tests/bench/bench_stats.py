@@ -156,15 +156,7 @@ def fd_count(pid):
         return None
 
 
-def rpc_text(e):
-    """A gRPC error as "CODE details", anything else as its text."""
-    code = getattr(e, "code", None)
-    if callable(code):
-        try:
-            return "%s %s" % (e.code().name, e.details())
-        except Exception:  # noqa: BLE001 - not a real RpcError
-            pass
-    return str(e)[:500]
+rpc_text = benchlib.rpc_text
 
 
 # ------------------------------------------------------------------ phases
@@ -486,12 +478,7 @@ def run():
               subscribers_table(results, cols)]
     last = tables[-1]
     last.note("handler%s: %s" % ("s" if len(hs) > 1 else "", ", ".join(hs)))
-    for d in details:
-        last.note(d)
-    for n in notes:
-        last.note(n)
-    for f in failures:
-        last.fail(f)
+    last.close(details, notes, failures=failures)
     return tables
 
 

@@ -657,15 +657,7 @@ def step(what, fn, *args, **kwargs):
                                   % (what, time.monotonic() - t0, rpc_text(e))) from e
 
 
-def rpc_text(e):
-    """A gRPC error as "CODE details", anything else as its text."""
-    code = getattr(e, "code", None)
-    if callable(code):
-        try:
-            return "%s %s" % (e.code().name, e.details())
-        except Exception:  # noqa: BLE001 - not a real RpcError
-            pass
-    return str(e)[:500]
+rpc_text = benchlib.rpc_text
 
 
 def measure(world, handler, failures):
@@ -765,12 +757,7 @@ def run():
     last = tables[-1]
     last.note("handler%s: %s; streaming URLs: %s" % ("s" if len(hs) > 1 else "", ", ".join(hs),
                                                     "; ".join(urls) or "-"))
-    for d in details:
-        last.note(d)
-    for n in notes:
-        last.note(n)
-    for f in failures:
-        last.fail(f)
+    last.close(details, notes, failures=failures)
     return tables
 
 

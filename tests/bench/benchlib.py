@@ -1219,6 +1219,17 @@ def fmt(value, digits=2):
     return str(value)
 
 
+def rpc_text(e):
+    """A gRPC error as "CODE details", anything else as its text."""
+    code = getattr(e, "code", None)
+    if callable(code):
+        try:
+            return "%s %s" % (e.code().name, e.details())
+        except Exception:  # noqa: BLE001 - not a real RpcError
+            pass
+    return str(e)[:500]
+
+
 class Table:
     """A titled text table, one row per runtime, plus note lines."""
 
@@ -1242,6 +1253,15 @@ class Table:
         exits non-zero).  Slow figures are never failures."""
         self.failed = True
         self.notes.append("FAILED " + text)
+
+    def close(self, *note_lists, failures=()):
+        """The last table of a benchmark: every note of note_lists, then
+        the failures."""
+        for notes in note_lists:
+            for n in notes:
+                self.note(n)
+        for f in failures:
+            self.fail(f)
 
     def render(self):
         widths = [len(c) for c in self.columns]
