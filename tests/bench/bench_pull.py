@@ -25,7 +25,7 @@ next to inodes deleted in the last minutes is several times slower: the
 allocator skips and rescans each of them; BENCH_PULL_SPREAD=0 turns this
 off).  Before each run: `sync`, a pause (BENCH_PULL_SETTLE, 3 s), the page
 cache dropped (`echo 3 > /proc/sys/vm/drop_caches`), then the registry's
-blobs and the daemons' binaries and libraries read back into the cache, so
+blobs and the daemons' programs (crid's plugins too) and libraries read back into the cache, so
 every run starts with the same cold store and warm inputs.
 
 The daemon starts and answers Version, then PullImage is timed while a
@@ -47,6 +47,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -420,12 +421,14 @@ def containerd_config(hosts_dir):
 
 def warm_paths(reg, runtimes):
     """Inputs that every run reads back into the page cache after the drop:
-    the registry's storage and the daemons' binaries and libraries."""
+    the registry's storage and the daemons' programs (crid's plugins
+    included: the pull stack is one) and their libraries."""
     paths = []
     for root, _, files in os.walk(str(reg.storage)):
         paths += [os.path.join(root, f) for f in files]
     binaries = [regutil.REGISTRY_BIN]
-    binaries += [benchlib.RUNTIMES[name].binary for name in runtimes]
+    for name in runtimes:
+        binaries += benchlib.RUNTIMES[name].programs()
     for binary in binaries:
         paths.append(binary)
         paths += benchlib.shared_libraries(binary)
@@ -497,6 +500,31 @@ def others_cpu(reg_pid):
     return benchlib.host_cpu_busy(), reg[0] + reg[1], me.user + me.system, kernel
 
 
+def start_profiler(name, pid):
+    """`perf record` of the daemon (all its threads) for the PullImage call
+    when BENCH_PULL_PERF names an output prefix; None otherwise."""
+    prefix = os.environ.get("BENCH_PULL_PERF")
+    if not prefix:
+        return None
+    global _profiles
+    _profiles += 1
+    out = "%s.%s.%d" % (prefix, name, _profiles)
+    proc = subprocess.Popen(["perf", "record", "-q", "-F", "4000", "-g", "-p", str(pid), "-o", out],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # perf attaches to every thread before the call starts
+    print("   perf record of %s into %s" % (name, out), file=sys.stderr)
+    return proc
+
+
+def stop_profiler(proc):
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+
+
+_profiles = 0
+
+
 def one_pull(name, reg, image_ref, info, hosts_dir, netns, tmp_parent=None):
     """A fresh daemon, one timed PullImage, checks, RemoveImage, stop.
     Returns a dict of figures."""
@@ -519,6 +547,7 @@ def one_pull(name, reg, image_ref, info, hosts_dir, netns, tmp_parent=None):
         spec = api.ImageSpec(image=image_ref)
         sampler = benchlib.PidSampler(d.pid, interval=SAMPLE_INTERVAL)
         sampler.start()
+        profiler = start_profiler(name, d.pid)
         busy0 = others_cpu(reg.proc.pid)
         t0 = time.monotonic()
         try:
@@ -528,6 +557,7 @@ def one_pull(name, reg, image_ref, info, hosts_dir, netns, tmp_parent=None):
             raise benchlib.BenchError("%s: PullImage: %s %s\n%s"
                                       % (name, e.code(), e.details(), d.log_tail()))
         t1 = time.monotonic()
+        stop_profiler(profiler)
         busy1 = others_cpu(reg.proc.pid)
         samples = sampler.stop()
         after = benchlib.memory(d.pid)
@@ -708,7 +738,7 @@ def run():
                "the call")
     table.note("each run: fresh daemon on an empty temp dir, %d runs per runtime alternating; "
                "before each: sync, %.0f s pause, page cache dropped, registry blobs and "
-               "daemon binaries read back; max_concurrent_downloads 3 (both defaults)"
+               "daemon programs (crid: with its plugins) and their libraries read back; max_concurrent_downloads 3 (both defaults)"
                % (RUNS, SETTLE_SECONDS))
     table.note("reference %s; targets for crid (issue 14): <= %.1f s, peak RSS < %.0f MB, "
                "CPU <= %.1f s" % (REFERENCE, TARGET_SECONDS, TARGET_RSS_MB, TARGET_CPU_SECONDS))

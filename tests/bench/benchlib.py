@@ -220,6 +220,12 @@ class Daemon:
     name = "?"
     binary = None
 
+    @classmethod
+    def programs(cls):
+        """The files the daemon runs: its binary and what it loads later
+        (dlopen'ed plugins), without their shared libraries."""
+        return [cls.binary]
+
     def __init__(self, log_level="info", netns=None, on_prepare=None, tmp_parent=None,
                  state_tmpfs=False):
         self.log_level = log_level
@@ -457,6 +463,18 @@ class Crid(Daemon):
 
     name = "crid"
     binary = CRID_BIN
+
+    @classmethod
+    def programs(cls):
+        """build/bin/crid and the plugins it loads on first use from
+        lib/crid beside its bin/ (the pull stack, the HTTP server)."""
+        plugin_dir = os.path.join(os.path.dirname(os.path.dirname(cls.binary)), "lib", "crid")
+        try:
+            plugins = sorted(os.path.join(plugin_dir, f) for f in os.listdir(plugin_dir)
+                             if f.endswith(".so"))
+        except OSError:
+            plugins = []
+        return [cls.binary] + plugins
 
     def __init__(self, log_level="info", extra_config="", **kwargs):
         super().__init__(log_level, **kwargs)
