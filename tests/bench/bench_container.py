@@ -193,7 +193,7 @@ class ContainerWorld(bench_sandbox.PodWorld):
             if why:
                 self.notes.append("%s: %s (file creation may be slower)" % (self.name, why))
         super()._prepare(d)
-        if self.name == "crid":
+        if benchlib.is_crid(self.name):
             # The image store is locked while crid runs: import first,
             # with the daemon's own config and dirs.
             archive = write_oci_archive(os.path.join(d.dir, "busybox.tar"), self.image)
@@ -287,7 +287,7 @@ class ContainerWorld(bench_sandbox.PodWorld):
         for pid in self.daemon.leftover_processes():
             kind = benchlib.proc_name(pid)
             args = (benchlib.cmdline(pid) or "").split()
-            if self.name == "crid" and kind == "crid-conmon" and "--cid" in args:
+            if benchlib.is_crid(self.name) and kind == "crid-conmon" and "--cid" in args:
                 i = args.index("--cid")
                 ident = args[i + 1] if i + 1 < len(args) else ""
                 if ident in cids:
@@ -318,7 +318,7 @@ class ContainerWorld(bench_sandbox.PodWorld):
 
         out = {"daemon": benchlib.memory(self.daemon.pid), "containers": len(cids),
                "monitored": len(set(per_container.values()))}
-        if self.name == "crid":
+        if benchlib.is_crid(self.name):
             out["kind"] = "crid-conmon"
             out["monitors"] = total(per_container)
             out["pod_level"] = total(per_pod)

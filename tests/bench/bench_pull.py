@@ -530,7 +530,7 @@ def one_pull(name, reg, image_ref, info, hosts_dir, netns, tmp_parent=None):
     Returns a dict of figures."""
     api, _ = benchlib.cri_stubs()
     grpc = benchlib.grpc_module()
-    if name == "crid":
+    if benchlib.is_crid(name):
         daemon = benchlib.Crid(extra_config=crid_config(reg.host), netns=netns,
                                tmp_parent=tmp_parent)
     else:
@@ -611,7 +611,7 @@ def one_pull(name, reg, image_ref, info, hosts_dir, netns, tmp_parent=None):
             problems.append("ListImages after RemoveImage still lists it")
         res["problems"] = problems
         res["dir"] = d.dir
-        if name == "crid":
+        if benchlib.is_crid(name):
             try:
                 with open(d.log_path, errors="replace") as f:
                     res["layers"] = crid_layer_times(f.read())

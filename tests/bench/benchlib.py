@@ -668,6 +668,24 @@ class Containerd(Daemon):
 RUNTIMES = {"crid": Crid, "containerd": Containerd}
 
 
+def is_crid(name):
+    """Whether the runtime of that name is a crid (this build or the
+    baseline)."""
+    return issubclass(RUNTIMES[name], Crid)
+
+
+# CRID_BASELINE_BIN=<other build>/bin/crid adds "crid-baseline", another
+# build of crid (its plugins in lib/crid beside that bin/), measured in the
+# same run as this one: before/after figures of a change without the
+# machine's drift between two runs.
+if os.environ.get("CRID_BASELINE_BIN"):
+    class CridBaseline(Crid):
+        name = "crid-baseline"
+        binary = os.environ["CRID_BASELINE_BIN"]
+
+    RUNTIMES["crid-baseline"] = CridBaseline
+
+
 def runtime_names():
     """Runtimes to compare, crid first.  BENCH_RUNTIMES=crid (comma list)
     narrows it down."""
