@@ -1,12 +1,14 @@
 /* image/layer: unpacking one layer tar stream into its own directory.
  *
- * The bytes flow fd -> decompressor (image/gzip: ISA-L or zlib; libzstd;
- * straight, with large buffers) -> sha256 and size bound -> libarchive's tar reader -> our own
- * extraction.  Decompression and hashing run in a thread of their own that
- * fills a small ring of buffers, so they overlap with the file system work
- * of extraction (together they take about as long as `gzip -dc` alone);
- * the tar reader takes the buffers through its read callback, and file
- * data mostly goes from them to write() without a copy.
+ * The bytes flow producer -> decompressor (image/gzip: ISA-L or zlib;
+ * libzstd; straight) -> sha256 and size bound -> a small ring of buffers ->
+ * libarchive's tar reader -> our own extraction.  The producer is the
+ * thread that has the bytes: a download's, which decompresses and hashes
+ * them as they arrive (no pipe and no copy in between), or the reader of a
+ * file; extraction runs in a thread of the unpacker, so the file system
+ * work overlaps with decompression.  The tar reader takes the buffers
+ * through its read callback, and file data mostly goes from them to
+ * write() without a copy.
  *
  * Extraction does not use archive_write_disk: every node is created
  * relative to a directory fd that was reached from the layer root one
@@ -14,7 +16,7 @@
  * followed, whatever the archive planted earlier, and `..` is refused.
  *
  * Built into crid-pull.so (libarchive, the decompressors); the daemon
- * calls it through layer_unpack_fd() (image/pull_plugin.c). */
+ * calls it through image/pull_plugin.c. */
 #include "image/layer.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -42,14 +44,14 @@
 #include <unistd.h>
 #include <zstd.h>
 
-/* Compressed input is read in chunks of this size (a pipe hands over at
- * most its capacity per read anyway; a file gives it all). */
+/* A layer from a file descriptor is read in chunks of this size (a pipe
+ * hands over at most its capacity per read anyway; a file gives it all). */
 #define INPUT_BUFFER_SIZE (256 * 1024)
 /* Uncompressed chunks handed to the tar reader: large enough that few calls
  * cross the library and the thread boundaries and file data is written in
  * big blocks. */
 #define OUTPUT_BUFFER_SIZE (256 * 1024)
-/* How many uncompressed chunks the decoder may be ahead. */
+/* How many uncompressed chunks the producer may be ahead. */
 #define RING_SLOTS 4
 /* An entry name or link target must fit in a Linux path. */
 #define ENTRY_NAME_MAX (PATH_MAX - 1)
@@ -71,201 +73,29 @@
 
 /* ---- the uncompressed stream ------------------------------------------ */
 
+/* The producer's side: what the writer of the layer's bytes runs, in its
+ * own thread (a download's, or the reader of a file). */
 struct stream
 {
-  int fd;
-  /* fd may block (a pipe): wait for it together with stop_fd */
-  bool pollable;
-  int stop_fd;
-  enum layer_compression codec;
+  enum layer_compression declared, codec;
+  /* The first bytes, kept until they tell the compression apart. */
+  unsigned char magic[4];
+  size_t magic_len;
+  bool sniffed;
   struct gzip_decoder *gzip;
   ZSTD_DStream *zstd;
-  /* The last zstd frame is complete: EOF here is a clean end, anywhere
-   * else the layer was truncated (gzip's decoder knows this itself). */
+  /* The last zstd frame is complete: the end of the input here is a clean
+   * end, anywhere else the layer was truncated (gzip's decoder knows this
+   * itself). */
   bool frame_complete;
-  /* The decoder filled the output buffer and may hold more output. */
+  /* The decoder filled the output and may hold more of it. */
   bool pending;
-  unsigned char *in;
-  size_t in_pos, in_len;
-  bool in_eof;
   uint64_t total, max_size;
-  struct digester *digest;
-  /* Why producing data failed; it explains libarchive's failure. */
+  /* Why producing data failed; it explains libarchive's failure.  Written
+   * by the producer until it ends the stream, read by the extractor
+   * after. */
   struct error err;
 };
-
-/* read(2) that waits on a pipe or a non-blocking fd together with the
- * stop request, and retries on EINTR. */
-static ssize_t
-read_some(struct stream *s, void *buffer, size_t size)
-{
-  for (;;)
-    {
-      ssize_t n;
-
-      if (s->pollable)
-        {
-          struct pollfd p[2]
-              = { { .fd = s->fd, .events = POLLIN }, { .fd = s->stop_fd, .events = POLLIN } };
-          if (poll(p, s->stop_fd >= 0 ? 2 : 1, -1) < 0)
-            {
-              if (errno == EINTR)
-                continue;
-              return error_set_errno(&s->err, errno, "read layer: poll");
-            }
-          if (p[1].revents)
-            return error_set(&s->err, ECANCELED, "read layer: cancelled");
-        }
-      n = read(s->fd, buffer, size);
-      if (n >= 0)
-        return n;
-      if (errno == EINTR || errno == EAGAIN)
-        continue;
-      return error_set_errno(&s->err, errno, "read layer");
-    }
-}
-
-/* Appends what the next read brings to the input buffer (after dropping
- * consumed bytes when all of them are consumed). */
-static int
-stream_fill(struct stream *s)
-{
-  ssize_t n;
-
-  if (s->in_pos == s->in_len)
-    s->in_pos = s->in_len = 0;
-  n = read_some(s, s->in + s->in_len, INPUT_BUFFER_SIZE - s->in_len);
-  if (n < 0)
-    return -1;
-  if (n == 0)
-    s->in_eof = true;
-  s->in_len += n;
-  return 0;
-}
-
-/* Whether the decoder needs more input before it can make progress. */
-static bool
-stream_starved(const struct stream *s)
-{
-  return s->in_pos == s->in_len && !s->pending;
-}
-
-static ssize_t
-next_plain(struct stream *s, unsigned char *out, size_t size)
-{
-  ssize_t n;
-
-  /* first the bytes read while sniffing the compression */
-  if (s->in_pos < s->in_len)
-    {
-      n = s->in_len - s->in_pos < size ? s->in_len - s->in_pos : size;
-      memcpy(out, s->in + s->in_pos, n);
-      s->in_pos += n;
-      return n;
-    }
-  if (s->in_eof)
-    return 0;
-  n = read_some(s, out, size);
-  if (n == 0)
-    s->in_eof = true;
-  return n;
-}
-
-static ssize_t
-next_gzip(struct stream *s, unsigned char *out, size_t size)
-{
-  size_t done = 0;
-
-  while (done < size)
-    {
-      size_t consumed, produced;
-
-      if (stream_starved(s))
-        {
-          /* hand over what we have rather than wait for more input */
-          if (done > 0 || s->in_eof)
-            break;
-          if (stream_fill(s) < 0)
-            return -1;
-          if (s->in_eof)
-            break;
-        }
-      if (gzip_decoder_run(s->gzip, s->in + s->in_pos, s->in_len - s->in_pos, &consumed, out + done,
-                           size - done, &produced, &s->err)
-          < 0)
-        return -1;
-      s->in_pos += consumed;
-      done += produced;
-      s->pending = done == size;
-    }
-  if (done == 0 && s->in_eof && !gzip_decoder_at_member_end(s->gzip))
-    return error_set(&s->err, EINVAL, "gzip: unexpected end of data");
-  return done;
-}
-
-static ssize_t
-next_zstd(struct stream *s, unsigned char *buffer, size_t size)
-{
-  ZSTD_outBuffer out = { buffer, size, 0 };
-
-  while (out.pos < out.size)
-    {
-      ZSTD_inBuffer in;
-      size_t r;
-
-      if (stream_starved(s))
-        {
-          if (out.pos > 0 || s->in_eof)
-            break;
-          if (stream_fill(s) < 0)
-            return -1;
-          if (s->in_eof)
-            break;
-        }
-      in = (ZSTD_inBuffer){ s->in, s->in_len, s->in_pos };
-      r = ZSTD_decompressStream(s->zstd, &out, &in);
-      if (ZSTD_isError(r))
-        return error_set(&s->err, EINVAL, "zstd: %s", ZSTD_getErrorName(r));
-      s->in_pos = in.pos;
-      /* zstd itself moves on to the frames that follow */
-      s->frame_complete = r == 0;
-      s->pending = r != 0 && out.pos == out.size;
-    }
-  if (out.pos == 0 && s->in_eof && !s->frame_complete)
-    return error_set(&s->err, EINVAL, "zstd: unexpected end of data");
-  return out.pos;
-}
-
-/* Fills out with the next chunk of the uncompressed tar; 0 at its end.
- * Every byte is hashed and counted here, once, whoever consumes it. */
-static ssize_t
-stream_next(struct stream *s, unsigned char *out, size_t size)
-{
-  ssize_t n;
-
-  if (s->err.code != 0)
-    return -1;
-  switch (s->codec)
-    {
-    case LAYER_COMPRESSION_GZIP:
-      n = next_gzip(s, out, size);
-      break;
-    case LAYER_COMPRESSION_ZSTD:
-      n = next_zstd(s, out, size);
-      break;
-    default:
-      n = next_plain(s, out, size);
-      break;
-    }
-  if (n <= 0)
-    return n;
-  s->total += n;
-  if (s->total > s->max_size)
-    return error_set(&s->err, EFBIG, "layer is larger than %llu bytes uncompressed",
-                     (unsigned long long)s->max_size);
-  digester_update(s->digest, out, n);
-  return n;
-}
 
 static const char *
 compression_name(enum layer_compression c)
@@ -286,48 +116,27 @@ compression_name(enum layer_compression c)
  * sniff too).  A layer declared compressed that does not start like one is
  * refused: its manifest is wrong. */
 static int
-stream_pick_codec(struct stream *s, enum layer_compression declared, struct error *err)
+stream_pick_codec(struct stream *s)
 {
   static const unsigned char gzip_magic[] = { 0x1f, 0x8b };
   static const unsigned char zstd_magic[] = { 0x28, 0xb5, 0x2f, 0xfd };
 
-  while (s->in_len < sizeof zstd_magic && !s->in_eof)
-    if (stream_fill(s) < 0)
-      {
-        error_move(err, &s->err);
-        return -1;
-      }
-  if (s->in_len >= sizeof gzip_magic && memcmp(s->in, gzip_magic, sizeof gzip_magic) == 0)
+  if (s->magic_len >= sizeof gzip_magic && memcmp(s->magic, gzip_magic, sizeof gzip_magic) == 0)
     s->codec = LAYER_COMPRESSION_GZIP;
-  else if (s->in_len >= sizeof zstd_magic && memcmp(s->in, zstd_magic, sizeof zstd_magic) == 0)
+  else if (s->magic_len >= sizeof zstd_magic
+           && memcmp(s->magic, zstd_magic, sizeof zstd_magic) == 0)
     s->codec = LAYER_COMPRESSION_ZSTD;
-  else if (declared != LAYER_COMPRESSION_NONE)
-    return error_set(err, EINVAL, "layer declared %s does not start with %s magic bytes",
-                     compression_name(declared), compression_name(declared));
+  else if (s->declared != LAYER_COMPRESSION_NONE)
+    return error_set(&s->err, EINVAL, "layer declared %s does not start with %s magic bytes",
+                     compression_name(s->declared), compression_name(s->declared));
   else
     s->codec = LAYER_COMPRESSION_NONE;
-  if (s->codec != declared)
-    log_debug("layer declared %s is %s", compression_name(declared), compression_name(s->codec));
-  return 0;
-}
-
-static int
-stream_init(struct stream *s, int fd, enum layer_compression declared, uint64_t max_size,
-            struct error *err)
-{
-  struct stat st;
-
-  s->fd = fd;
-  s->max_size = max_size;
-  /* a regular file never blocks; anything else might, forever */
-  s->pollable = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode);
-  s->in = xmalloc(INPUT_BUFFER_SIZE);
-  s->digest = digester_new();
-  if (stream_pick_codec(s, declared, err) < 0)
-    return -1;
+  if (s->codec != s->declared)
+    log_debug("layer declared %s is %s", compression_name(s->declared), compression_name(s->codec));
+  s->sniffed = true;
   if (s->codec == LAYER_COMPRESSION_GZIP)
     {
-      s->gzip = gzip_decoder_new(GZIP_DECODER_FASTEST, err);
+      s->gzip = gzip_decoder_new(GZIP_DECODER_FASTEST, &s->err);
       if (s->gzip == NULL)
         return -1;
     }
@@ -335,10 +144,68 @@ stream_init(struct stream *s, int fd, enum layer_compression declared, uint64_t 
     {
       s->zstd = ZSTD_createDStream();
       if (s->zstd == NULL)
-        return error_set(err, ENOMEM, "zstd: cannot create the decoder");
+        return error_set(&s->err, ENOMEM, "zstd: cannot create the decoder");
       if (ZSTD_isError(ZSTD_DCtx_setParameter(s->zstd, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_MAX)))
-        return error_set(err, EINVAL, "zstd: cannot limit the window size");
+        return error_set(&s->err, EINVAL, "zstd: cannot limit the window size");
     }
+  return 0;
+}
+
+/* Decodes what it can of in[0..len) into out[0..room).  The decoders use
+ * all the input unless the output fills up (then s->pending). */
+static int
+stream_decode(struct stream *s, const unsigned char *in, size_t len, size_t *consumed,
+              unsigned char *out, size_t room, size_t *produced)
+{
+  switch (s->codec)
+    {
+    case LAYER_COMPRESSION_GZIP:
+      if (gzip_decoder_run(s->gzip, in, len, consumed, out, room, produced, &s->err) < 0)
+        return -1;
+      s->pending = *produced == room;
+      return 0;
+    case LAYER_COMPRESSION_ZSTD:
+      {
+        ZSTD_inBuffer zin = { in, len, 0 };
+        ZSTD_outBuffer zout = { out, room, 0 };
+        size_t r = ZSTD_decompressStream(s->zstd, &zout, &zin);
+
+        if (ZSTD_isError(r))
+          return error_set(&s->err, EINVAL, "zstd: %s", ZSTD_getErrorName(r));
+        *consumed = zin.pos;
+        *produced = zout.pos;
+        /* zstd itself moves on to the frames that follow */
+        s->frame_complete = r == 0;
+        s->pending = r != 0 && zout.pos == room;
+        return 0;
+      }
+    default:
+      *consumed = *produced = len < room ? len : room;
+      memcpy(out, in, *produced);
+      s->pending = false;
+      return 0;
+    }
+}
+
+/* Every uncompressed byte is counted here, once. */
+static int
+stream_account(struct stream *s, size_t n)
+{
+  s->total += n;
+  if (s->total > s->max_size)
+    return error_set(&s->err, EFBIG, "layer is larger than %llu bytes uncompressed",
+                     (unsigned long long)s->max_size);
+  return 0;
+}
+
+/* The input ended: it must end where the compression says it may. */
+static int
+stream_check_end(struct stream *s)
+{
+  if (s->codec == LAYER_COMPRESSION_GZIP && !gzip_decoder_at_member_end(s->gzip))
+    return error_set(&s->err, EINVAL, "gzip: unexpected end of data");
+  if (s->codec == LAYER_COMPRESSION_ZSTD && !s->frame_complete)
+    return error_set(&s->err, EINVAL, "zstd: unexpected end of data");
   return 0;
 }
 
@@ -347,15 +214,14 @@ stream_free(struct stream *s)
 {
   gzip_decoder_free(s->gzip);
   ZSTD_freeDStream(s->zstd);
-  digester_free(s->digest);
-  free(s->in);
   error_clear(&s->err);
 }
 
-/* ---- the decoder thread ------------------------------------------------ */
+/* ---- the ring between producer and extractor ------------------------- */
 
 /* Slots first .. first+filled-1 (mod RING_SLOTS) hold data; the consumer
- * may hold slot first (handed), the decoder writes slot first+filled. */
+ * may hold slot first (handed), the producer fills slot first+filled
+ * (it may take several writes to). */
 struct ring
 {
   pthread_mutex_t lock;
@@ -364,70 +230,39 @@ struct ring
   size_t lengths[RING_SLOTS];
   size_t first, filled;
   bool handed;
-  bool finished; /* the decoder is done: end of stream, or s->err */
-  bool stop;
-  bool running;
-  pthread_t thread;
+  bool finished; /* the producer is done: end of stream, or s->err */
+  bool stop;     /* the extractor is gone: the producer stops */
   struct stream *s;
+  /* The diff id: every byte is hashed as the extractor takes it, so the
+   * hashing is on the extractor's side of the work, not the producer's
+   * (which decompresses), and the two threads of a layer weigh about the
+   * same. */
+  struct digester *digest;
 };
 
-static void *
-decoder_main(void *arg)
+static void
+ring_init(struct ring *r, struct stream *s)
 {
-  struct ring *r = arg;
-
-  for (;;)
-    {
-      size_t slot;
-      bool stop;
-      ssize_t n;
-
-      pthread_mutex_lock(&r->lock);
-      while (!r->stop && r->filled == RING_SLOTS)
-        pthread_cond_wait(&r->cond, &r->lock);
-      slot = (r->first + r->filled) % RING_SLOTS;
-      stop = r->stop;
-      pthread_mutex_unlock(&r->lock);
-      n = stop ? 0 : stream_next(r->s, r->buffers[slot], OUTPUT_BUFFER_SIZE);
-
-      pthread_mutex_lock(&r->lock);
-      if (n > 0)
-        {
-          r->lengths[slot] = n;
-          r->filled++;
-        }
-      else
-        r->finished = true;
-      pthread_cond_broadcast(&r->cond);
-      pthread_mutex_unlock(&r->lock);
-      if (n <= 0)
-        return NULL;
-    }
-}
-
-static int
-ring_start(struct ring *r, struct stream *s, struct error *err)
-{
-  int e;
-
   r->s = s;
+  r->digest = digester_new();
   for (int i = 0; i < RING_SLOTS; i++)
     r->buffers[i] = xmalloc(OUTPUT_BUFFER_SIZE);
   pthread_mutex_init(&r->lock, NULL);
   pthread_cond_init(&r->cond, NULL);
-  s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (s->stop_fd < 0)
-    return error_set_errno(err, errno, "eventfd");
-  e = pthread_create(&r->thread, NULL, decoder_main, r);
-  if (e != 0)
-    return error_set_errno(err, e, "start the layer decoder");
-  pthread_setname_np(r->thread, "layer-decode");
-  r->running = true;
-  return 0;
 }
 
-/* The next chunk for the tar reader; 0 at the end, -1 when the decoder
- * failed (s->err says why).  The previous chunk goes back to the decoder:
+static void
+ring_destroy(struct ring *r)
+{
+  for (int i = 0; i < RING_SLOTS; i++)
+    free(r->buffers[i]);
+  digester_free(r->digest);
+  pthread_mutex_destroy(&r->lock);
+  pthread_cond_destroy(&r->cond);
+}
+
+/* The next chunk for the tar reader; 0 at the end, -1 when the producer
+ * failed (s->err says why).  The previous chunk goes back to the producer:
  * libarchive keeps a callback's buffer only until its next call. */
 static ssize_t
 ring_take(struct ring *r, const void **buf)
@@ -453,42 +288,22 @@ ring_take(struct ring *r, const void **buf)
   else if (r->s->err.code != 0)
     n = -1;
   pthread_mutex_unlock(&r->lock);
+  /* handed: the producer leaves the slot alone until the next call */
+  if (n > 0)
+    digester_update(r->digest, *buf, n);
   return n;
 }
 
-/* Stops the decoder (wherever it waits: for a free slot, or for input on
- * a pipe) and joins it. */
-static void
-ring_stop(struct ring *r)
+/* Whether the producer stopped on an error (then s->err is final). */
+static bool
+ring_failed(struct ring *r)
 {
-  if (r->running)
-    {
-      uint64_t one = 1;
+  bool failed;
 
-      pthread_mutex_lock(&r->lock);
-      r->stop = true;
-      pthread_cond_broadcast(&r->cond);
-      pthread_mutex_unlock(&r->lock);
-      if (write(r->s->stop_fd, &one, sizeof one) < 0)
-        abort(); /* an eventfd far from overflow cannot refuse */
-      pthread_join(r->thread, NULL);
-      r->running = false;
-    }
-}
-
-static void
-ring_free(struct ring *r)
-{
-  ring_stop(r);
-  if (r->s == NULL)
-    return;
-  for (int i = 0; i < RING_SLOTS; i++)
-    free(r->buffers[i]);
-  pthread_mutex_destroy(&r->lock);
-  pthread_cond_destroy(&r->cond);
-  if (r->s->stop_fd >= 0)
-    close(r->s->stop_fd);
-  r->s->stop_fd = -1;
+  pthread_mutex_lock(&r->lock);
+  failed = r->finished && r->s->err.code != 0;
+  pthread_mutex_unlock(&r->lock);
+  return failed;
 }
 
 static la_ssize_t
@@ -951,19 +766,7 @@ make_replacing(struct extract *x, const struct maker *m, int parent_fd, const ch
   return r;
 }
 
-/* Whether the decoder stopped on an error (then s->err is final). */
-static bool
-ring_failed(struct ring *r)
-{
-  bool failed;
-
-  pthread_mutex_lock(&r->lock);
-  failed = r->finished && r->s->err.code != 0;
-  pthread_mutex_unlock(&r->lock);
-  return failed;
-}
-
-/* libarchive failed: the decoder's own error explains it when there is
+/* libarchive failed: the producer's own error explains it when there is
  * one (EFBIG, a corrupt gzip), else the archive is damaged. */
 static int
 archive_failure(struct extract *x, const char *entry, struct error *err)
@@ -1305,7 +1108,7 @@ extract_free(struct extract *x)
 }
 
 /* Reads what follows the tar's end (padding, usually): it belongs to the
- * diff id, and the writer of a pipe must see its bytes consumed. */
+ * diff id, and the producer must see its bytes consumed. */
 static int
 ring_drain(struct ring *r, struct error *err)
 {
@@ -1354,37 +1157,342 @@ unpack(struct extract *x, struct error *err)
   return 0;
 }
 
+/* ---- the unpacker ------------------------------------------------------ */
+
+struct layer_unpacker
+{
+  struct stream s;
+  struct ring ring;
+  struct extract x;
+  pthread_t thread;
+  /* Signalled when the extractor thread ends, whatever the outcome: a
+   * producer reading a pipe that stalled stops waiting for it. */
+  int ended_fd;
+  /* The extractor's outcome, final once it has ended. */
+  int ret;
+  struct error err;
+  /* The producer's side: the slot it fills, and whether it is done. */
+  bool have_slot;
+  size_t slot, slot_len;
+  bool failed;
+  bool ended;
+};
+
+static void *
+extractor_main(void *arg)
+{
+  struct layer_unpacker *u = arg;
+  struct ring *r = &u->ring;
+  uint64_t one = 1;
+
+  u->ret = unpack(&u->x, &u->err);
+  /* a producer waiting for a free slot stops */
+  pthread_mutex_lock(&r->lock);
+  r->stop = true;
+  pthread_cond_broadcast(&r->cond);
+  pthread_mutex_unlock(&r->lock);
+  if (write(u->ended_fd, &one, sizeof one) < 0)
+    abort(); /* an eventfd far from overflow cannot refuse */
+  return NULL;
+}
+
+static void
+unpacker_free(struct layer_unpacker *u)
+{
+  extract_free(&u->x);
+  ring_destroy(&u->ring);
+  stream_free(&u->s);
+  error_clear(&u->err);
+  if (u->ended_fd >= 0)
+    close(u->ended_fd);
+  free(u);
+}
+
+struct layer_unpacker *
+layer_unpacker_start(const char *dir, enum layer_compression compression, uint64_t max_size,
+                     struct error *err)
+{
+  struct layer_unpacker *u = xcalloc(1, sizeof *u);
+  int e;
+
+  u->s.declared = compression;
+  u->s.max_size = max_size;
+  ring_init(&u->ring, &u->s);
+  u->x = (struct extract){ .root_fd = -1, .cached_fd = -1, .ring = &u->ring, .max_size = max_size };
+  u->ended_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (u->ended_fd < 0)
+    {
+      error_set_errno(err, errno, "eventfd");
+      goto fail;
+    }
+  u->x.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (u->x.root_fd < 0)
+    {
+      error_set_errno(err, errno, "open %s", dir);
+      goto fail;
+    }
+  u->x.ar = archive_read_new();
+  if (u->x.ar == NULL)
+    abort();
+  e = pthread_create(&u->thread, NULL, extractor_main, u);
+  if (e != 0)
+    {
+      error_set_errno(err, e, "start the layer extractor");
+      goto fail;
+    }
+  pthread_setname_np(u->thread, "layer-unpack");
+  return u;
+fail:
+  unpacker_free(u);
+  return NULL;
+}
+
+/* A slot to fill: the one being filled, else the next free one (waits for
+ * it); false when the extractor has stopped. */
+static bool
+producer_slot(struct layer_unpacker *u)
+{
+  struct ring *r = &u->ring;
+  bool ok;
+
+  if (u->have_slot)
+    return true;
+  pthread_mutex_lock(&r->lock);
+  while (!r->stop && r->filled == RING_SLOTS)
+    pthread_cond_wait(&r->cond, &r->lock);
+  ok = !r->stop;
+  if (ok)
+    u->slot = (r->first + r->filled) % RING_SLOTS;
+  pthread_mutex_unlock(&r->lock);
+  u->have_slot = ok;
+  u->slot_len = 0;
+  return ok;
+}
+
+/* Hands the slot being filled to the extractor, unless it is empty. */
+static void
+producer_publish(struct layer_unpacker *u)
+{
+  struct ring *r = &u->ring;
+
+  if (!u->have_slot || u->slot_len == 0)
+    return;
+  pthread_mutex_lock(&r->lock);
+  r->lengths[u->slot] = u->slot_len;
+  r->filled++;
+  pthread_cond_broadcast(&r->cond);
+  pthread_mutex_unlock(&r->lock);
+  u->have_slot = false;
+}
+
+/* No more data: the end of the stream, or its failure when s->err is set
+ * (which then belongs to the extractor). */
+static void
+producer_end(struct layer_unpacker *u)
+{
+  struct ring *r = &u->ring;
+
+  if (u->ended)
+    return;
+  u->ended = true;
+  pthread_mutex_lock(&r->lock);
+  r->finished = true;
+  pthread_cond_broadcast(&r->cond);
+  pthread_mutex_unlock(&r->lock);
+}
+
+/* The producer cannot go on: s->err says why when it is the stream. */
+static bool
+producer_fail(struct layer_unpacker *u)
+{
+  u->failed = true;
+  producer_end(u);
+  return false;
+}
+
+/* Decodes in[0..len) into the ring (len 0: what the decoder still holds);
+ * false on failure. */
+static bool
+decode_into_ring(struct layer_unpacker *u, const unsigned char *in, size_t len)
+{
+  struct stream *s = &u->s;
+
+  do
+    {
+      size_t room, consumed, produced;
+      unsigned char *out;
+
+      if (!producer_slot(u))
+        return producer_fail(u);
+      out = u->ring.buffers[u->slot] + u->slot_len;
+      room = OUTPUT_BUFFER_SIZE - u->slot_len;
+      if (stream_decode(s, in, len, &consumed, out, room, &produced) < 0
+          || stream_account(s, produced) < 0)
+        return producer_fail(u);
+      in += consumed;
+      len -= consumed;
+      u->slot_len += produced;
+      if (u->slot_len == OUTPUT_BUFFER_SIZE)
+        producer_publish(u);
+      else if (len > 0 && consumed == 0 && produced == 0)
+        {
+          /* the decoders promise never to come here */
+          error_set(&s->err, EINVAL, "layer: the %s decoder is stuck", compression_name(s->codec));
+          return producer_fail(u);
+        }
+    }
+  while (len > 0 || s->pending);
+  return true;
+}
+
+/* Keeps the first bytes until they tell the compression, then decodes
+ * them; at_end: the input ended before there were enough. */
+static bool
+sniff_then_decode(struct layer_unpacker *u, const unsigned char **data, size_t *len, bool at_end)
+{
+  struct stream *s = &u->s;
+  size_t take = sizeof s->magic - s->magic_len;
+
+  if (take > *len)
+    take = *len;
+  memcpy(s->magic + s->magic_len, *data, take);
+  s->magic_len += take;
+  *data += take;
+  *len -= take;
+  if (s->magic_len < sizeof s->magic && !at_end)
+    return true;
+  if (stream_pick_codec(s) < 0)
+    return producer_fail(u);
+  return decode_into_ring(u, s->magic, s->magic_len);
+}
+
+bool
+layer_unpacker_write(struct layer_unpacker *u, const void *data, size_t len)
+{
+  const unsigned char *p = data;
+
+  if (u->failed)
+    return false;
+  if (!u->s.sniffed && !sniff_then_decode(u, &p, &len, false))
+    return false;
+  if (len == 0 || !u->s.sniffed)
+    return true;
+  return decode_into_ring(u, p, len);
+}
+
+/* Waits for the extractor; its outcome is the unpacker's. */
+static int
+unpacker_join(struct layer_unpacker *u, char diff_id[72], struct error *err)
+{
+  int ret;
+
+  producer_end(u);
+  pthread_join(u->thread, NULL);
+  ret = u->ret;
+  if (ret < 0)
+    error_move(err, &u->err);
+  else if (diff_id)
+    {
+      digester_finish(u->ring.digest, diff_id);
+      u->ring.digest = NULL;
+    }
+  unpacker_free(u);
+  return ret;
+}
+
+int
+layer_unpacker_finish(struct layer_unpacker *u, char diff_id[72], struct error *err)
+{
+  const unsigned char *none = NULL;
+  size_t zero = 0;
+
+  if (!u->failed && !u->s.sniffed)
+    sniff_then_decode(u, &none, &zero, true);
+  if (!u->failed && u->s.pending)
+    decode_into_ring(u, NULL, 0);
+  if (!u->failed && stream_check_end(&u->s) < 0)
+    producer_fail(u);
+  if (!u->failed)
+    producer_publish(u);
+  return unpacker_join(u, diff_id, err);
+}
+
+void
+layer_unpacker_abort(struct layer_unpacker *u)
+{
+  struct error ignored = ERROR_INIT;
+
+  if (u == NULL)
+    return;
+  if (!u->ended && u->s.err.code == 0)
+    error_set(&u->s.err, ECANCELED, "layer: its input ended early");
+  producer_fail(u);
+  unpacker_join(u, NULL, &ignored);
+  error_clear(&ignored);
+}
+
+/* ---- layers from a file descriptor ------------------------------------ */
+
+/* read(2) that waits on a pipe or a non-blocking fd together with the end
+ * of the extractor, and retries on EINTR: 0 at EOF or when the extractor
+ * has ended (it failed: it ends only after the stream does). */
+static ssize_t
+read_input(int fd, bool pollable, int ended_fd, void *buffer, size_t size, struct error *err)
+{
+  for (;;)
+    {
+      ssize_t n;
+
+      if (pollable)
+        {
+          struct pollfd p[2]
+              = { { .fd = fd, .events = POLLIN }, { .fd = ended_fd, .events = POLLIN } };
+          if (poll(p, 2, -1) < 0)
+            {
+              if (errno == EINTR)
+                continue;
+              return error_set_errno(err, errno, "read layer: poll");
+            }
+          if (p[1].revents)
+            return 0;
+        }
+      n = read(fd, buffer, size);
+      if (n >= 0)
+        return n;
+      if (errno == EINTR || errno == EAGAIN)
+        continue;
+      return error_set_errno(err, errno, "read layer");
+    }
+}
+
 int
 layer_extract_fd(int fd, const char *dir, enum layer_compression compression, uint64_t max_size,
                  char diff_id[72], struct error *err)
 {
-  struct stream s = { .fd = -1, .stop_fd = -1 };
-  struct ring ring = { 0 };
-  struct extract x = { .root_fd = -1, .cached_fd = -1, .ring = &ring, .max_size = max_size };
-  int ret = -1;
+  struct layer_unpacker *u = layer_unpacker_start(dir, compression, max_size, err);
+  cleanup_free unsigned char *buffer = NULL;
+  struct stat st;
+  bool pollable;
 
-  x.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (x.root_fd < 0)
+  if (u == NULL)
+    return -1;
+  /* a regular file never blocks; anything else might, forever */
+  pollable = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode);
+  buffer = xmalloc(INPUT_BUFFER_SIZE);
+  for (;;)
     {
-      error_set_errno(err, errno, "open %s", dir);
-      goto out;
+      ssize_t n;
+
+      /* what is decoded goes to the extractor before a read that may
+       * wait: the writer of a pipe may wait for the extractor */
+      if (pollable && !u->failed)
+        producer_publish(u);
+      n = read_input(fd, pollable, u->ended_fd, buffer, INPUT_BUFFER_SIZE, &u->s.err);
+
+      if (n < 0)
+        producer_fail(u);
+      if (n <= 0 || !layer_unpacker_write(u, buffer, n))
+        break;
     }
-  if (stream_init(&s, fd, compression, max_size, err) < 0 || ring_start(&ring, &s, err) < 0)
-    goto out;
-  x.ar = archive_read_new();
-  if (x.ar == NULL)
-    abort();
-  if (unpack(&x, err) < 0)
-    goto out;
-  /* the decoder has finished: the digest is complete */
-  ring_stop(&ring);
-  digester_finish(s.digest, diff_id);
-  s.digest = NULL;
-  ret = 0;
-out:
-  extract_free(&x);
-  /* the decoder uses the stream: it stops first */
-  ring_free(&ring);
-  stream_free(&s);
-  return ret;
+  return layer_unpacker_finish(u, diff_id, err);
 }

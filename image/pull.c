@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "image/layer.h"
+#include "image/pull_plugin.h"
 #include "image/reference.h"
 #include "image/registry.h"
 #include "image/store.h"
@@ -23,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +34,6 @@
 #define CONFIG_MAX_SIZE (16 * 1024 * 1024)
 #define WAIT_TICK_NS (250 * 1000 * 1000)
 #define PROGRESS_LOG_NS (5LL * 1000 * 1000 * 1000)
-#define PIPE_SIZE (1024 * 1024)
 /* How long a failed pull waits for its abandoned downloads to stop. */
 #define ABANDON_WAIT_NS (30LL * 1000 * 1000 * 1000)
 
@@ -201,8 +200,8 @@ struct blob_sink
 {
   struct job *job;
   struct blob_writer *writer;
-  int pipe_fd; /* -1: no unpacker */
-  bool pipe_broken;
+  struct layer_unpacker *unpacker; /* NULL: a blob that is not unpacked */
+  bool unpack_failed;
 };
 
 static int
@@ -212,10 +211,11 @@ blob_sink_write(void *arg, const void *data, size_t len, struct error *err)
 
   if (blob_writer_write(sink->writer, data, len, err) < 0)
     return -1;
-  if (sink->pipe_fd >= 0 && write_all(sink->pipe_fd, data, len) < 0)
+  if (sink->unpacker && !pull_plugin_unpacker_write(sink->unpacker, data, len))
     {
-      sink->pipe_broken = errno == EPIPE;
-      return error_set_errno(err, errno, "feed the unpacker");
+      /* the unpacker's own error is the one that counts */
+      sink->unpack_failed = true;
+      return error_set(err, ECANCELED, "unpacking stopped");
     }
   atomic_fetch_add(&sink->job->received, len);
   return 0;
@@ -226,7 +226,7 @@ run_blob_job(struct job *job, struct error *err)
 {
   struct image_puller *puller = job->puller;
   struct registry_request request = job_request(job);
-  struct blob_sink sink = { .job = job, .pipe_fd = -1 };
+  struct blob_sink sink = { .job = job };
 
   if (image_store_has_blob(puller->store, job->digest))
     return 0;
@@ -271,43 +271,6 @@ release_slot(struct job *job)
   pthread_mutex_unlock(&job->puller->lock);
 }
 
-struct unpacker
-{
-  int fd;
-  const char *dir;
-  enum layer_compression compression;
-  char diff_id[72];
-  int ret;
-  struct error err;
-};
-
-/* Reads the rest of fd so the downloader never blocks on bytes past the
- * end of the tar (padding, trailing zeros). */
-static void
-drain(int fd)
-{
-  char buffer[65536];
-  ssize_t n;
-
-  while ((n = read(fd, buffer, sizeof buffer)) != 0)
-    if (n < 0 && errno != EINTR)
-      break;
-}
-
-static void *
-unpacker_thread(void *arg)
-{
-  struct unpacker *u = arg;
-
-  u->ret
-      = layer_unpack_fd(u->fd, u->dir, u->compression, LAYER_DEFAULT_MAX_SIZE, u->diff_id, &u->err);
-  if (u->ret == 0)
-    drain(u->fd);
-  /* On failure the downloader's next write fails with EPIPE and stops. */
-  close(u->fd);
-  return NULL;
-}
-
 static int
 check_diff_id(const char *actual, const char *expected, struct error *err)
 {
@@ -317,60 +280,36 @@ check_diff_id(const char *actual, const char *expected, struct error *err)
   return 0;
 }
 
-/* The downloader's writes must fail with EPIPE, not kill the daemon. */
-static void
-block_sigpipe(void)
-{
-  sigset_t set;
-
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
+/* Downloads the layer and unpacks it as its bytes arrive, in this
+ * thread (decompression, hashing) and the unpacker's (extraction). */
 static int
 stream_layer(struct job *job, const char *diff_dir, struct blob_writer *writer, struct error *err)
 {
   struct image_puller *puller = job->puller;
   struct registry_request request = job_request(job);
-  struct unpacker u = { .dir = diff_dir, .compression = job->compression };
   struct blob_sink sink = { .job = job, .writer = writer };
   struct error download_err = ERROR_INIT;
-  pthread_t thread;
-  int fds[2];
-  int ret;
+  char diff_id[72];
 
-  if (pipe2(fds, O_CLOEXEC) < 0)
-    return error_set_errno(err, errno, "pipe");
-  fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);
-  u.fd = fds[0];
-  sink.pipe_fd = fds[1];
-  if (pthread_create(&thread, NULL, unpacker_thread, &u) != 0)
+  sink.unpacker
+      = pull_plugin_unpacker_start(diff_dir, job->compression, LAYER_DEFAULT_MAX_SIZE, err);
+  if (sink.unpacker == NULL)
+    return -1;
+  if (registry_fetch_blob(puller->registry, &job->ref, job->digest, job->size, &request,
+                          blob_sink_write, &sink, &download_err)
+          < 0
+      && !sink.unpack_failed)
     {
-      close(fds[0]);
-      close(fds[1]);
-      return error_set(err, EAGAIN, "cannot start the unpacker thread");
-    }
-  block_sigpipe();
-  ret = registry_fetch_blob(puller->registry, &job->ref, job->digest, job->size, &request,
-                            blob_sink_write, &sink, &download_err);
-  close(fds[1]);
-  pthread_join(thread, NULL);
-  /* The root cause: the unpacker when it broke the pipe, else the
-   * download, else the unpacker. */
-  if (u.ret < 0 && (ret == 0 || sink.pipe_broken))
-    {
-      error_move(err, &u.err);
-      error_clear(&download_err);
-      return error_wrap(err, "unpack");
-    }
-  error_clear(&u.err);
-  if (ret < 0)
-    {
+      pull_plugin_unpacker_abort(sink.unpacker);
       error_move(err, &download_err);
       return -1;
     }
-  return check_diff_id(u.diff_id, job->diff_id, err);
+  /* With the download complete, or stopped by the unpacker: the unpacker
+   * says how it ended. */
+  error_clear(&download_err);
+  if (pull_plugin_unpacker_finish(sink.unpacker, diff_id, err) < 0)
+    return error_wrap(err, "unpack");
+  return check_diff_id(diff_id, job->diff_id, err);
 }
 
 static int

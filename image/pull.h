@@ -3,8 +3,9 @@
  * A pull resolves the reference to a manifest (choosing the host's platform
  * in an index), fetches the config, then fetches and unpacks every missing
  * layer in parallel: for each layer one thread streams the blob into its
- * blob file and a pipe while another unpacks from the pipe, so a layer is
- * unpacked by the time its last byte arrived.  At most
+ * blob file and decompresses it into a layer unpacker (image/layer), whose
+ * own thread extracts it, so a layer is unpacked by the time its last byte
+ * arrived.  At most
  * max_concurrent_downloads blobs download at once (for the whole puller).
  * Each layer's diff id must equal the config's rootfs.diff_ids[i].
  *

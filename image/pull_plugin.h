@@ -23,7 +23,7 @@
 #define PULL_PLUGIN_FILE "crid-pull.so"
 #define PULL_PLUGIN_SYMBOL "crid_pull_plugin"
 /* Raised whenever the table or a type crossing it changes. */
-#define PULL_PLUGIN_ABI 1
+#define PULL_PLUGIN_ABI 2
 
 struct pull_plugin
 {
@@ -38,6 +38,12 @@ struct pull_plugin
   /* image/layer.h */
   int (*layer_extract_fd)(int fd, const char *dir, enum layer_compression compression,
                           uint64_t max_size, char diff_id[72], struct error *err);
+  struct layer_unpacker *(*layer_unpacker_start)(const char *dir,
+                                                 enum layer_compression compression,
+                                                 uint64_t max_size, struct error *err);
+  bool (*layer_unpacker_write)(struct layer_unpacker *u, const void *data, size_t len);
+  int (*layer_unpacker_finish)(struct layer_unpacker *u, char diff_id[72], struct error *err);
+  void (*layer_unpacker_abort)(struct layer_unpacker *u);
   /* image/import_archive.h */
   int (*import_archive_unpack)(const char *archive, const char *work, struct archive_link **links,
                                size_t *n_links, struct error *err);
@@ -46,6 +52,15 @@ struct pull_plugin
 /* The table, loaded at the first call; NULL (err set) when the plugin
  * cannot be loaded.  Thread-safe. */
 const struct pull_plugin *pull_plugin_get(struct error *err);
+
+/* The layer_unpacker_*() functions of image/layer.h through the plugin
+ * (start loads it). */
+struct layer_unpacker *pull_plugin_unpacker_start(const char *dir,
+                                                  enum layer_compression compression,
+                                                  uint64_t max_size, struct error *err);
+bool pull_plugin_unpacker_write(struct layer_unpacker *u, const void *data, size_t len);
+int pull_plugin_unpacker_finish(struct layer_unpacker *u, char diff_id[72], struct error *err);
+void pull_plugin_unpacker_abort(struct layer_unpacker *u);
 
 /* import_archive_unpack() through the plugin. */
 int pull_plugin_import_unpack(const char *archive, const char *work, struct archive_link **links,

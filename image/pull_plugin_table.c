@@ -9,5 +9,9 @@ __attribute__((visibility("default"))) const struct pull_plugin crid_pull_plugin
   .transport_reload = registry_transport_reload,
   .transport_request = registry_transport_request,
   .layer_extract_fd = layer_extract_fd,
+  .layer_unpacker_start = layer_unpacker_start,
+  .layer_unpacker_write = layer_unpacker_write,
+  .layer_unpacker_finish = layer_unpacker_finish,
+  .layer_unpacker_abort = layer_unpacker_abort,
   .import_archive_unpack = import_archive_unpack,
 };

@@ -10,7 +10,9 @@
  * symlinks, hardlinks, devices, whiteouts and xattrs).
  *
  * The input is the layer stream, declared uncompressed: gzip and zstd
- * magic at its start are sniffed, so the decoders are fuzzed too.  It is
+ * magic at its start are sniffed, so the decoders are fuzzed too.  Inputs
+ * of odd length are read from a file, the others written into an
+ * unpacker in pieces of 1 to 13 bytes, as a download writes them.  It is
  * unpacked into a fresh directory nested in a sandbox whose every level
  * holds a sentinel; afterwards remove_tree must remove the layer, and
  * every level must hold exactly what it held before, with the sentinels
@@ -122,6 +124,26 @@ is_compressed(const uint8_t *data, size_t size)
          || (size >= 4 && memcmp(data, "\x28\xb5\x2f\xfd", 4) == 0);
 }
 
+static int
+push_in_pieces(const uint8_t *data, size_t size, char diff_id[72], struct error *err)
+{
+  struct layer_unpacker *u = layer_unpacker_start(layer, LAYER_COMPRESSION_NONE, MAX_SIZE, err);
+  size_t done = 0;
+
+  if (u == NULL)
+    return -1;
+  for (size_t i = 0; done < size; i++)
+    {
+      size_t n = 1 + (i * 7 + size) % 13;
+      if (n > size - done)
+        n = size - done;
+      if (!layer_unpacker_write(u, data + done, n))
+        break;
+      done += n;
+    }
+  return layer_unpacker_finish(u, diff_id, err);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -130,13 +152,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   int fd, r;
 
   check(mkdir(layer, 0755) == 0, "mkdir layer");
-  fd = memfd_create("layer", MFD_CLOEXEC);
-  check(fd >= 0, "memfd_create");
-  check(size == 0 || write(fd, data, size) == (ssize_t)size, "write memfd");
-  check(lseek(fd, 0, SEEK_SET) == 0, "lseek");
-
-  r = layer_unpack_fd(fd, layer, LAYER_COMPRESSION_NONE, MAX_SIZE, diff_id, &err);
-  close(fd);
+  if (size % 2)
+    {
+      fd = memfd_create("layer", MFD_CLOEXEC);
+      check(fd >= 0, "memfd_create");
+      check(write(fd, data, size) == (ssize_t)size, "write memfd");
+      check(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+      r = layer_unpack_fd(fd, layer, LAYER_COMPRESSION_NONE, MAX_SIZE, diff_id, &err);
+      close(fd);
+    }
+  else
+    r = push_in_pieces(data, size, diff_id, &err);
   if (r < 0)
     {
       check(r == -1 && err.code != 0 && err.message != NULL, "error without code or message");

@@ -1,9 +1,9 @@
 /* Unit tests of image/layer: tar streams built in memory with libarchive's
- * writer, compressed with zlib or libzstd, fed through a pipe (as from a
- * downloader) or a file into layer_unpack_fd, and the tree checked node by
- * node; every escape attempt runs in a sandbox with a sentinel beside the
- * layer directory, which must stay untouched; a real overlay mount checks
- * the whiteouts.  Needs root (chown, mknod, trusted.* xattrs, mount): as
+ * writer, compressed with zlib or libzstd, fed through a pipe or a file
+ * into layer_unpack_fd, or written in chunks of every size into a
+ * layer_unpacker (as a download does), and the tree checked node by node; every escape attempt runs
+ * in a sandbox with a sentinel beside the layer directory, which must stay untouched; a real
+ * overlay mount checks the whiteouts.  Needs root (chown, mknod, trusted.* xattrs, mount): as
  * another user the tests are skipped. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -173,6 +173,7 @@ enum feed
 {
   FEED_PIPE,
   FEED_FILE,
+  FEED_CHUNKS, /* layer_unpacker_write() in pieces of 1 byte to 300 KB */
 };
 
 struct writer
@@ -201,6 +202,31 @@ pipe_writer(void *arg)
   return NULL;
 }
 
+/* Writes data into an unpacker the way downloads arrive: in pieces of
+ * varied sizes (1 byte first, so the compression is sniffed across
+ * writes), stopping when the unpacker refuses more. */
+static int
+push_chunks(const void *data, size_t len, const char *dir, enum layer_compression c, uint64_t max,
+            char diff_id[72], struct error *err)
+{
+  static const size_t sizes[] = { 1, 3, 7, 16384, 1, 65536, 300000, 4095, 2 };
+  struct layer_unpacker *u = layer_unpacker_start(dir, c, max, err);
+  size_t done = 0;
+
+  if (u == NULL)
+    return -1;
+  for (size_t i = 0; done < len; i++)
+    {
+      size_t n = sizes[i % (sizeof sizes / sizeof *sizes)];
+      if (n > len - done)
+        n = len - done;
+      if (!layer_unpacker_write(u, (const char *)data + done, n))
+        break;
+      done += n;
+    }
+  return layer_unpacker_finish(u, diff_id, err);
+}
+
 static int
 unpack_bytes(const void *data, size_t len, enum feed feed, const char *dir,
              enum layer_compression c, uint64_t max, char diff_id[72], struct error *err)
@@ -217,6 +243,8 @@ unpack_bytes(const void *data, size_t len, enum feed feed, const char *dir,
       close(fd);
       return r;
     }
+  if (feed == FEED_CHUNKS)
+    return push_chunks(data, len, dir, c, max, diff_id, err);
   pthread_t thread;
   struct writer w;
 
@@ -573,25 +601,29 @@ expect_unpack(const struct buf *input, enum layer_compression declared, enum fee
   char diff_id[72];
   int r;
 
-  sandbox_new(&sb);
-  r = unpack_bytes(input->data, input->len, feed, sb.layer, declared, LAYER_DEFAULT_MAX_SIZE,
-                   diff_id, &err);
-  if (expected_code == 0)
+  /* the way asked for, then as a download writes it: the same outcome */
+  for (int pass = 0; pass < 2; pass++)
     {
-      if (r < 0)
-        fail_msg("unpack: %s", error_message(&err));
-      if (expected_digest)
-        assert_string_equal(diff_id, expected_digest);
+      sandbox_new(&sb);
+      r = unpack_bytes(input->data, input->len, pass ? FEED_CHUNKS : feed, sb.layer, declared,
+                       LAYER_DEFAULT_MAX_SIZE, diff_id, &err);
+      if (expected_code == 0)
+        {
+          if (r < 0)
+            fail_msg("unpack: %s", error_message(&err));
+          if (expected_digest)
+            assert_string_equal(diff_id, expected_digest);
+        }
+      else
+        {
+          assert_int_equal(r, -1);
+          if (err.code != expected_code)
+            fail_msg("code %d (%s), expected %d", err.code, error_message(&err), expected_code);
+          error_clear(&err);
+        }
+      sandbox_check(&sb);
+      sandbox_free(&sb);
     }
-  else
-    {
-      assert_int_equal(r, -1);
-      if (err.code != expected_code)
-        fail_msg("code %d (%s), expected %d", err.code, error_message(&err), expected_code);
-      error_clear(&err);
-    }
-  sandbox_check(&sb);
-  sandbox_free(&sb);
 }
 
 static void
@@ -790,6 +822,95 @@ test_error_with_stalled_pipe(void **state)
   sandbox_check(&sb);
   sandbox_free(&sb);
   buf_free(&tar);
+}
+
+/* ---- the unpacker as a download drives it ------------------------------ */
+
+/* Entries of a directory in /proc/self (threads, fds). */
+static int
+count_entries(const char *dir_path)
+{
+  DIR *dir = opendir(dir_path);
+  struct dirent *entry;
+  int n = 0;
+
+  assert_non_null(dir);
+  while ((entry = readdir(dir)) != NULL)
+    if (entry->d_name[0] != '.')
+      n++;
+  closedir(dir);
+  return n;
+}
+
+/* A bad entry while the writer has megabytes more to write: the writer is
+ * told to stop (it would otherwise fill the ring and wait forever), and
+ * finish reports the bad entry, not the stop. */
+static void
+test_unpacker_stops_writer_on_bad_entry(void **state)
+{
+  struct sandbox sb;
+  struct buf tar = { 0 };
+  struct archive *a = tar_begin(&tar);
+  struct error err = ERROR_INIT;
+  size_t big = 4 * 1024 * 1024, done = 0;
+  char *data = xcalloc(1, big);
+  struct layer_unpacker *u;
+  char diff_id[72];
+  bool refused = false;
+
+  ADD(a, .name = "../x", .mode = 0644, .data = "evil\n");
+  ADD(a, .name = "big", .mode = 0644, .data = data, .size = big);
+  tar_end(a);
+  sandbox_new(&sb);
+  u = layer_unpacker_start(sb.layer, LAYER_COMPRESSION_NONE, LAYER_DEFAULT_MAX_SIZE, &err);
+  assert_non_null(u);
+  alarm(20);
+  while (done < tar.len && !refused)
+    {
+      size_t n = tar.len - done < 16384 ? tar.len - done : 16384;
+      refused = !layer_unpacker_write(u, tar.data + done, n);
+      done += n;
+    }
+  alarm(0);
+  assert_true(refused);
+  assert_true(done < tar.len);
+  assert_int_equal(layer_unpacker_finish(u, diff_id, &err), -1);
+  if (err.code != EINVAL || strstr(error_message(&err), "../x") == NULL)
+    fail_msg("finish: code %d (%s), expected EINVAL about ../x", err.code, error_message(&err));
+  error_clear(&err);
+  sandbox_check(&sb);
+  sandbox_free(&sb);
+  buf_free(&tar);
+  free(data);
+}
+
+/* A download that fails halfway: abort stops the extractor and leaves no
+ * thread or fd behind. */
+static void
+test_unpacker_abort_leaves_nothing(void **state)
+{
+  struct sandbox sb;
+  struct buf tar = { 0 }, gz = { 0 };
+  struct error err = ERROR_INIT;
+  struct layer_unpacker *u;
+  int threads, fds;
+
+  build_big(&tar, 3 * 1024 * 1024);
+  gzip_buf(&tar, &gz);
+  sandbox_new(&sb);
+  threads = count_entries("/proc/self/task");
+  fds = count_entries("/proc/self/fd");
+  u = layer_unpacker_start(sb.layer, LAYER_COMPRESSION_GZIP, LAYER_DEFAULT_MAX_SIZE, &err);
+  assert_non_null(u);
+  assert_int_equal(count_entries("/proc/self/task"), threads + 1);
+  assert_true(layer_unpacker_write(u, gz.data, gz.len / 2));
+  layer_unpacker_abort(u);
+  assert_int_equal(count_entries("/proc/self/task"), threads);
+  assert_int_equal(count_entries("/proc/self/fd"), fds);
+  sandbox_check(&sb);
+  sandbox_free(&sb);
+  buf_free(&tar);
+  buf_free(&gz);
 }
 
 /* ---- later entries replace earlier ones -------------------------------- */
@@ -1548,6 +1669,8 @@ main(void)
     cmocka_unit_test(test_bad_streams),
     cmocka_unit_test(test_trailing_bytes_in_diff_id),
     cmocka_unit_test(test_error_with_stalled_pipe),
+    cmocka_unit_test(test_unpacker_stops_writer_on_bad_entry),
+    cmocka_unit_test(test_unpacker_abort_leaves_nothing),
     cmocka_unit_test(test_replace),
     cmocka_unit_test(test_whiteouts),
     cmocka_unit_test(test_overlay_mount),
