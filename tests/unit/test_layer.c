@@ -16,6 +16,7 @@
 #include "image/digest.h"
 #include "common/trash.h"
 #include "image/layer.h"
+#include "tests/unit/proc_self.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -826,22 +827,6 @@ test_error_with_stalled_pipe(void **state)
 
 /* ---- the unpacker as a download drives it ------------------------------ */
 
-/* Entries of a directory in /proc/self (threads, fds). */
-static int
-count_entries(const char *dir_path)
-{
-  DIR *dir = opendir(dir_path);
-  struct dirent *entry;
-  int n = 0;
-
-  assert_non_null(dir);
-  while ((entry = readdir(dir)) != NULL)
-    if (entry->d_name[0] != '.')
-      n++;
-  closedir(dir);
-  return n;
-}
-
 /* A bad entry while the writer has megabytes more to write: the writer is
  * told to stop (it would otherwise fill the ring and wait forever), and
  * finish reports the bad entry, not the stop. */
@@ -898,15 +883,15 @@ test_unpacker_abort_leaves_nothing(void **state)
   build_big(&tar, 3 * 1024 * 1024);
   gzip_buf(&tar, &gz);
   sandbox_new(&sb);
-  threads = count_entries("/proc/self/task");
-  fds = count_entries("/proc/self/fd");
+  threads = proc_self_count("task");
+  fds = proc_self_count("fd");
   u = layer_unpacker_start(sb.layer, LAYER_COMPRESSION_GZIP, LAYER_DEFAULT_MAX_SIZE, &err);
   assert_non_null(u);
-  assert_int_equal(count_entries("/proc/self/task"), threads + 1);
+  assert_int_equal(proc_self_count("task"), threads + 1);
   assert_true(layer_unpacker_write(u, gz.data, gz.len / 2));
   layer_unpacker_abort(u);
-  assert_int_equal(count_entries("/proc/self/task"), threads);
-  assert_int_equal(count_entries("/proc/self/fd"), fds);
+  assert_int_equal(proc_self_count("task"), threads);
+  assert_int_equal(proc_self_count("fd"), fds);
   sandbox_check(&sb);
   sandbox_free(&sb);
   buf_free(&tar);

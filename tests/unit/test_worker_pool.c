@@ -8,8 +8,8 @@
 #include <cmocka.h>
 
 #include "crid/worker_pool.h"
+#include "tests/unit/proc_self.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,22 +23,6 @@ struct burst
   pthread_cond_t all_running;
   int running, done;
 };
-
-/* Threads of this process, from /proc/self/task. */
-static int
-count_threads(void)
-{
-  DIR *dir = opendir("/proc/self/task");
-  struct dirent *entry;
-  int n = 0;
-
-  assert_non_null(dir);
-  while ((entry = readdir(dir)) != NULL)
-    if (entry->d_name[0] != '.')
-      n++;
-  closedir(dir);
-  return n;
-}
 
 /* Blocks until BURST jobs run at once; allocates and frees a little, as
  * an RPC handler does. */
@@ -85,12 +69,12 @@ run_burst(struct worker_pool *pool, struct burst *b)
 static int
 wait_threads(int expected)
 {
-  int n = count_threads();
+  int n = proc_self_count("task");
 
   for (int i = 0; i < 200 && n != expected; i++)
     {
       usleep(50 * 1000);
-      n = count_threads();
+      n = proc_self_count("task");
     }
   return n;
 }
@@ -98,14 +82,14 @@ wait_threads(int expected)
 static void
 test_burst_workers_leave_after_it(void **state)
 {
-  int before = count_threads();
+  int before = proc_self_count("task");
   struct worker_pool *pool = worker_pool_new(1, 64);
   struct burst b;
 
   (void)state;
   assert_int_equal(wait_threads(before + 1), before + 1);
   run_burst(pool, &b);
-  assert_true(count_threads() >= before + BURST);
+  assert_true(proc_self_count("task") >= before + BURST);
   /* A second after the burst, the extra workers leave and the last one
    * trims: the minimum is what stays. */
   assert_int_equal(wait_threads(before + 1), before + 1);
